@@ -1,0 +1,13 @@
+module github.com/snapvlm/snapvlm
+
+go 1.26
+
+require (
+	github.com/ardanlabs/jinja v1.8.0 // indirect
+	github.com/disintegration/imaging v1.6.2 // indirect
+	github.com/yalue/onnxruntime_go v1.27.0 // indirect
+	golang.org/x/image v0.48.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+	google.golang.org/protobuf v1.36.11 // indirect
+)

@@ -1,9 +1,10 @@
 module github.com/snapvlm/snapvlm
 
-go 1.26
+go 1.26.0
+
+require github.com/ardanlabs/jinja v1.8.0
 
 require (
-	github.com/ardanlabs/jinja v1.8.0 // indirect
 	github.com/disintegration/imaging v1.6.2 // indirect
 	github.com/yalue/onnxruntime_go v1.27.0 // indirect
 	golang.org/x/image v0.48.0 // indirect

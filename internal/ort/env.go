@@ -1,0 +1,66 @@
+package ort
+
+import (
+	"fmt"
+	"sync"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// Options selects the library to load.
+type Options struct {
+	// LibPath is an explicit library file (the --ort-lib flag); empty means
+	// search as FindLibrary does.
+	LibPath string
+}
+
+// Env is the loaded ONNX Runtime. There is one per process because the C
+// library keeps one environment; it is safe for concurrent use.
+type Env struct {
+	path    string
+	version string
+}
+
+// process holds the one Env of this process. The C library's environment is
+// process-wide state, so this mirrors it rather than pretending otherwise.
+var process struct {
+	sync.Mutex
+	env *Env
+}
+
+// Open finds, version-checks and initialises ONNX Runtime. Later calls return
+// the same Env; asking for a different library after the first load is an
+// error.
+func Open(opts Options) (*Env, error) {
+	process.Lock()
+	defer process.Unlock()
+	if process.env != nil {
+		if opts.LibPath != "" && opts.LibPath != process.env.path {
+			return nil, fmt.Errorf("%w (%s loaded, %s asked)", errAlreadyOpen, process.env.path, opts.LibPath)
+		}
+		return process.env, nil
+	}
+	path, err := FindLibrary(opts.LibPath)
+	if err != nil {
+		return nil, err
+	}
+	v, err := libraryVersion(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading ONNX Runtime library %s: %w", path, err)
+	}
+	if err := checkVersion(path, v); err != nil {
+		return nil, err
+	}
+	ortgo.SetSharedLibraryPath(path)
+	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
+		return nil, fmt.Errorf("initialising ONNX Runtime %s from %s: %w", v, path, err)
+	}
+	process.env = &Env{path: path, version: v}
+	return process.env, nil
+}
+
+// Version is the version string the loaded library reports.
+func (e *Env) Version() string { return e.version }
+
+// LibraryPath is the file (or loader name) the library was loaded from.
+func (e *Env) LibraryPath() string { return e.path }

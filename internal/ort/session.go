@@ -1,0 +1,226 @@
+package ort
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// OptLevel is ONNX Runtime's graph optimisation level.
+type OptLevel string
+
+// Graph optimisation levels, as ONNX Runtime names them.
+const (
+	OptDefault  OptLevel = ""         // ONNX Runtime's default (all)
+	OptDisable  OptLevel = "disable"  // no graph rewrites
+	OptBasic    OptLevel = "basic"    // constant folding, redundant nodes
+	OptExtended OptLevel = "extended" // plus fusions
+	OptAll      OptLevel = "all"      // plus layout optimisations
+)
+
+// SessionOptions tune one session.
+type SessionOptions struct {
+	// IntraOpThreads is the number of threads inside an operator; 0 lets ONNX
+	// Runtime use one per physical core.
+	IntraOpThreads int
+	// OptLevel is the graph optimisation level.
+	OptLevel OptLevel
+	// Provider is the execution provider by name: "" or "cpu" (default),
+	// "cuda", "coreml", or any name ONNX Runtime's generic
+	// AppendExecutionProvider knows ("XNNPACK", "OpenVINO", "QNN", ...).
+	// A provider the library lacks is an error.
+	Provider string
+	// ProviderOptions are passed to the provider as they are.
+	ProviderOptions map[string]string
+}
+
+// Session is one loaded ONNX graph. Run is safe to call from several
+// goroutines at once (ONNX Runtime allows concurrent Run on one session);
+// each call needs its own tensors.
+type Session struct {
+	path    string
+	s       *ortgo.DynamicAdvancedSession
+	inputs  []IOInfo
+	outputs []IOInfo
+}
+
+// NewSession loads the model at path (external data next to it is found by
+// ONNX Runtime because the session is created from the path).
+func (e *Env) NewSession(path string, o SessionOptions) (*Session, error) {
+	inputs, outputs, err := readModelIO(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	opts, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	defer opts.Destroy()
+	if err := applyOptions(opts, o); err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	in := make([]string, len(inputs))
+	for i, x := range inputs {
+		in[i] = x.Name
+	}
+	out := make([]string, len(outputs))
+	for i, x := range outputs {
+		out[i] = x.Name
+	}
+	s, err := ortgo.NewDynamicAdvancedSession(path, in, out, opts)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	return &Session{path: path, s: s, inputs: inputs, outputs: outputs}, nil
+}
+
+func applyOptions(opts *ortgo.SessionOptions, o SessionOptions) error {
+	if o.IntraOpThreads < 0 {
+		return fmt.Errorf("intra-op threads must be >= 0, got %d", o.IntraOpThreads)
+	}
+	if err := opts.SetIntraOpNumThreads(o.IntraOpThreads); err != nil {
+		return fmt.Errorf("intra-op threads: %w", err)
+	}
+	// One graph runs at a time per call; inter-op parallelism only adds threads.
+	if err := opts.SetInterOpNumThreads(1); err != nil {
+		return fmt.Errorf("inter-op threads: %w", err)
+	}
+	lvl, err := parseOptLevel(o.OptLevel)
+	if err != nil {
+		return err
+	}
+	if err := opts.SetGraphOptimizationLevel(lvl); err != nil {
+		return fmt.Errorf("graph optimisation level: %w", err)
+	}
+	switch p := strings.ToLower(o.Provider); p {
+	case "", "cpu":
+	case "cuda":
+		cuda, err := ortgo.NewCUDAProviderOptions()
+		if err != nil {
+			return fmt.Errorf("execution provider CUDA: %w", err)
+		}
+		defer cuda.Destroy()
+		if len(o.ProviderOptions) > 0 {
+			if err := cuda.Update(o.ProviderOptions); err != nil {
+				return fmt.Errorf("execution provider CUDA options: %w", err)
+			}
+		}
+		if err := opts.AppendExecutionProviderCUDA(cuda); err != nil {
+			return fmt.Errorf("execution provider CUDA is not available in this ONNX Runtime library: %w", err)
+		}
+	case "coreml":
+		if err := opts.AppendExecutionProviderCoreMLV2(o.ProviderOptions); err != nil {
+			return fmt.Errorf("execution provider CoreML is not available in this ONNX Runtime library: %w", err)
+		}
+	default:
+		if err := opts.AppendExecutionProvider(o.Provider, o.ProviderOptions); err != nil {
+			return fmt.Errorf("execution provider %q is not available in this ONNX Runtime library: %w", o.Provider, err)
+		}
+	}
+	return nil
+}
+
+func parseOptLevel(l OptLevel) (ortgo.GraphOptimizationLevel, error) {
+	switch strings.ToLower(string(l)) {
+	case "", "all":
+		return ortgo.GraphOptimizationLevelEnableAll, nil
+	case "disable", "none", "off":
+		return ortgo.GraphOptimizationLevelDisableAll, nil
+	case "basic":
+		return ortgo.GraphOptimizationLevelEnableBasic, nil
+	case "extended":
+		return ortgo.GraphOptimizationLevelEnableExtended, nil
+	}
+	return 0, fmt.Errorf("graph optimisation level %q: want disable, basic, extended or all", l)
+}
+
+// Path is the model file.
+func (s *Session) Path() string { return s.path }
+
+// Inputs are the graph inputs in declared order (the order Run expects).
+func (s *Session) Inputs() []IOInfo { return s.inputs }
+
+// Outputs are the graph outputs in declared order (the order Run expects).
+func (s *Session) Outputs() []IOInfo { return s.outputs }
+
+// InputIndex is the position of the named input, or -1.
+func (s *Session) InputIndex(name string) int { return indexOf(s.inputs, name) }
+
+// OutputIndex is the position of the named output, or -1.
+func (s *Session) OutputIndex(name string) int { return indexOf(s.outputs, name) }
+
+func indexOf(infos []IOInfo, name string) int {
+	for i, x := range infos {
+		if x.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Run runs the graph. inputs and outputs follow Inputs() and Outputs();
+// every output must be a pre-allocated tensor of the shape the graph will
+// produce, so results land in Go memory without a copy. Cancelling ctx
+// terminates the run inside ONNX Runtime.
+func (s *Session) Run(ctx context.Context, inputs, outputs []*Tensor) error {
+	if len(inputs) != len(s.inputs) || len(outputs) != len(s.outputs) {
+		return fmt.Errorf("%s: run with %d inputs and %d outputs, graph has %d and %d",
+			s.path, len(inputs), len(outputs), len(s.inputs), len(s.outputs))
+	}
+	in := make([]ortgo.Value, len(inputs))
+	for i, t := range inputs {
+		if t == nil || t.v == nil {
+			return fmt.Errorf("%s: input %s is missing", s.path, s.inputs[i].Name)
+		}
+		in[i] = t.v
+	}
+	out := make([]ortgo.Value, len(outputs))
+	for i, t := range outputs {
+		if t == nil || t.v == nil {
+			return fmt.Errorf("%s: output %s has no pre-allocated tensor", s.path, s.outputs[i].Name)
+		}
+		out[i] = t.v
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var ro *ortgo.RunOptions
+	if ctx.Done() != nil {
+		var err error
+		ro, err = ortgo.NewRunOptions()
+		if err != nil {
+			return fmt.Errorf("run options: %w", err)
+		}
+		defer ro.Destroy()
+		terminated := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			ro.Terminate()
+			close(terminated)
+		})
+		// Destroy must not race a Terminate already under way.
+		defer func() {
+			if !stop() {
+				<-terminated
+			}
+		}()
+	}
+	if err := s.s.RunWithOptions(in, out, ro); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("running %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Close releases the session.
+func (s *Session) Close() error {
+	if s == nil || s.s == nil {
+		return nil
+	}
+	err := s.s.Destroy()
+	s.s = nil
+	return err
+}

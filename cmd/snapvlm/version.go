@@ -2,9 +2,27 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
+// version is the snapvlm release; builds may set it with
+// -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
 func cmdVersion(ctx context.Context, args []string) error {
-	return errors.New("not implemented yet")
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	ortLib := fs.String("ort-lib", "", "ONNX Runtime library file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fmt.Printf("snapvlm %s\n", version)
+	env, err := ort.Open(ort.Options{LibPath: *ortLib})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ONNX Runtime %s (%s)\n", env.Version(), env.LibraryPath())
+	return nil
 }

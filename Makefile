@@ -1,0 +1,39 @@
+# snapvlm: the two commands of the README are `make demo` and `make test`.
+# Both set up what they need (ONNX Runtime, reference tools) and are quick the
+# second time.
+
+GO      ?= go
+BIN     := bin/snapvlm
+GOFLAGS ?=
+
+.PHONY: all build setup deps test demo bench lint clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS) -o $(BIN) ./cmd/snapvlm
+
+# setup: the ONNX Runtime library (npm tarball, pinned sha256) in the user cache.
+setup: build
+	$(BIN) setup --quiet
+
+# deps: the reference tools the tests compare against (transformers.js).
+deps:
+	scripts/deps.sh
+
+test: setup deps
+	SNAPVLM_REQUIRE_ORT=1 $(GO) test $(GOFLAGS) ./...
+
+demo: setup
+	scripts/demo.sh
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+clean:
+	rm -rf bin

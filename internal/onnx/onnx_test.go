@@ -268,13 +268,13 @@ func TestFloat16Bits(t *testing.T) {
 		{-2, 0xc000},
 		{0.1, 0x2e66},
 		{65504, 0x7bff},
-		{65520, 0x7c00},             // rounds up to Inf
-		{5.960464477539063e-08, 1},  // smallest subnormal
-		{2.980232238769531e-08, 0},  // exactly half of it: ties to even (0)
-		{6.103515625e-05, 0x0400},   // smallest normal
-		{1.0009765625, 0x3c01},      // 1 + 2^-10
-		{1.00048828125, 0x3c00},     // 1 + 2^-11: tie to even
-		{1.00146484375, 0x3c02},     // 1 + 3*2^-11: tie rounds up to even
+		{65520, 0x7c00},            // rounds up to Inf
+		{5.960464477539063e-08, 1}, // smallest subnormal
+		{2.980232238769531e-08, 0}, // exactly half of it: ties to even (0)
+		{6.103515625e-05, 0x0400},  // smallest normal
+		{1.0009765625, 0x3c01},     // 1 + 2^-10
+		{1.00048828125, 0x3c00},    // 1 + 2^-11: tie to even
+		{1.00146484375, 0x3c02},    // 1 + 3*2^-11: tie rounds up to even
 		{float32(math.Inf(-1)), 0xfc00},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,435 @@
+// Package decoder runs the language model graph (decoder_model_merged*.onnx)
+// with its key/value cache: a prefill over the prompt's embeddings, then one
+// token at a time.
+//
+// The cache never passes through Go code: every generation owns two buffers
+// per cache tensor, sized once for the whole generation, and ONNX Runtime
+// writes each step's present.* into one while reading past_key_values.* from
+// the other (the previous step's present). Per step only tensor headers are
+// created; nothing is allocated or copied that grows with the sequence.
+package decoder
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/snapvlm/snapvlm/internal/float16"
+	"github.com/snapvlm/snapvlm/internal/ort"
+)
+
+// Graph I/O names of the SmolVLM decoder export.
+const (
+	InputEmbeds    = "inputs_embeds"
+	InputMask      = "attention_mask"
+	InputPositions = "position_ids"
+	InputUseCache  = "use_cache_branch"
+	InputKeep      = "num_logits_to_keep"
+	OutputLogits   = "logits"
+	pastPrefix     = "past_key_values."
+	presentPrefix  = "present."
+)
+
+// Config is what the graph must agree with, from config.json.
+type Config struct {
+	Layers  int
+	KVHeads int
+	HeadDim int
+	Hidden  int
+	Vocab   int // 0: taken from the graph when it is fixed there
+}
+
+// Decoder is a loaded decoder graph. It is safe for concurrent use; each
+// generation has its own State.
+type Decoder struct {
+	s   *ort.Session
+	cfg Config
+
+	embIdx, maskIdx, posIdx, useCacheIdx, keepIdx int
+	pastIdx                                       []int // 2*layer (+1 for value) -> input index
+	logitsIdx                                     int
+	presentIdx                                    []int // 2*layer (+1 for value) -> output index
+
+	embType, kvType, logitsType ort.DType
+}
+
+// New loads the graph at path and checks its inputs and outputs against cfg.
+func New(env *ort.Env, path string, so ort.SessionOptions, cfg Config) (*Decoder, error) {
+	s, err := env.NewSession(path, so)
+	if err != nil {
+		return nil, err
+	}
+	d, err := check(s, cfg)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// kvName parses "past_key_values.3.key" / "present.3.value" into 2*3 (+1).
+func kvName(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return 0, false
+	}
+	num, kind, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	layer, err := strconv.Atoi(num)
+	if err != nil || layer < 0 {
+		return 0, false
+	}
+	switch kind {
+	case "key":
+		return 2 * layer, true
+	case "value":
+		return 2*layer + 1, true
+	}
+	return 0, false
+}
+
+func check(s *ort.Session, cfg Config) (*Decoder, error) {
+	p := s.Path()
+	d := &Decoder{s: s, cfg: cfg, embIdx: -1, maskIdx: -1, posIdx: -1, useCacheIdx: -1, keepIdx: -1, logitsIdx: -1}
+	d.pastIdx = make([]int, 2*cfg.Layers)
+	d.presentIdx = make([]int, 2*cfg.Layers)
+	for i := range d.pastIdx {
+		d.pastIdx[i], d.presentIdx[i] = -1, -1
+	}
+	checkKV := func(io ort.IOInfo, what string) error {
+		if len(io.Shape) != 4 {
+			return fmt.Errorf("%s: %s %s has rank %d, want [batch, kv_heads, sequence, head_dim]", p, what, io.Name, len(io.Shape))
+		}
+		if io.Shape[1] > 0 && int(io.Shape[1]) != cfg.KVHeads {
+			return fmt.Errorf("%s: %s %s has %d heads but config.json text_config.num_key_value_heads is %d", p, what, io.Name, io.Shape[1], cfg.KVHeads)
+		}
+		if io.Shape[3] > 0 && int(io.Shape[3]) != cfg.HeadDim {
+			return fmt.Errorf("%s: %s %s has head size %d but config.json text_config.head_dim is %d", p, what, io.Name, io.Shape[3], cfg.HeadDim)
+		}
+		if io.DType != ort.Float32 && io.DType != ort.Float16 {
+			return fmt.Errorf("%s: %s %s is %s, want float32 or float16", p, what, io.Name, io.DType)
+		}
+		if d.kvType == ort.Unknown {
+			d.kvType = io.DType
+		} else if d.kvType != io.DType {
+			return fmt.Errorf("%s: %s %s is %s but other cache tensors are %s", p, what, io.Name, io.DType, d.kvType)
+		}
+		return nil
+	}
+	for i, in := range s.Inputs() {
+		switch in.Name {
+		case InputEmbeds:
+			d.embIdx, d.embType = i, in.DType
+			if len(in.Shape) != 3 || (in.Shape[2] > 0 && int(in.Shape[2]) != cfg.Hidden) {
+				return nil, fmt.Errorf("%s: input %s has shape %v, want [batch, sequence, %d] (config.json text_config.hidden_size)", p, in.Name, in.Shape, cfg.Hidden)
+			}
+			if in.DType != ort.Float32 && in.DType != ort.Float16 {
+				return nil, fmt.Errorf("%s: input %s is %s, want float32 or float16", p, in.Name, in.DType)
+			}
+		case InputMask:
+			d.maskIdx = i
+		case InputPositions:
+			d.posIdx = i
+		case InputUseCache:
+			d.useCacheIdx = i
+		case InputKeep:
+			d.keepIdx = i
+		default:
+			k, ok := kvName(in.Name, pastPrefix)
+			if !ok {
+				return nil, fmt.Errorf("%s: unexpected input %q", p, in.Name)
+			}
+			if k >= len(d.pastIdx) {
+				return nil, fmt.Errorf("%s: input %s is beyond config.json text_config.num_hidden_layers %d", p, in.Name, cfg.Layers)
+			}
+			if err := checkKV(in, "input"); err != nil {
+				return nil, err
+			}
+			d.pastIdx[k] = i
+		}
+	}
+	for i, out := range s.Outputs() {
+		if out.Name == OutputLogits {
+			d.logitsIdx, d.logitsType = i, out.DType
+			if len(out.Shape) != 3 {
+				return nil, fmt.Errorf("%s: output logits has rank %d, want [batch, sequence, vocab]", p, len(out.Shape))
+			}
+			if v := out.Shape[2]; v > 0 {
+				if cfg.Vocab > 0 && int(v) != cfg.Vocab {
+					return nil, fmt.Errorf("%s: output logits has width %d but config.json text_config.vocab_size is %d", p, v, cfg.Vocab)
+				}
+				d.cfg.Vocab = int(v)
+			}
+			if out.DType != ort.Float32 && out.DType != ort.Float16 {
+				return nil, fmt.Errorf("%s: output logits is %s, want float32 or float16", p, out.DType)
+			}
+			continue
+		}
+		k, ok := kvName(out.Name, presentPrefix)
+		if !ok {
+			return nil, fmt.Errorf("%s: unexpected output %q", p, out.Name)
+		}
+		if k >= len(d.presentIdx) {
+			return nil, fmt.Errorf("%s: output %s is beyond config.json text_config.num_hidden_layers %d", p, out.Name, cfg.Layers)
+		}
+		if err := checkKV(out, "output"); err != nil {
+			return nil, err
+		}
+		d.presentIdx[k] = i
+	}
+	if d.embIdx < 0 || d.maskIdx < 0 || d.logitsIdx < 0 {
+		return nil, fmt.Errorf("%s: want inputs %s, %s and output %s", p, InputEmbeds, InputMask, OutputLogits)
+	}
+	if d.cfg.Vocab <= 0 {
+		return nil, fmt.Errorf("%s: the vocabulary size is neither in the graph nor in config.json text_config.vocab_size", p)
+	}
+	for k := range d.pastIdx {
+		kind := [2]string{"key", "value"}[k%2]
+		if d.pastIdx[k] < 0 {
+			return nil, fmt.Errorf("%s: no input %s%d.%s, but config.json text_config.num_hidden_layers is %d", p, pastPrefix, k/2, kind, cfg.Layers)
+		}
+		if d.presentIdx[k] < 0 {
+			return nil, fmt.Errorf("%s: no output %s%d.%s, but config.json text_config.num_hidden_layers is %d", p, presentPrefix, k/2, kind, cfg.Layers)
+		}
+	}
+	return d, nil
+}
+
+// Vocab is the logits width.
+func (d *Decoder) Vocab() int { return d.cfg.Vocab }
+
+// KVType is the element type of the cache.
+func (d *Decoder) KVType() ort.DType { return d.kvType }
+
+// Close releases the session.
+func (d *Decoder) Close() error { return d.s.Close() }
+
+// State is one generation's cache and reusable tensors. Not safe for
+// concurrent use.
+type State struct {
+	d     *Decoder
+	cap   int // tokens the cache can hold
+	chunk int // prefill tokens per run
+	n     int // tokens in the cache
+
+	bufs [2][]*ort.Buffer // ping-pong cache buffers per cache tensor
+	cur  int              // side of bufs that past points into
+	past []*ort.Tensor    // current past_key_values.* tensors
+
+	mask, pos []int64
+	embHalf   []uint16 // float16 copy of embeddings when the graph wants it
+	logits    *ort.Buffer
+	row       []float32 // float32 copy of the last logits row when float16
+	useCache  []bool
+	keep      []int64
+	in, out   []*ort.Tensor
+}
+
+// NewState allocates a cache for capacity tokens; prefills run at most chunk
+// tokens at a time, which bounds the logits buffer to chunk × vocab.
+func (d *Decoder) NewState(capacity, chunk int) (*State, error) {
+	if capacity <= 0 {
+		return nil, fmt.Errorf("decoder cache capacity must be positive, got %d", capacity)
+	}
+	if chunk <= 0 || chunk > capacity {
+		chunk = capacity
+	}
+	st := &State{d: d, cap: capacity, chunk: chunk,
+		mask: make([]int64, capacity), pos: make([]int64, capacity),
+		useCache: []bool{false}, keep: []int64{1},
+		in:  make([]*ort.Tensor, len(d.s.Inputs())),
+		out: make([]*ort.Tensor, len(d.s.Outputs())),
+	}
+	for i := range st.mask {
+		st.mask[i], st.pos[i] = 1, int64(i)
+	}
+	per := d.cfg.KVHeads * capacity * d.cfg.HeadDim
+	for side := range st.bufs {
+		st.bufs[side] = make([]*ort.Buffer, 2*d.cfg.Layers)
+		for k := range st.bufs[side] {
+			b, err := ort.NewBuffer(d.kvType, per)
+			if err != nil {
+				return nil, err
+			}
+			st.bufs[side][k] = b
+		}
+	}
+	rows := chunk
+	if d.keepIdx >= 0 {
+		rows = 1
+	}
+	var err error
+	if st.logits, err = ort.NewBuffer(d.logitsType, rows*d.cfg.Vocab); err != nil {
+		return nil, err
+	}
+	if d.logitsType == ort.Float16 {
+		st.row = make([]float32, d.cfg.Vocab)
+	}
+	if d.embType == ort.Float16 {
+		st.embHalf = make([]uint16, chunk*d.cfg.Hidden)
+	}
+	if err := st.Reset(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Len is the number of tokens in the cache.
+func (st *State) Len() int { return st.n }
+
+// Cap is the number of tokens the cache can hold.
+func (st *State) Cap() int { return st.cap }
+
+// Reset empties the cache (zero-length past tensors, as the first step of
+// every generation needs: the graph reads all of them even then).
+func (st *State) Reset() error {
+	st.closePast()
+	st.n, st.cur = 0, 0
+	st.past = make([]*ort.Tensor, len(st.bufs[0]))
+	return st.makeTensors(st.bufs[0], 0, st.past)
+}
+
+func (st *State) kvShape(n int) []int64 {
+	return []int64{1, int64(st.d.cfg.KVHeads), int64(n), int64(st.d.cfg.HeadDim)}
+}
+
+func (st *State) makeTensors(bufs []*ort.Buffer, n int, dst []*ort.Tensor) error {
+	for k, b := range bufs {
+		t, err := b.Tensor(st.kvShape(n))
+		if err != nil {
+			return err
+		}
+		dst[k] = t
+	}
+	return nil
+}
+
+func (st *State) closePast() {
+	for _, t := range st.past {
+		t.Close()
+	}
+}
+
+// Close releases the tensors (the Go buffers go with the State).
+func (st *State) Close() { st.closePast() }
+
+// Prefill runs the embeddings of n tokens (float32, [n, hidden]) after what
+// the cache holds and returns the logits of the last one. The returned slice
+// is valid until the next call.
+func (st *State) Prefill(ctx context.Context, embeds []float32) ([]float32, error) {
+	h := st.d.cfg.Hidden
+	if len(embeds) == 0 || len(embeds)%h != 0 {
+		return nil, fmt.Errorf("decoder: %d embedding values are not whole rows of width %d", len(embeds), h)
+	}
+	n := len(embeds) / h
+	if st.n+n > st.cap {
+		return nil, fmt.Errorf("decoder: %d tokens after %d exceed the cache of %d", n, st.n, st.cap)
+	}
+	var last []float32
+	for off := 0; off < n; off += st.chunk {
+		c := min(st.chunk, n-off)
+		var err error
+		if last, err = st.run(ctx, embeds[off*h:(off+c)*h], c); err != nil {
+			return nil, err
+		}
+	}
+	return last, nil
+}
+
+// Step runs one token's embedding (float32, [hidden]).
+func (st *State) Step(ctx context.Context, embed []float32) ([]float32, error) {
+	if len(embed) != st.d.cfg.Hidden {
+		return nil, fmt.Errorf("decoder: embedding of width %d, want %d", len(embed), st.d.cfg.Hidden)
+	}
+	if st.n+1 > st.cap {
+		return nil, fmt.Errorf("decoder: the cache of %d tokens is full", st.cap)
+	}
+	return st.run(ctx, embed, 1)
+}
+
+// run feeds c new tokens and advances the cache by c.
+func (st *State) run(ctx context.Context, embeds []float32, c int) ([]float32, error) {
+	d := st.d
+	total := st.n + c
+	var made []*ort.Tensor
+	defer func() {
+		for _, t := range made {
+			t.Close()
+		}
+	}()
+	mk := func(t *ort.Tensor, err error) (*ort.Tensor, error) {
+		if err == nil {
+			made = append(made, t)
+		}
+		return t, err
+	}
+	var err error
+	embShape := []int64{1, int64(c), int64(d.cfg.Hidden)}
+	if d.embType == ort.Float16 {
+		half := st.embHalf[:len(embeds)]
+		float16.FromFloat32s(half, embeds)
+		st.in[d.embIdx], err = mk(ort.NewFloat16(embShape, half))
+	} else {
+		st.in[d.embIdx], err = mk(ort.NewFloat32(embShape, embeds))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.in[d.maskIdx], err = mk(ort.NewInt64([]int64{1, int64(total)}, st.mask)); err != nil {
+		return nil, err
+	}
+	if d.posIdx >= 0 {
+		if st.in[d.posIdx], err = mk(ort.NewInt64([]int64{1, int64(c)}, st.pos[st.n:])); err != nil {
+			return nil, err
+		}
+	}
+	if d.useCacheIdx >= 0 {
+		st.useCache[0] = st.n > 0
+		if st.in[d.useCacheIdx], err = mk(ort.NewBool([]int64{1}, st.useCache)); err != nil {
+			return nil, err
+		}
+	}
+	rows := c
+	if d.keepIdx >= 0 {
+		rows = 1
+		if st.in[d.keepIdx], err = mk(ort.NewInt64([]int64{}, st.keep)); err != nil {
+			return nil, err
+		}
+	}
+	for k, t := range st.past {
+		st.in[d.pastIdx[k]] = t
+	}
+	if st.out[d.logitsIdx], err = mk(st.logits.Tensor([]int64{1, int64(rows), int64(d.cfg.Vocab)})); err != nil {
+		return nil, err
+	}
+	next := st.bufs[1-st.cur]
+	present := make([]*ort.Tensor, len(next))
+	if err := st.makeTensors(next, total, present); err != nil {
+		for _, t := range present {
+			t.Close()
+		}
+		return nil, err
+	}
+	for k, t := range present {
+		st.out[d.presentIdx[k]] = t
+	}
+	if err := d.s.Run(ctx, st.in, st.out); err != nil {
+		for _, t := range present {
+			t.Close()
+		}
+		return nil, fmt.Errorf("decoder at %d+%d tokens: %w", st.n, c, err)
+	}
+	// present becomes the next past: same tensors, no copy.
+	st.closePast()
+	st.past, st.cur, st.n = present, 1-st.cur, total
+	v := d.cfg.Vocab
+	off := (rows - 1) * v
+	if st.row != nil {
+		float16.ToFloat32s(st.row, st.logits.F16[off:off+v])
+		return st.row, nil
+	}
+	return st.logits.F32[off : off+v], nil
+}

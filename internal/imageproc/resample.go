@@ -1,0 +1,285 @@
+package imageproc
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+)
+
+// Filter is a resampling filter, numbered like Pillow's Image.Resampling
+// (the "resample" field of preprocessor_config.json).
+type Filter int
+
+// Filters supported by Resize. The numbers are Pillow's.
+const (
+	Lanczos  Filter = 1
+	Bilinear Filter = 2
+	Bicubic  Filter = 3
+)
+
+// String returns Pillow's name of the filter.
+func (f Filter) String() string {
+	switch f {
+	case Lanczos:
+		return "LANCZOS"
+	case Bilinear:
+		return "BILINEAR"
+	case Bicubic:
+		return "BICUBIC"
+	}
+	return fmt.Sprintf("Filter(%d)", int(f))
+}
+
+// kernel returns the filter function and its support, as in Pillow's
+// libImaging/Resample.c.
+func (f Filter) kernel() (func(float64) float64, float64, error) {
+	switch f {
+	case Lanczos:
+		return lanczos, 3, nil
+	case Bilinear:
+		return bilinear, 1, nil
+	case Bicubic:
+		return bicubic, 2, nil
+	}
+	return nil, 0, fmt.Errorf("resample filter %d is not supported (want 1 LANCZOS, 2 BILINEAR or 3 BICUBIC)", int(f))
+}
+
+// The float64(...) conversions below stop the compiler from fusing a
+// multiply and an add into one FMA (allowed by the Go spec on some targets),
+// which would round differently from Pillow's C code.
+
+func sinc(x float64) float64 {
+	if x == 0 {
+		return 1
+	}
+	x = float64(x * math.Pi)
+	return math.Sin(x) / x
+}
+
+func lanczos(x float64) float64 {
+	if -3 <= x && x < 3 {
+		return float64(sinc(x) * sinc(x/3))
+	}
+	return 0
+}
+
+func bilinear(x float64) float64 {
+	if x < 0 {
+		x = -x
+	}
+	if x < 1 {
+		return 1 - x
+	}
+	return 0
+}
+
+func bicubic(x float64) float64 {
+	const a = -0.5
+	if x < 0 {
+		x = -x
+	}
+	if x < 1 {
+		return float64(float64(float64(float64((a+2)*x)-(a+3))*x)*x) + 1
+	}
+	if x < 2 {
+		return float64(float64(float64(float64(float64(x-5)*x)+8)*x)-4) * a
+	}
+	return 0
+}
+
+// precisionBits is Pillow's PRECISION_BITS: 8 bits of result, 2 bits of
+// headroom for the negative lobes, the rest fraction.
+const precisionBits = 32 - 8 - 2
+
+// coeffs holds the fixed-point weights of one pass: for output index i the
+// input run starts at bounds[2i] and has bounds[2i+1] taps, weighted by
+// k[i*ksize : i*ksize+bounds[2i+1]].
+type coeffs struct {
+	ksize  int
+	bounds []int
+	k      []int32
+}
+
+// precompute ports Pillow's precompute_coeffs + normalize_coeffs_8bpc for a
+// whole-image box (in0 = 0, in1 = inSize).
+func precompute(inSize, outSize int, filter func(float64) float64, support float64) coeffs {
+	scale := float64(inSize) / float64(outSize)
+	filterscale := scale
+	if filterscale < 1 {
+		filterscale = 1
+	}
+	support *= filterscale
+	ksize := int(math.Ceil(support))*2 + 1
+	c := coeffs{ksize: ksize, bounds: make([]int, outSize*2), k: make([]int32, outSize*ksize)}
+	w := make([]float64, ksize)
+	ss := 1 / filterscale
+	for xx := 0; xx < outSize; xx++ {
+		center := float64(float64(xx)+0.5) * scale
+		xmin := int(center - support + 0.5)
+		if xmin < 0 {
+			xmin = 0
+		}
+		xmax := int(center + support + 0.5)
+		if xmax > inSize {
+			xmax = inSize
+		}
+		xmax -= xmin
+		ww := 0.0
+		for x := 0; x < xmax; x++ {
+			v := filter(float64(float64(x+xmin)-center+0.5) * ss)
+			w[x] = v
+			ww += v
+		}
+		k := c.k[xx*ksize : (xx+1)*ksize]
+		for x := 0; x < xmax; x++ {
+			v := w[x]
+			if ww != 0 {
+				v /= ww
+			}
+			// Round half away from zero, then truncate, as Pillow does.
+			if v < 0 {
+				k[x] = int32(-0.5 + float64(v*(1<<precisionBits)))
+			} else {
+				k[x] = int32(0.5 + float64(v*(1<<precisionBits)))
+			}
+		}
+		c.bounds[xx*2] = xmin
+		c.bounds[xx*2+1] = xmax
+	}
+	return c
+}
+
+// clip8 is Pillow's clip8: drop the fraction (arithmetic shift) and clamp.
+func clip8(v int32) uint8 {
+	v >>= precisionBits
+	if v < 0 {
+		return 0
+	}
+	if v > 255 {
+		return 255
+	}
+	return uint8(v)
+}
+
+// Resize resamples img to w×h exactly like Pillow's
+// Image.resize((w, h), filter) on an RGB uint8 image: separable, horizontal
+// pass first into a uint8 intermediate, a pass skipped when its dimension
+// does not change. Rows are split across up to GOMAXPROCS goroutines.
+func Resize(img *RGB, w, h int, f Filter) (*RGB, error) {
+	if w <= 0 || h <= 0 {
+		return nil, fmt.Errorf("resize to %dx%d: size must be positive", w, h)
+	}
+	if img.W <= 0 || img.H <= 0 || len(img.Pix) != img.W*img.H*3 {
+		return nil, fmt.Errorf("resize: invalid %dx%d image with %d bytes", img.W, img.H, len(img.Pix))
+	}
+	filter, support, err := f.kernel()
+	if err != nil {
+		return nil, err
+	}
+	if w == img.W && h == img.H {
+		// Pillow returns a copy when the size does not change.
+		return &RGB{W: w, H: h, Pix: append([]uint8(nil), img.Pix...)}, nil
+	}
+	vert := precompute(img.H, h, filter, support)
+	src := img
+	if w != img.W {
+		// Only the rows the vertical pass reads are resampled horizontally.
+		first, last := 0, img.H
+		if h != img.H {
+			first = vert.bounds[0]
+			last = vert.bounds[2*h-2] + vert.bounds[2*h-1]
+			for i := 0; i < h; i++ {
+				vert.bounds[2*i] -= first
+			}
+		}
+		horiz := precompute(img.W, w, filter, support)
+		tmp := &RGB{W: w, H: last - first, Pix: make([]uint8, w*(last-first)*3)}
+		parallelRows(tmp.H, func(y0, y1 int) { horizontalPass(tmp, img, first, y0, y1, &horiz) })
+		src = tmp
+	}
+	if h == img.H {
+		return src, nil
+	}
+	out := &RGB{W: src.W, H: h, Pix: make([]uint8, src.W*h*3)}
+	parallelRows(h, func(y0, y1 int) { verticalPass(out, src, y0, y1, &vert) })
+	return out, nil
+}
+
+// minRowsPerWorker keeps goroutine overhead negligible on small images.
+const minRowsPerWorker = 16
+
+// parallelRows calls fn on contiguous row ranges covering [0, n), using up
+// to GOMAXPROCS goroutines.
+func parallelRows(n int, fn func(y0, y1 int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if m := n / minRowsPerWorker; m < workers {
+		workers = m
+	}
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		y0, y1 := n*i/workers, n*(i+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(y0, y1)
+		}()
+	}
+	wg.Wait()
+}
+
+// horizontalPass writes rows [y0, y1) of dst from rows offset+y of src.
+func horizontalPass(dst, src *RGB, offset, y0, y1 int, c *coeffs) {
+	const half = 1 << (precisionBits - 1)
+	sw, dw := src.W*3, dst.W*3
+	for y := y0; y < y1; y++ {
+		in := src.Pix[(y+offset)*sw : (y+offset+1)*sw]
+		out := dst.Pix[y*dw : (y+1)*dw]
+		for xx := 0; xx < dst.W; xx++ {
+			xmin, n := c.bounds[2*xx], c.bounds[2*xx+1]
+			k := c.k[xx*c.ksize : xx*c.ksize+n]
+			p := in[xmin*3 : (xmin+n)*3]
+			s0, s1, s2 := int32(half), int32(half), int32(half)
+			for i, w := range k {
+				q := p[i*3 : i*3+3 : i*3+3]
+				s0 += int32(q[0]) * w
+				s1 += int32(q[1]) * w
+				s2 += int32(q[2]) * w
+			}
+			o := out[xx*3 : xx*3+3 : xx*3+3]
+			o[0], o[1], o[2] = clip8(s0), clip8(s1), clip8(s2)
+		}
+	}
+}
+
+// verticalPass writes rows [y0, y1) of dst. Accumulation runs row by row
+// over a whole output line so the inner loop walks memory contiguously; the
+// per-pixel sums are the same integers Pillow computes.
+func verticalPass(dst, src *RGB, y0, y1 int, c *coeffs) {
+	const half = 1 << (precisionBits - 1)
+	rw := src.W * 3
+	acc := make([]int32, rw)
+	for yy := y0; yy < y1; yy++ {
+		ymin, n := c.bounds[2*yy], c.bounds[2*yy+1]
+		k := c.k[yy*c.ksize : yy*c.ksize+n]
+		for i := range acc {
+			acc[i] = half
+		}
+		for i, w := range k {
+			row := src.Pix[(ymin+i)*rw : (ymin+i+1)*rw]
+			row = row[:len(acc)]
+			for x, v := range row {
+				acc[x] += int32(v) * w
+			}
+		}
+		out := dst.Pix[yy*rw : (yy+1)*rw]
+		out = out[:len(acc)]
+		for x, v := range acc {
+			out[x] = clip8(v)
+		}
+	}
+}

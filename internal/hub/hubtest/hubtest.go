@@ -78,17 +78,40 @@ type Server struct {
 
 	mu     sync.Mutex
 	repos  map[string]*Repo
-	faults map[string]*Fault // by repo path
+	sums   map[string]fileSums // by repo id + "\x00" + path
+	faults map[string]*Fault   // by repo path
 	log    []Request
+}
+
+// fileSums are a file's hashes, computed once so the fake Hub stays fast.
+type fileSums struct {
+	sha256, gitSHA1, pointerSHA1 string
+	pointerSize                  int
+}
+
+// addRepo stores r and its hashes; s.mu must be held.
+func (s *Server) addRepo(r Repo) {
+	s.repos[r.ID] = &r
+	for p, d := range r.Files {
+		fs := fileSums{sha256: SHA256(d), gitSHA1: GitBlobSHA1(d)}
+		ptr := lfsPointer(d)
+		fs.pointerSHA1, fs.pointerSize = GitBlobSHA1(ptr), len(ptr)
+		s.sums[r.ID+"\x00"+p] = fs
+	}
+}
+
+func (s *Server) sumsOf(id, path string) fileSums {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sums[id+"\x00"+path]
 }
 
 // New starts a fake Hub serving repos; token unlocks gated and private ones.
 // The servers are closed when the test ends.
 func New(t testing.TB, token string, repos ...Repo) *Server {
-	s := &Server{Token: token, repos: map[string]*Repo{}, faults: map[string]*Fault{}}
-	for i := range repos {
-		r := repos[i]
-		s.repos[r.ID] = &r
+	s := &Server{Token: token, repos: map[string]*Repo{}, sums: map[string]fileSums{}, faults: map[string]*Fault{}}
+	for _, r := range repos {
+		s.addRepo(r)
 	}
 	s.Hub = httptest.NewServer(http.HandlerFunc(s.serveHub))
 	s.CDN = httptest.NewServer(http.HandlerFunc(s.serveCDN))
@@ -233,12 +256,12 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request, id, rev strin
 		if r.URL.Query().Get("blobs") == "true" && !s.NoBlobs {
 			n := len(data)
 			e.Size = &n
+			sums := s.sumsOf(repo.ID, p)
 			if IsLFS(p) {
-				ptr := lfsPointer(data)
-				e.BlobID = GitBlobSHA1(ptr)
-				e.LFS = &lfs{SHA256: SHA256(data), Size: n, PointerSize: len(ptr)}
+				e.BlobID = sums.pointerSHA1
+				e.LFS = &lfs{SHA256: sums.sha256, Size: n, PointerSize: sums.pointerSize}
 			} else {
-				e.BlobID = GitBlobSHA1(data)
+				e.BlobID = sums.gitSHA1
 			}
 		}
 		sib = append(sib, e)
@@ -279,15 +302,16 @@ func (s *Server) serveResolve(w http.ResponseWriter, r *http.Request, id, rev, p
 	}
 	h := w.Header()
 	h.Set("X-Repo-Commit", repo.Commit)
+	sums := s.sumsOf(id, path)
 	if IsLFS(path) {
-		h.Set("ETag", `"`+GitBlobSHA1(lfsPointer(data))+`"`)
-		h.Set("X-Linked-Etag", `"`+SHA256(data)+`"`)
+		h.Set("ETag", `"`+sums.pointerSHA1+`"`)
+		h.Set("X-Linked-Etag", `"`+sums.sha256+`"`)
 		h.Set("X-Linked-Size", strconv.Itoa(len(data)))
-		h.Set("Location", s.CDN.URL+"/repos/"+SHA256(data)[:2]+"/"+SHA256(data)+"?X-Amz-Signature=fake")
+		h.Set("Location", s.CDN.URL+"/repos/"+sums.sha256[:2]+"/"+sums.sha256+"?X-Amz-Signature=fake")
 		w.WriteHeader(http.StatusFound)
 		return
 	}
-	h.Set("ETag", `"`+GitBlobSHA1(data)+`"`)
+	h.Set("ETag", `"`+sums.gitSHA1+`"`)
 	s.serveContent(w, r, path, data)
 }
 
@@ -299,7 +323,7 @@ func (s *Server) serveCDN(w http.ResponseWriter, r *http.Request) {
 	var data []byte
 	for _, repo := range s.repos {
 		for p, d := range repo.Files {
-			if IsLFS(p) && SHA256(d) == oid {
+			if IsLFS(p) && s.sums[repo.ID+"\x00"+p].sha256 == oid {
 				path, data = p, d
 			}
 		}
@@ -370,5 +394,5 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, path strin
 func (s *Server) SetRepo(r Repo) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.repos[r.ID] = &r
+	s.addRepo(r)
 }

@@ -18,21 +18,24 @@ import (
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string) error
+	// ownSignals commands handle Ctrl-C themselves (chat stops the answer,
+	// not the program).
+	ownSignals bool
 }
 
 func commands() map[string]command {
 	return map[string]command{
-		"setup":      {"install and verify the ONNX Runtime library", cmdSetup},
-		"version":    {"print the snapvlm and ONNX Runtime versions", cmdVersion},
-		"testmodel":  {"write a random-weight SmolVLM-format test model", cmdTestmodel},
-		"tokenize":   {"print the token ids of a text", cmdTokenize},
-		"prompt":     {"render and expand a prompt without running a model", cmdPrompt},
-		"preprocess": {"turn images into pixel_values like the Python processor", cmdPreprocess},
-		"run":        {"answer one question about images (or text only)", cmdRun},
-		"chat":       {"interactive multi-turn chat in the terminal", cmdChat},
-		"pull":       {"download a model from the Hugging Face Hub", cmdPull},
-		"models":     {"list models in the Hugging Face cache", cmdModels},
-		"rm":         {"remove a model from the Hugging Face cache", cmdRm},
+		"setup":      {summary: "install and verify the ONNX Runtime library", run: cmdSetup},
+		"version":    {summary: "print the snapvlm and ONNX Runtime versions", run: cmdVersion},
+		"testmodel":  {summary: "write a random-weight SmolVLM-format test model", run: cmdTestmodel},
+		"tokenize":   {summary: "print the token ids of a text", run: cmdTokenize},
+		"prompt":     {summary: "render and expand a prompt without running a model", run: cmdPrompt},
+		"preprocess": {summary: "turn images into pixel_values like the Python processor", run: cmdPreprocess},
+		"run":        {summary: "answer one question about images (or text only)", run: cmdRun},
+		"chat":       {summary: "interactive multi-turn chat in the terminal", run: cmdChat, ownSignals: true},
+		"pull":       {summary: "download a model from the Hugging Face Hub", run: cmdPull},
+		"models":     {summary: "list models in the Hugging Face cache", run: cmdModels},
+		"rm":         {summary: "remove a model from the Hugging Face cache", run: cmdRm},
 	}
 }
 
@@ -67,8 +70,12 @@ func main() {
 	}
 	// The first Ctrl-C cancels the context; commands that want to survive it
 	// (chat) install their own handling.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx := context.Background()
+	if !cmd.ownSignals {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt)
+		defer stop()
+	}
 	if err := cmd.run(ctx, os.Args[2:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return

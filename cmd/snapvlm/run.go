@@ -2,9 +2,94 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/snapvlm/snapvlm"
 )
 
 func cmdRun(ctx context.Context, args []string) error {
-	return errors.New("not implemented yet")
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f engineFlags
+	f.register(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object with the answer, token ids and timings instead of streaming")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: snapvlm run --model DIR|REPO [--image IMG]... [flags] QUESTION")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	question := strings.Join(fs.Args(), " ")
+	if question == "" {
+		return fmt.Errorf("no question given (usage: snapvlm run --model DIR --image IMG QUESTION)")
+	}
+	images, err := readImages(f.images)
+	if err != nil {
+		return err
+	}
+	m, err := f.load(ctx, len(images) == 0)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	req := f.request()
+	req.Messages = []snapvlm.Message{snapvlm.UserMessage(question, images...)}
+	var onText func(string) error
+	if !*asJSON {
+		onText = func(s string) error {
+			_, err := os.Stdout.WriteString(s)
+			return err
+		}
+	}
+	res, err := m.Generate(ctx, req, onText)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(resultJSON(res)); err != nil {
+			return err
+		}
+	} else {
+		fmt.Println()
+	}
+	if f.verbose {
+		printStats(res)
+	}
+	return nil
+}
+
+// runJSON is the --json output.
+type runJSON struct {
+	Text         string              `json:"text"`
+	Tokens       []int64             `json:"tokens"`
+	PromptTokens []int64             `json:"prompt_tokens"`
+	ImageTokens  int                 `json:"image_tokens"`
+	Tiles        int                 `json:"tiles"`
+	Images       []snapvlm.ImageInfo `json:"images"`
+	FinishReason string              `json:"finish_reason"`
+	Timings      map[string]float64  `json:"timings"`
+}
+
+func resultJSON(r *snapvlm.Result) runJSON {
+	ms := func(d interface{ Seconds() float64 }) float64 { return float64(int64(d.Seconds()*1e6)) / 1e3 }
+	t := r.Timings
+	tokens := r.Tokens
+	if tokens == nil {
+		tokens = []int64{}
+	}
+	return runJSON{
+		Text: r.Text, Tokens: tokens, PromptTokens: r.PromptTokens, ImageTokens: r.ImageTokens, Tiles: r.Tiles,
+		Images: r.Images, FinishReason: r.FinishReason,
+		Timings: map[string]float64{
+			"load_ms": ms(t.Load), "preprocess_ms": ms(t.Preprocess), "vision_ms": ms(t.Vision),
+			"prefill_ms": ms(t.Prefill), "ttft_ms": ms(t.FirstToken), "decode_ms": ms(t.Decode),
+			"decode_tokens_per_sec": t.DecodeTokensPerSec,
+		},
+	}
 }

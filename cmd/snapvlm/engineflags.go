@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/snapvlm/snapvlm"
+)
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// engineFlags are the flags of every command that loads and runs a model.
+type engineFlags struct {
+	model                         string
+	yes                           bool
+	ortLib                        string
+	dtype, vdtype, edtype, ddtype string
+	threads                       int
+	provider                      string
+	images                        multiFlag
+	noSplit                       bool
+	imageSize                     int
+	maxTokens                     int
+	temperature                   float64
+	topK                          int
+	topP, minP, repPenalty        float64
+	seed                          uint64
+	stops                         multiFlag
+	verbose                       bool
+}
+
+func (f *engineFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.model, "model", "", "model directory, or Hugging Face repo id (org/name[@revision])")
+	fs.BoolVar(&f.yes, "yes", false, "download a model that is not cached without asking")
+	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime library file (default: as 'snapvlm setup' installs it)")
+	fs.StringVar(&f.dtype, "dtype", "", "ONNX variant of all graphs: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default: q4 if present, else fp32)")
+	fs.StringVar(&f.vdtype, "vision-dtype", "", "variant of the vision encoder (overrides --dtype)")
+	fs.StringVar(&f.edtype, "embed-dtype", "", "variant of the token embedder (overrides --dtype)")
+	fs.StringVar(&f.ddtype, "decoder-dtype", "", "variant of the decoder (overrides --dtype)")
+	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per physical core)")
+	fs.StringVar(&f.provider, "provider", "", "execution provider (default CPU; cuda, coreml, XNNPACK where the library has them)")
+	fs.Var(&f.images, "image", "image file (repeat for several images)")
+	fs.BoolVar(&f.noSplit, "no-split", false, "encode each image as one tile: much faster, less detail")
+	fs.IntVar(&f.imageSize, "image-size", 0, "resize images so the longest edge is this many pixels before tiling (default from the model)")
+	fs.IntVar(&f.maxTokens, "max-tokens", 256, "maximum new tokens")
+	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	fs.IntVar(&f.topK, "top-k", 0, "sample from the k most likely tokens (0: off)")
+	fs.Float64Var(&f.topP, "top-p", 0, "nucleus sampling mass (0 or 1: off)")
+	fs.Float64Var(&f.minP, "min-p", 0, "drop tokens below this fraction of the top probability (0: off)")
+	fs.Float64Var(&f.repPenalty, "repetition-penalty", 0, "penalty for repeating tokens (1 or 0: off)")
+	fs.Uint64Var(&f.seed, "seed", 0, "sampling seed for reproducible output (0: random)")
+	fs.Var(&f.stops, "stop", "stop string (repeatable)")
+	fs.BoolVar(&f.verbose, "verbose", false, "print timings and token counts to stderr")
+}
+
+func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, error) {
+	if f.model == "" {
+		return nil, fmt.Errorf("--model is required (a model directory or a Hugging Face repo id)")
+	}
+	dir, err := resolveModel(ctx, f.model, f.yes, f.dtypeForPull())
+	if err != nil {
+		return nil, err
+	}
+	m, err := snapvlm.Load(dir, snapvlm.Options{
+		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
+		Threads: f.threads, Provider: f.provider, TextOnly: textOnly,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if f.verbose {
+		fmt.Fprintf(os.Stderr, "loaded %s in %s (ONNX Runtime %s)\n", dir, m.LoadTime().Round(1e6), m.ORTVersion())
+		for _, g := range []string{snapvlm.GraphVision, snapvlm.GraphEmbed, snapvlm.GraphDecoder} {
+			if p, ok := m.Files()[g]; ok {
+				fmt.Fprintf(os.Stderr, "  %s\n", p)
+			}
+		}
+	}
+	return m, nil
+}
+
+func (f *engineFlags) dtypeForPull() []string {
+	var out []string
+	for _, d := range []string{f.dtype, f.vdtype, f.edtype, f.ddtype} {
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (f *engineFlags) request() snapvlm.Request {
+	return snapvlm.Request{
+		MaxNewTokens: f.maxTokens, Temperature: float32(f.temperature), TopK: f.topK, TopP: float32(f.topP),
+		MinP: float32(f.minP), RepetitionPenalty: float32(f.repPenalty), Seed: f.seed, Stop: f.stops,
+		NoSplit: f.noSplit, ImageSize: f.imageSize,
+	}
+}
+
+func readImages(paths []string) ([]*snapvlm.Image, error) {
+	var out []*snapvlm.Image
+	for _, p := range paths {
+		img, err := snapvlm.ImageFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, img)
+	}
+	return out, nil
+}
+
+func printStats(res *snapvlm.Result) {
+	t := res.Timings
+	fmt.Fprintf(os.Stderr, "\n[prompt %d tokens (%d image tokens, %d tiles), generated %d tokens, finish %s]\n",
+		len(res.PromptTokens), res.ImageTokens, res.Tiles, len(res.Tokens), res.FinishReason)
+	fmt.Fprintf(os.Stderr, "[preprocess %s, vision %s, prefill %s, first token %s, decode %.1f tokens/s]\n",
+		t.Preprocess.Round(1e5), t.Vision.Round(1e5), t.Prefill.Round(1e5), t.FirstToken.Round(1e5), t.DecodeTokensPerSec)
+}

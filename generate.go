@@ -1,0 +1,375 @@
+package snapvlm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/snapvlm/snapvlm/internal/embed"
+	"github.com/snapvlm/snapvlm/internal/imageproc"
+	"github.com/snapvlm/snapvlm/internal/prompt"
+	"github.com/snapvlm/snapvlm/internal/sample"
+	"github.com/snapvlm/snapvlm/internal/stop"
+)
+
+// Image is an encoded image file (JPEG, PNG, GIF, WebP) given to a message.
+// The bytes are decoded when a request needs them; its features are cached
+// by content, so asking again about the same image skips the vision encoder.
+type Image struct {
+	Name string // shown in errors
+	Data []byte
+}
+
+// ImageFile reads an image file.
+func ImageFile(path string) (*Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	return &Image{Name: path, Data: b}, nil
+}
+
+// Part is one item of a message: text, or an image.
+type Part struct {
+	Text  string
+	Image *Image
+}
+
+// Role is the author of a message.
+type Role = prompt.Role
+
+// Message roles.
+const (
+	System    = prompt.RoleSystem
+	User      = prompt.RoleUser
+	Assistant = prompt.RoleAssistant
+)
+
+// Message is one turn of a conversation.
+type Message struct {
+	Role    Role
+	Content []Part
+}
+
+// UserMessage is a user turn with the images first, then the text, as the
+// model cards ask questions.
+func UserMessage(text string, images ...*Image) Message {
+	msg := Message{Role: User}
+	for _, img := range images {
+		msg.Content = append(msg.Content, Part{Image: img})
+	}
+	if text != "" {
+		msg.Content = append(msg.Content, Part{Text: text})
+	}
+	return msg
+}
+
+// Request is one generation.
+type Request struct {
+	Messages []Message
+	// MaxNewTokens caps the answer; 0 = 256.
+	MaxNewTokens int
+	// Sampling: Temperature 0 is greedy (the default).
+	Temperature       float32
+	TopK              int
+	TopP              float32
+	MinP              float32
+	RepetitionPenalty float32
+	// Seed makes sampling reproducible; 0 picks a random seed.
+	Seed uint64
+	// Stop strings end the answer (not included in it).
+	Stop []string
+	// NoSplit encodes each image as one tile (67 tokens on the 512-px
+	// models instead of up to 1,127): faster, less detail.
+	NoSplit bool
+	// ImageSize overrides the longest edge images are resized to before
+	// tiling (preprocessor_config.json size.longest_edge); 0 keeps it.
+	ImageSize int
+}
+
+// Finish reasons.
+const (
+	FinishStop      = "stop"      // an end-of-sequence token or stop string
+	FinishLength    = "length"    // MaxNewTokens reached, or the context is full
+	FinishCancelled = "cancelled" // the context was cancelled
+)
+
+// Timings of one generation.
+type Timings struct {
+	Load       time.Duration `json:"load_ms"`
+	Preprocess time.Duration `json:"preprocess_ms"`
+	Vision     time.Duration `json:"vision_ms"`
+	Prefill    time.Duration `json:"prefill_ms"`
+	FirstToken time.Duration `json:"ttft_ms"` // request start to first token
+	Decode     time.Duration `json:"decode_ms"`
+	// DecodeTokensPerSec counts tokens after the first.
+	DecodeTokensPerSec float64 `json:"decode_tokens_per_sec"`
+}
+
+// ImageInfo is how one image was tiled.
+type ImageInfo struct {
+	Rows   int  `json:"rows"`
+	Cols   int  `json:"cols"`
+	Frames int  `json:"frames"`
+	Cached bool `json:"cached"` // features came from the cache
+}
+
+// Result is a finished generation.
+type Result struct {
+	Text         string
+	Tokens       []int64 // generated ids, the end token included
+	PromptTokens []int64
+	ImageTokens  int // <image> tokens in the prompt
+	Tiles        int // vision frames over all images
+	Images       []ImageInfo
+	FinishReason string
+	Timings      Timings
+}
+
+// Generate answers a conversation. onText, when not nil, receives the answer
+// as it is decoded, in pieces that never split a UTF-8 character; an error
+// from it stops generation and is returned. A cancelled ctx stops within one
+// decoder step and returns the partial Result with FinishReason "cancelled"
+// and a nil error; the Model stays usable.
+func (m *Model) Generate(ctx context.Context, req Request, onText func(string) error) (*Result, error) {
+	start := time.Now()
+	res := &Result{}
+	res.Timings.Load = m.loadTime
+	p, err := m.prepare(ctx, req, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.decode(ctx, req, p, res, start, onText); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// prepared is a prompt ready for the decoder.
+type prepared struct {
+	ids    []int64
+	embeds []float32
+}
+
+// prepare renders the conversation, encodes its images and embeds the prompt.
+func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepared, error) {
+	var msgs []prompt.Message
+	var images []*Image
+	for _, msg := range req.Messages {
+		pm := prompt.Message{Role: msg.Role}
+		for _, part := range msg.Content {
+			if part.Image != nil {
+				pm.Content = append(pm.Content, prompt.Part{Type: prompt.PartImage})
+				images = append(images, part.Image)
+			} else {
+				pm.Content = append(pm.Content, prompt.Part{Type: prompt.PartText, Text: part.Text})
+			}
+		}
+		msgs = append(msgs, pm)
+	}
+	if len(msgs) == 0 {
+		return nil, errors.New("generate: no messages")
+	}
+	text, err := m.tmpl.Render(msgs, true)
+	if err != nil {
+		return nil, err
+	}
+	feats, grids, err := m.imageFeatures(ctx, images, req, res)
+	if err != nil {
+		return nil, err
+	}
+	text, err = prompt.Expander{ImageSeqLen: m.seqLen}.Expand(text, grids, nil)
+	if err != nil {
+		return nil, err
+	}
+	ids := m.tok.Encode(text)
+	res.PromptTokens = ids
+	embeds, err := m.emb.Embed(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(images) > 0 {
+		if err := embed.Merge(embeds, ids, m.cfg.Config.ImageTokenID, feats, m.emb.Hidden()); err != nil {
+			return nil, err
+		}
+	}
+	res.ImageTokens = len(feats) / max(m.emb.Hidden(), 1)
+	return &prepared{ids: ids, embeds: embeds}, nil
+}
+
+// imageFeatures preprocesses and encodes every image (or takes its features
+// from the cache) and returns the features in prompt order with the grids.
+func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request, res *Result) ([]float32, []prompt.ImageGrid, error) {
+	if len(images) == 0 {
+		return nil, nil, nil
+	}
+	if m.vis == nil {
+		return nil, nil, errors.New("generate: the model was loaded text-only (Options.TextOnly) but the request has images")
+	}
+	opt := m.imgOpts
+	if req.NoSplit {
+		opt.Split = false
+	}
+	if req.ImageSize > 0 {
+		opt.LongestEdge = req.ImageSize
+	}
+	var all []float32
+	grids := make([]prompt.ImageGrid, 0, len(images))
+	for _, img := range images {
+		key := featureKey(img, opt)
+		ent, ok := m.features.get(key)
+		if !ok {
+			t := time.Now()
+			rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
+			if err != nil {
+				return nil, nil, err
+			}
+			batch, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
+			if err != nil {
+				return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
+			}
+			res.Timings.Preprocess += time.Since(t)
+			t = time.Now()
+			feats, err := m.vis.Encode(ctx, batch.Pixels, batch.Frames)
+			if err != nil {
+				return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
+			}
+			res.Timings.Vision += time.Since(t)
+			info := batch.Images[0]
+			ent = &featureEntry{features: feats, grid: prompt.ImageGrid{Rows: info.Rows, Cols: info.Cols}, frames: batch.Frames}
+			m.features.put(key, ent)
+		}
+		all = append(all, ent.features...)
+		grids = append(grids, ent.grid)
+		res.Tiles += ent.frames
+		res.Images = append(res.Images, ImageInfo{Rows: ent.grid.Rows, Cols: ent.grid.Cols, Frames: ent.frames, Cached: ok})
+	}
+	return all, grids, nil
+}
+
+func featureKey(img *Image, opt imageproc.Options) [32]byte {
+	h := sha256.New()
+	h.Write(img.Data)
+	fmt.Fprintf(h, "|%d|%d|%t|%v|%v|%v", opt.LongestEdge, opt.TileSize, opt.Split, opt.Mean, opt.Std, opt.RescaleFactor)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// decode prefills the prompt and generates the answer.
+func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Result, start time.Time, onText func(string) error) error {
+	maxNew := req.MaxNewTokens
+	if maxNew <= 0 {
+		maxNew = 256
+	}
+	sp := sample.Params{Temperature: req.Temperature, TopK: req.TopK, TopP: req.TopP, MinP: req.MinP, RepetitionPenalty: req.RepetitionPenalty, Seed: req.Seed}
+	if err := sp.Validate(); err != nil {
+		return err
+	}
+	limit := m.cfg.Config.TextConfig.MaxPositionEmbeddings
+	if limit > 0 && len(p.ids) >= limit {
+		return fmt.Errorf("the prompt has %d tokens, more than the model's %d positions (max_position_embeddings); use fewer images, NoSplit or a smaller ImageSize", len(p.ids), limit)
+	}
+	if limit > 0 && len(p.ids)+maxNew > limit {
+		maxNew = limit - len(p.ids)
+	}
+	st, err := m.dec.NewState(len(p.ids)+maxNew, m.chunk)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	step, err := m.emb.NewStep()
+	if err != nil {
+		return err
+	}
+	defer step.Close()
+
+	t := time.Now()
+	logits, err := st.Prefill(ctx, p.embeds)
+	if err != nil {
+		if ctx.Err() != nil {
+			res.FinishReason = FinishCancelled
+			return nil
+		}
+		return err
+	}
+	res.Timings.Prefill = time.Since(t)
+
+	sampler := sample.New(sp)
+	history := make([]int64, len(p.ids), len(p.ids)+maxNew)
+	copy(history, p.ids)
+	stream := m.tok.NewStreamDecoder(true)
+	stops := stop.NewMatcher(req.Stop)
+	var text []byte
+	emit := func(s string) error {
+		if s == "" {
+			return nil
+		}
+		text = append(text, s...)
+		if onText != nil {
+			return onText(s)
+		}
+		return nil
+	}
+	var decodeStart time.Time
+	res.FinishReason = FinishLength
+	for n := 0; n < maxNew; n++ {
+		id := sampler.Next(logits, history)
+		history = append(history, id)
+		res.Tokens = append(res.Tokens, id)
+		if n == 0 {
+			res.Timings.FirstToken = time.Since(start)
+			decodeStart = time.Now()
+		}
+		if m.eos[id] {
+			res.FinishReason = FinishStop
+			break
+		}
+		piece, hit := stops.Push(stream.Add(id))
+		if err := emit(piece); err != nil {
+			return err
+		}
+		if hit {
+			res.FinishReason = FinishStop
+			break
+		}
+		if n == maxNew-1 {
+			break
+		}
+		if err := step.Run(ctx, id); err != nil {
+			if ctx.Err() != nil {
+				res.FinishReason = FinishCancelled
+				break
+			}
+			return err
+		}
+		if logits, err = st.Step(ctx, step.Out); err != nil {
+			if ctx.Err() != nil {
+				res.FinishReason = FinishCancelled
+				break
+			}
+			return err
+		}
+	}
+	if res.FinishReason != FinishStop || len(req.Stop) == 0 {
+		if piece, _ := stops.Push(stream.Flush()); piece != "" {
+			if err := emit(piece); err != nil {
+				return err
+			}
+		}
+		if err := emit(stops.Flush()); err != nil {
+			return err
+		}
+	}
+	if !decodeStart.IsZero() {
+		res.Timings.Decode = time.Since(decodeStart)
+		if k := len(res.Tokens) - 1; k > 0 && res.Timings.Decode > 0 {
+			res.Timings.DecodeTokensPerSec = float64(k) / res.Timings.Decode.Seconds()
+		}
+	}
+	res.Text = string(text)
+	return nil
+}

@@ -1,0 +1,276 @@
+// Package snapvlm runs SmolVLM and SmolVLM2 vision-language models from their
+// Hugging Face ONNX exports on ONNX Runtime: images and a question in, a
+// streamed answer out.
+//
+// A Model is loaded once from a model directory in the Hugging Face layout
+// (config files, tokenizer.json and onnx/{vision_encoder,embed_tokens,
+// decoder_model_merged}*.onnx) and is safe for concurrent use: the ONNX
+// Runtime sessions, the tokenizer and the image-feature cache are shared,
+// while every call to Generate has its own key/value cache and tensors.
+//
+// The pipeline runs one way: image -> pixels (internal/imageproc) -> image
+// features (internal/vision) -> embeddings (internal/embed) -> decoder with
+// its cache (internal/decoder) -> tokens (internal/sample) -> text
+// (internal/tokenizer).
+package snapvlm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/snapvlm/snapvlm/internal/decoder"
+	"github.com/snapvlm/snapvlm/internal/embed"
+	"github.com/snapvlm/snapvlm/internal/imageproc"
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
+	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/prompt"
+	"github.com/snapvlm/snapvlm/internal/tokenizer"
+	"github.com/snapvlm/snapvlm/internal/vision"
+)
+
+// Version is the snapvlm release.
+const Version = "0.1.0-dev"
+
+// Graph file stems inside a model's onnx/ folder.
+const (
+	GraphVision  = "vision_encoder"
+	GraphEmbed   = "embed_tokens"
+	GraphDecoder = "decoder_model_merged"
+)
+
+// Dtypes maps each variant name to its file suffix, as the Hugging Face ONNX
+// exports name them.
+var dtypeSuffix = map[string]string{
+	"fp32": "", "fp16": "_fp16", "q4": "_q4", "q4f16": "_q4f16",
+	"int8": "_int8", "uint8": "_uint8", "quantized": "_quantized", "bnb4": "_bnb4",
+}
+
+// DefaultDtype picks, per graph, the first variant present in this order.
+// q4 first: on CPU its 4-bit MatMulNBits weights make decoding memory-light
+// and fast; fp32 is the exact reference. See README (Choosing a variant).
+var defaultOrder = []string{"q4", "fp32", "quantized", "uint8", "fp16", "q4f16", "int8", "bnb4"}
+
+// Options configure Load. The zero value loads the default variants with
+// ONNX Runtime's default threading on the CPU.
+type Options struct {
+	// ORTLib is the ONNX Runtime library file; empty searches as
+	// `snapvlm setup` installs it (see internal/ort.FindLibrary).
+	ORTLib string
+	// Dtype picks the file variant of all three graphs: fp32, fp16, q4, q4f16,
+	// int8, uint8, quantized, bnb4, or "" / "auto" for the default.
+	Dtype string
+	// VisionDtype, EmbedDtype and DecoderDtype override Dtype per graph.
+	VisionDtype, EmbedDtype, DecoderDtype string
+	// Threads is ONNX Runtime's intra-op thread count; 0 = physical cores.
+	Threads int
+	// Provider is the execution provider ("" = CPU).
+	Provider string
+	// OptLevel is the graph optimisation level ("" = all).
+	OptLevel string
+	// TextOnly skips the vision encoder (a text-only model use).
+	TextOnly bool
+	// PrefillChunk bounds the tokens per decoder run during prefill (and so
+	// the logits buffer, chunk x vocab floats); 0 = 512.
+	PrefillChunk int
+	// FeatureCacheSize is how many images' features are kept for reuse
+	// across questions; 0 = 32, negative disables the cache.
+	FeatureCacheSize int
+}
+
+// Model is a loaded SmolVLM model. Safe for concurrent use.
+type Model struct {
+	dir      string
+	cfg      *modelconfig.Model
+	tok      *tokenizer.Tokenizer
+	tmpl     *prompt.Template
+	imgOpts  imageproc.Options
+	seqLen   int
+	eos      map[int64]bool
+	env      *ort.Env
+	vis      *vision.Encoder // nil when loaded text-only
+	emb      *embed.Embedder
+	dec      *decoder.Decoder
+	files    map[string]string // graph -> file used
+	chunk    int
+	features *featureCache
+	loadTime time.Duration
+}
+
+// Load opens a model directory.
+func Load(dir string, opts Options) (*Model, error) {
+	start := time.Now()
+	cfg, err := modelconfig.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{dir: dir, cfg: cfg, files: map[string]string{}, chunk: opts.PrefillChunk}
+	if m.chunk <= 0 {
+		m.chunk = 512
+	}
+	cacheSize := opts.FeatureCacheSize
+	if cacheSize == 0 {
+		cacheSize = 32
+	}
+	m.features = newFeatureCache(cacheSize)
+	if m.tok, err = tokenizer.Load(filepath.Join(dir, modelconfig.TokenizerFile)); err != nil {
+		return nil, err
+	}
+	if m.tmpl, err = prompt.FromModel(cfg); err != nil {
+		return nil, err
+	}
+	m.seqLen = cfg.ImageSeqLen()
+	if m.seqLen <= 0 {
+		return nil, fmt.Errorf("model %s: image_seq_len is neither in %s nor computable from %s vision_config", dir, modelconfig.ProcessorFile, modelconfig.ConfigFile)
+	}
+	m.eos = map[int64]bool{}
+	for _, id := range cfg.EOSTokenIDs() {
+		m.eos[id] = true
+	}
+	if id, ok := m.tok.TokenToID("<end_of_utterance>"); ok {
+		m.eos[id] = true
+	}
+	if len(m.eos) == 0 {
+		return nil, fmt.Errorf("model %s: no end-of-sequence token id in %s, %s or the tokenizer", dir, modelconfig.GenerationFile, modelconfig.ConfigFile)
+	}
+	if id := cfg.Config.ImageTokenID; !opts.TextOnly {
+		if tokID, ok := m.tok.TokenToID(prompt.ImageToken); !ok || tokID != id {
+			return nil, fmt.Errorf("model %s: config.json image_token_id is %d but the tokenizer's %s is %d", dir, id, prompt.ImageToken, tokID)
+		}
+	}
+
+	files := map[string]string{}
+	for _, g := range []struct{ graph, dtype string }{
+		{GraphVision, firstNonEmpty(opts.VisionDtype, opts.Dtype)},
+		{GraphEmbed, firstNonEmpty(opts.EmbedDtype, opts.Dtype)},
+		{GraphDecoder, firstNonEmpty(opts.DecoderDtype, opts.Dtype)},
+	} {
+		if g.graph == GraphVision && opts.TextOnly {
+			continue
+		}
+		f, err := graphFile(dir, g.graph, g.dtype)
+		if err != nil {
+			return nil, err
+		}
+		files[g.graph] = f
+	}
+	if m.env, err = ort.Open(ort.Options{LibPath: opts.ORTLib}); err != nil {
+		return nil, err
+	}
+	so := ort.SessionOptions{IntraOpThreads: opts.Threads, Provider: opts.Provider, OptLevel: ort.OptLevel(opts.OptLevel)}
+	t := cfg.Config.TextConfig
+	if !opts.TextOnly {
+		if m.imgOpts, err = imageproc.OptionsFromConfig(cfg.Preprocessor); err != nil {
+			return nil, fmt.Errorf("model %s: %w", dir, err)
+		}
+		if m.vis, err = vision.New(m.env, files[GraphVision], so, vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize}); err != nil {
+			return nil, err
+		}
+	}
+	if m.emb, err = embed.New(m.env, files[GraphEmbed], so, t.HiddenSize); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if m.dec, err = decoder.New(m.env, files[GraphDecoder], so, decoder.Config{
+		Layers: t.NumHiddenLayers, KVHeads: t.NumKeyValueHeads, HeadDim: t.HeadDimension(), Hidden: t.HiddenSize, Vocab: t.VocabSize,
+	}); err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.files = files
+	m.loadTime = time.Since(start)
+	return m, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" && x != "auto" {
+			return x
+		}
+	}
+	return ""
+}
+
+// graphFile resolves onnx/<graph><suffix>.onnx for dtype ("" = default
+// order), listing the variants present when the asked one is missing.
+func graphFile(dir, graph, dtype string) (string, error) {
+	present := Variants(dir, graph)
+	if dtype != "" {
+		suffix, ok := dtypeSuffix[dtype]
+		if !ok {
+			return "", fmt.Errorf("unknown dtype %q: want one of fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4", dtype)
+		}
+		p := filepath.Join(dir, "onnx", graph+suffix+".onnx")
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("model %s has no %s variant of %s (%s missing); variants present: %s", dir, dtype, graph, p, listOrNone(present))
+		}
+		return p, nil
+	}
+	for _, d := range defaultOrder {
+		for _, have := range present {
+			if have == d {
+				return filepath.Join(dir, "onnx", graph+dtypeSuffix[d]+".onnx"), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("model %s has no %s graph: %s missing", dir, graph, filepath.Join(dir, "onnx", graph+".onnx"))
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// Variants lists the dtypes of graph present in a model directory.
+func Variants(dir, graph string) []string {
+	var out []string
+	for d, suffix := range dtypeSuffix {
+		if _, err := os.Stat(filepath.Join(dir, "onnx", graph+suffix+".onnx")); err == nil {
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Dir is the model directory.
+func (m *Model) Dir() string { return m.dir }
+
+// Files are the graph files in use, by graph name.
+func (m *Model) Files() map[string]string { return m.files }
+
+// LoadTime is how long Load took.
+func (m *Model) LoadTime() time.Duration { return m.loadTime }
+
+// ORTVersion is the version of the ONNX Runtime library in use.
+func (m *Model) ORTVersion() string { return m.env.Version() }
+
+// ImageSeqLen is the number of image tokens per tile.
+func (m *Model) ImageSeqLen() int { return m.seqLen }
+
+// Tokenize encodes text with the model's tokenizer (no special tokens added).
+func (m *Model) Tokenize(text string) []int64 { return m.tok.Encode(text) }
+
+// Close releases the sessions. The Model must not be used afterwards.
+func (m *Model) Close() error {
+	var errs []error
+	if m.vis != nil {
+		errs = append(errs, m.vis.Close())
+	}
+	if m.emb != nil {
+		errs = append(errs, m.emb.Close())
+	}
+	if m.dec != nil {
+		errs = append(errs, m.dec.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -95,7 +95,7 @@ func graphFile(graph, dtype string) string {
 // network. A local directory is returned as is. A repo id ("org/name" or
 // "org/name@revision") is looked up in the cache (refs/<revision> →
 // snapshots/<commit>); the snapshot must hold config.json and the graphs of
-// opt.Dtypes. When it does not, the error wraps ErrNotCached and the caller
+// opt.Dtypes (and opt.GraphDtypes). When it does not, the error wraps ErrNotCached and the caller
 // decides whether to Pull (see Plan, ConfirmPull, Download).
 func Resolve(ctx context.Context, spec string, opt Options) (string, error) {
 	if fi, err := os.Stat(spec); err == nil {
@@ -109,7 +109,7 @@ func Resolve(ctx context.Context, spec string, opt Options) (string, error) {
 		return "", fmt.Errorf("model %q is neither an existing directory nor a Hub repo id: %w", spec, err)
 	}
 	opt = opt.withDefaults()
-	if err := checkDtypes(opt.Dtypes); err != nil {
+	if err := checkDtypes(opt); err != nil {
 		return "", err
 	}
 	return cachedSnapshot(repo, revision, opt)
@@ -123,12 +123,7 @@ func cachedSnapshot(repo, revision string, opt Options) (string, error) {
 		return "", notCached(repo, revision, opt, "")
 	}
 	snap := filepath.Join(rdir, "snapshots", commit)
-	want := []string{"config.json"}
-	for _, d := range opt.Dtypes {
-		for _, g := range graphs {
-			want = append(want, graphFile(g, d))
-		}
-	}
+	want := append([]string{"config.json"}, graphFiles(opt)...)
 	for _, f := range want {
 		// Stat follows the symlink, so a link to a missing blob counts as missing.
 		if _, err := os.Stat(filepath.Join(snap, filepath.FromSlash(f))); err != nil {
@@ -141,7 +136,7 @@ func cachedSnapshot(repo, revision string, opt Options) (string, error) {
 func notCached(repo, revision string, opt Options, missing string) error {
 	what := fmt.Sprintf("%s (revision %s) is not in the Hugging Face cache %s", repo, revision, opt.CacheDir)
 	if missing != "" {
-		what = fmt.Sprintf("the cached %s (revision %s) lacks %s (dtype %s)", repo, revision, missing, strings.Join(opt.Dtypes, ","))
+		what = fmt.Sprintf("the cached %s (revision %s) lacks %s (dtype %s)", repo, revision, missing, dtypeSummary(opt))
 	}
 	if opt.Offline {
 		return &hubError{kinds: []error{ErrNotCached, ErrOffline},

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,6 +171,7 @@ func TestResolve(t *testing.T) {
 	cases := []struct {
 		spec    string
 		dtypes  []string
+		graphs  map[string]string
 		want    string
 		wantErr error
 		msg     string
@@ -180,15 +182,18 @@ func TestResolve(t *testing.T) {
 		{spec: testRepo + "@" + testCommit, dtypes: []string{"fp32"}, want: snap(testCommit)},
 		// Revision 2 was pulled without fp32: it must be pulled first.
 		{spec: testRepo, dtypes: []string{"fp32"}, wantErr: ErrNotCached, msg: "lacks onnx/vision_encoder.onnx (dtype fp32)"},
+		{spec: testRepo + "@" + testCommit, graphs: map[string]string{"vision_encoder": "fp32"}, want: snap(testCommit)},
+		{spec: testRepo, graphs: map[string]string{"vision_encoder": "fp32"}, wantErr: ErrNotCached, msg: "lacks onnx/vision_encoder.onnx (dtype q4, vision_encoder=fp32)"},
+		{spec: testRepo, graphs: map[string]string{"vision": "fp32"}, msg: `unknown graph "vision"`},
 		{spec: testRepo + "@v2", wantErr: ErrNotCached, msg: "run 'snapvlm pull TestOrg/TinyVLM'"},
 		{spec: "TestOrg/Other", wantErr: ErrNotCached, msg: "TestOrg/Other (revision main) is not in the Hugging Face cache"},
 		{spec: file, msg: "not a directory"},
 		{spec: "./no/such/dir", msg: "neither an existing directory nor a Hub repo id"},
 		{spec: testRepo, dtypes: []string{"q8"}, msg: `unknown dtype "q8"`},
 	}
-	for _, tc := range cases {
-		t.Run(tc.spec, func(t *testing.T) {
-			o := Options{CacheDir: opt.CacheDir, Dtypes: tc.dtypes}
+	for i, tc := range cases {
+		t.Run(fmt.Sprint(i, tc.spec), func(t *testing.T) {
+			o := Options{CacheDir: opt.CacheDir, Dtypes: tc.dtypes, GraphDtypes: tc.graphs}
 			dir, err := Resolve(context.Background(), tc.spec, o)
 			if tc.want != "" {
 				if err != nil || dir != tc.want {

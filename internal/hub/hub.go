@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -148,8 +149,13 @@ type Options struct {
 	Token string
 	// Offline forbids network access (default HF_HUB_OFFLINE=1).
 	Offline bool
-	// Dtypes are the ONNX variants to fetch or require (default DefaultDtype).
+	// Dtypes are the ONNX variants to fetch or require for each graph
+	// (default DefaultDtype).
 	Dtypes []string
+	// GraphDtypes overrides Dtypes for single graphs, keyed by graph name
+	// ("vision_encoder", "embed_tokens", "decoder_model_merged"), e.g. an
+	// fp32 vision encoder with a q4 decoder.
+	GraphDtypes map[string]string
 	// Progress receives a progress bar per file on a terminal and plain
 	// lines otherwise; nil is quiet.
 	Progress io.Writer
@@ -266,14 +272,61 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// checkDtypes rejects variant names the exports do not use.
-func checkDtypes(dtypes []string) error {
-	for _, d := range dtypes {
+// Graphs returns the names of the three ONNX graphs of a SmolVLM export.
+func Graphs() []string { return append([]string(nil), graphs...) }
+
+// checkDtypes rejects variant and graph names the exports do not use.
+func checkDtypes(o Options) error {
+	check := func(d string) error {
 		if _, ok := dtypeSuffixes[d]; !ok {
 			return fmt.Errorf("unknown dtype %q: want one of %s", d, strings.Join(dtypeOrder, ", "))
 		}
+		return nil
+	}
+	for _, d := range o.Dtypes {
+		if err := check(d); err != nil {
+			return err
+		}
+	}
+	for g, d := range o.GraphDtypes {
+		if !slices.Contains(graphs, g) {
+			return fmt.Errorf("unknown graph %q: want one of %s", g, strings.Join(graphs, ", "))
+		}
+		if err := check(d); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// graphFiles returns the repo paths of the graph files opt asks for, in
+// graph order.
+func graphFiles(o Options) []string {
+	var out []string
+	for _, g := range graphs {
+		ds := o.Dtypes
+		if d := o.GraphDtypes[g]; d != "" {
+			ds = []string{d}
+		}
+		for _, d := range ds {
+			if f := graphFile(g, d); !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// dtypeSummary describes the variants opt asks for: "q4", "fp32+q4",
+// "q4, vision_encoder=fp32".
+func dtypeSummary(o Options) string {
+	s := strings.Join(o.Dtypes, "+")
+	for _, g := range graphs {
+		if d := o.GraphDtypes[g]; d != "" {
+			s += ", " + g + "=" + d
+		}
+	}
+	return s
 }
 
 // repoIDPattern follows the Hub's rules for names: letters, digits, '-', '_'

@@ -34,8 +34,9 @@ type PullPlan struct {
 	// Repo and Revision are what was asked for; Commit is what Revision
 	// pointed to when the plan was made.
 	Repo, Revision, Commit string
-	// Dtypes are the ONNX variants the plan fetches.
-	Dtypes []string
+	// Dtypes describes the ONNX variants the plan fetches ("q4",
+	// "q4, vision_encoder=fp32").
+	Dtypes string
 	// Files are the files of the snapshot, configs first.
 	Files []PlanFile
 	// TotalBytes is the size of all Files; DownloadBytes and Downloads
@@ -61,7 +62,7 @@ func Plan(ctx context.Context, repo, revision string, opt Options) (*PullPlan, e
 	if !validRepoID(repo) {
 		return nil, fmt.Errorf("model %q: want a repo id ORG/NAME", repo)
 	}
-	if err := checkDtypes(opt.Dtypes); err != nil {
+	if err := checkDtypes(opt); err != nil {
 		return nil, err
 	}
 	if opt.Offline {
@@ -78,7 +79,7 @@ func Plan(ctx context.Context, repo, revision string, opt Options) (*PullPlan, e
 	if info.gated() && opt.Token == "" {
 		return nil, newError(ErrGated, nil, "%s is gated: accept the license at %s/%s and set HF_TOKEN (a token from %s/settings/tokens)", repo, opt.Endpoint, repo, opt.Endpoint)
 	}
-	names, available, err := selectFiles(repo, revision, info.Siblings, opt.Dtypes)
+	names, available, err := selectFiles(repo, revision, info.Siblings, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +87,7 @@ func Plan(ctx context.Context, repo, revision string, opt Options) (*PullPlan, e
 	for _, s := range info.Siblings {
 		bySibling[s.RFilename] = s
 	}
-	plan := &PullPlan{Repo: repo, Revision: revision, Commit: info.SHA, Dtypes: opt.Dtypes, CacheDir: opt.CacheDir, Available: available}
+	plan := &PullPlan{Repo: repo, Revision: revision, Commit: info.SHA, Dtypes: dtypeSummary(opt), CacheDir: opt.CacheDir, Available: available}
 	rdir := repoDir(opt.CacheDir, repo)
 	for _, name := range names {
 		f, err := planFile(ctx, c, repo, info.SHA, bySibling[name])
@@ -145,7 +146,7 @@ func safeRepoPath(p string) bool {
 // external-data files before the graph, so a present .onnx in a snapshot
 // means its data is there too). It returns the variants the repo has all
 // graphs of.
-func selectFiles(repo, revision string, siblings []sibling, dtypes []string) ([]string, []string, error) {
+func selectFiles(repo, revision string, siblings []sibling, opt Options) ([]string, []string, error) {
 	have := map[string]bool{}
 	hasONNX := false
 	for _, s := range siblings {
@@ -174,11 +175,9 @@ func selectFiles(repo, revision string, siblings []sibling, dtypes []string) ([]
 		return nil, nil, newError(ErrVariantMissing, nil, "%s@%s has no ONNX export (no onnx/*.onnx): snapvlm needs a repo with the vision_encoder, embed_tokens and decoder_model_merged graphs", repo, revision)
 	}
 	var missing []string
-	for _, d := range dtypes {
-		for _, g := range graphs {
-			if f := graphFile(g, d); !have[f] {
-				missing = append(missing, f)
-			}
+	for _, f := range graphFiles(opt) {
+		if !have[f] {
+			missing = append(missing, f)
 		}
 	}
 	if len(missing) > 0 {
@@ -187,7 +186,7 @@ func selectFiles(repo, revision string, siblings []sibling, dtypes []string) ([]
 			avail = strings.Join(available, ", ")
 		}
 		return nil, nil, newError(ErrVariantMissing, nil, "%s@%s has no %s variant (missing %s); variants in the repo: %s",
-			repo, revision, strings.Join(dtypes, "+"), strings.Join(missing, ", "), avail)
+			repo, revision, dtypeSummary(opt), strings.Join(missing, ", "), avail)
 	}
 	var names []string
 	seen := map[string]bool{}
@@ -202,21 +201,19 @@ func selectFiles(repo, revision string, siblings []sibling, dtypes []string) ([]
 			add(f)
 		}
 	}
-	for _, d := range dtypes {
-		for _, g := range graphs {
-			data := regexp.MustCompile(`^` + regexp.QuoteMeta("onnx/"+g+dtypeSuffixes[d]+".onnx_data") + `(_\d+)?$`)
-			var parts []string
-			for _, s := range siblings {
-				if data.MatchString(s.RFilename) {
-					parts = append(parts, s.RFilename)
-				}
+	for _, f := range graphFiles(opt) {
+		data := regexp.MustCompile(`^` + regexp.QuoteMeta(f+"_data") + `(_\d+)?$`)
+		var parts []string
+		for _, s := range siblings {
+			if data.MatchString(s.RFilename) {
+				parts = append(parts, s.RFilename)
 			}
-			sort.Strings(parts)
-			for _, p := range parts {
-				add(p)
-			}
-			add(graphFile(g, d))
 		}
+		sort.Strings(parts)
+		for _, p := range parts {
+			add(p)
+		}
+		add(f)
 	}
 	return names, available, nil
 }
@@ -252,7 +249,7 @@ func Download(ctx context.Context, plan *PullPlan, opt Options) (string, error) 
 }
 
 // Pull makes repo at revision available in the cache with the graphs of
-// opt.Dtypes and returns its snapshot directory. Blobs already cached (by
+// opt.Dtypes (and opt.GraphDtypes) and returns its snapshot directory. Blobs already cached (by
 // snapvlm or huggingface_hub) are reused. Offline (opt.Offline) or without a
 // network, a cached snapshot is returned and a missing one is an error
 // wrapping ErrNotCached.

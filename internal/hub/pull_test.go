@@ -150,6 +150,7 @@ func TestPull(t *testing.T) {
 	cases := []struct {
 		name    string
 		dtypes  []string
+		graphs  map[string]string
 		token   string
 		faults  map[string]hubtest.Fault
 		noBlobs bool
@@ -169,6 +170,11 @@ func TestPull(t *testing.T) {
 			name:   "fp32 and q4 with external data",
 			dtypes: []string{"fp32", "q4"},
 			want:   concat(configPaths, fp32Paths, q4Paths),
+		},
+		{
+			name:   "fp32 vision encoder with q4 text graphs",
+			graphs: map[string]string{"vision_encoder": "fp32"},
+			want:   concat(configPaths, []string{"onnx/vision_encoder.onnx", "onnx/embed_tokens_q4.onnx", "onnx/decoder_model_merged_q4.onnx"}),
 		},
 		{
 			name:   "connection dropped mid-body resumes with Range",
@@ -223,6 +229,7 @@ func TestPull(t *testing.T) {
 			opt := testOptions(srv)
 			opt.CacheDir = t.TempDir()
 			opt.Dtypes = tc.dtypes
+			opt.GraphDtypes = tc.graphs
 			if tc.token == "-" {
 				opt.Token = ""
 			}
@@ -359,6 +366,12 @@ func TestPullErrors(t *testing.T) {
 			wantMsg: []string{"no q4f16 variant", "onnx/vision_encoder_q4f16.onnx", "variants in the repo: fp32, q4"},
 		},
 		{
+			name:    "unknown dtype",
+			dtypes:  []string{"q8"},
+			wantErr: nil,
+			wantMsg: []string{`unknown dtype "q8": want one of fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4`},
+		},
+		{
 			name:    "partial variant",
 			dtypes:  []string{"fp16"},
 			wantErr: ErrVariantMissing,
@@ -390,7 +403,7 @@ func TestPullErrors(t *testing.T) {
 				name = testRepo
 			}
 			_, err := Pull(context.Background(), name, tc.revision, opt)
-			if !errors.Is(err, tc.wantErr) {
+			if err == nil || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
 				t.Fatalf("Pull error = %v, want %v", err, tc.wantErr)
 			}
 			for _, m := range tc.wantMsg {
@@ -411,7 +424,7 @@ func TestPullErrors(t *testing.T) {
 					}
 				}
 			}
-			if _, err := Resolve(context.Background(), name, opt); !errors.Is(err, ErrNotCached) {
+			if _, err := Resolve(context.Background(), name, opt); tc.wantErr != nil && !errors.Is(err, ErrNotCached) {
 				t.Errorf("Resolve after failed pull = %v, want ErrNotCached", err)
 			}
 		})

@@ -2,9 +2,71 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
+	"github.com/snapvlm/snapvlm/internal/tokenizer"
 )
 
+// cmdTokenize prints the token ids (and token strings) of a text, encoded
+// with DIR/tokenizer.json exactly as the model sees it.
 func cmdTokenize(ctx context.Context, args []string) error {
-	return errors.New("not implemented yet")
+	return runTokenize(args, os.Stdout)
+}
+
+func runTokenize(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
+	model := fs.String("model", "", "model `DIR` containing tokenizer.json")
+	asJSON := fs.Bool("json", false, `print {"ids": [...], "tokens": [...]}`)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: snapvlm tokenize --model DIR [--json] TEXT\n\n"+
+			"Prints the token ids of TEXT on one line and the tokens on the next.\n"+
+			"Special tokens such as <image> in TEXT encode to their single ids.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return errors.New("--model DIR is required")
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("want exactly one TEXT argument, got %d (quote the text)", fs.NArg())
+	}
+	tok, err := tokenizer.Load(filepath.Join(*model, modelconfig.TokenizerFile))
+	if err != nil {
+		return err
+	}
+	ids := tok.Encode(fs.Arg(0))
+	tokens := make([]string, len(ids))
+	for i, id := range ids {
+		tokens[i], _ = tok.IDToToken(id)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(struct {
+			IDs    []int64  `json:"ids"`
+			Tokens []string `json:"tokens"`
+		}{ids, tokens})
+	}
+	idStrs := make([]string, len(ids))
+	for i, id := range ids {
+		idStrs[i] = strconv.FormatInt(id, 10)
+	}
+	// Tokens are quoted so that spaces and control characters stay visible.
+	quoted := make([]string, len(tokens))
+	for i, t := range tokens {
+		quoted[i] = strconv.Quote(t)
+	}
+	_, err = fmt.Fprintf(w, "%s\n%s\n", strings.Join(idStrs, " "), strings.Join(quoted, " "))
+	return err
 }

@@ -210,3 +210,6 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
+
+// FormatBytes formats a size the way snapvlm's messages do ("265.1 MB").
+func FormatBytes(n int64) string { return humanBytes(n) }

@@ -1,6 +1,7 @@
 package imageproc
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"runtime"
@@ -233,53 +234,125 @@ func parallelRows(n int, fn func(y0, y1 int)) {
 }
 
 // horizontalPass writes rows [y0, y1) of dst from rows offset+y of src.
+//
+// Two rows are filtered together and two samples share one 64-bit
+// multiply-add (SWAR): a lane pair lo + hi<<32 times a weight w sums to
+// S = Slo + Shi<<32 (mod 2^64), and since each true sum fits an int32 (as in
+// Pillow's int arithmetic) both are recovered exactly. This halves the
+// multiplies; the results are Pillow's integers bit for bit.
 func horizontalPass(dst, src *RGB, offset, y0, y1 int, c *coeffs) {
-	const half = 1 << (precisionBits - 1)
 	sw, dw := src.W*3, dst.W*3
-	for y := y0; y < y1; y++ {
-		in := src.Pix[(y+offset)*sw : (y+offset+1)*sw]
-		out := dst.Pix[y*dw : (y+1)*dw]
-		for xx := 0; xx < dst.W; xx++ {
-			xmin, n := c.bounds[2*xx], c.bounds[2*xx+1]
-			k := c.k[xx*c.ksize : xx*c.ksize+n]
-			p := in[xmin*3 : (xmin+n)*3]
-			s0, s1, s2 := int32(half), int32(half), int32(half)
-			for i, w := range k {
-				q := p[i*3 : i*3+3 : i*3+3]
-				s0 += int32(q[0]) * w
-				s1 += int32(q[1]) * w
-				s2 += int32(q[2]) * w
-			}
-			o := out[xx*3 : xx*3+3 : xx*3+3]
-			o[0], o[1], o[2] = clip8(s0), clip8(s1), clip8(s2)
+	rbA := make([]int64, src.W) // R | B<<32 of row a
+	rbB := make([]int64, src.W) // R | B<<32 of row b
+	gg := make([]int64, src.W)  // G of row a | G of row b<<32
+	for y := y0; y < y1; y += 2 {
+		a := src.Pix[(y+offset)*sw : (y+offset+1)*sw]
+		b := a
+		if y+1 < y1 {
+			b = src.Pix[(y+offset+1)*sw : (y+offset+2)*sw]
 		}
+		for x := range rbA {
+			pa := a[x*3 : x*3+3 : x*3+3]
+			pb := b[x*3 : x*3+3 : x*3+3]
+			rbA[x] = int64(pa[0]) | int64(pa[2])<<32
+			rbB[x] = int64(pb[0]) | int64(pb[2])<<32
+			gg[x] = int64(pa[1]) | int64(pb[1])<<32
+		}
+		oa := dst.Pix[y*dw : (y+1)*dw]
+		ob := oa
+		if y+1 < y1 {
+			ob = dst.Pix[(y+1)*dw : (y+2)*dw]
+		}
+		horizontalRows2(oa, ob, rbA, rbB, gg, c)
 	}
 }
 
-// verticalPass writes rows [y0, y1) of dst. Accumulation runs row by row
-// over a whole output line so the inner loop walks memory contiguously; the
-// per-pixel sums are the same integers Pillow computes.
+// horizontalRows2 filters the packed rows into oa and ob (which may be the
+// same row when only one is left; the second write then repeats the first).
+func horizontalRows2(oa, ob []uint8, rbA, rbB, gg []int64, c *coeffs) {
+	const half = 1<<(precisionBits-1) | 1<<(precisionBits-1)<<32
+	ks := c.ksize
+	oa, ob = oa[:len(oa)/3*3], ob[:len(oa)/3*3]
+	for xx := 0; xx < len(oa)/3; xx++ {
+		xmin, n := c.bounds[2*xx], c.bounds[2*xx+1]
+		k := c.k[xx*ks : xx*ks+n]
+		pa := rbA[xmin : xmin+n]
+		pb := rbB[xmin : xmin+n]
+		pg := gg[xmin : xmin+n]
+		var sa, sb, sg int64 = half, half, half
+		for i, w := range k {
+			w := int64(w)
+			sa += pa[i] * w
+			sb += pb[i] * w
+			sg += pg[i] * w
+		}
+		ra, ba := split64(sa)
+		rb, bb := split64(sb)
+		ga, gb := split64(sg)
+		o := ob[xx*3 : xx*3+3 : xx*3+3]
+		o[0], o[1], o[2] = clip8(rb), clip8(gb), clip8(bb)
+		o = oa[xx*3 : xx*3+3 : xx*3+3]
+		o[0], o[1], o[2] = clip8(ra), clip8(ga), clip8(ba)
+	}
+}
+
+// split64 recovers the two int32 lane sums of a SWAR accumulator.
+func split64(s int64) (lo, hi int32) {
+	lo = int32(s)
+	hi = int32((s - int64(lo)) >> 32)
+	return lo, hi
+}
+
+// verticalPass writes rows [y0, y1) of dst. It sweeps whole source rows so
+// memory is read contiguously, eight bytes at a time: with
+// M = 0x000000FF000000FF, (u >> 8s) & M holds bytes s and s+4 of the word u
+// in two 32-bit lanes, so one 64-bit multiply-add serves two samples (see
+// horizontalPass for why the lanes stay exact). The sums are Pillow's.
 func verticalPass(dst, src *RGB, y0, y1 int, c *coeffs) {
-	const half = 1 << (precisionBits - 1)
+	const (
+		half  = 1 << (precisionBits - 1)
+		lanes = 0x000000FF000000FF
+	)
 	rw := src.W * 3
-	acc := make([]int32, rw)
+	words := rw / 8
+	acc := make([]int64, words*4)
+	tail := make([]int32, rw-words*8)
 	for yy := y0; yy < y1; yy++ {
 		ymin, n := c.bounds[2*yy], c.bounds[2*yy+1]
 		k := c.k[yy*c.ksize : yy*c.ksize+n]
 		for i := range acc {
-			acc[i] = half
+			acc[i] = half | half<<32
+		}
+		for i := range tail {
+			tail[i] = half
 		}
 		for i, w := range k {
 			row := src.Pix[(ymin+i)*rw : (ymin+i+1)*rw]
-			row = row[:len(acc)]
-			for x, v := range row {
-				acc[x] += int32(v) * w
+			w := int64(w)
+			a := acc
+			for j := 0; j < words; j++ {
+				u := binary.LittleEndian.Uint64(row[j*8:])
+				q := a[j*4 : j*4+4 : j*4+4]
+				q[0] += int64(u&lanes) * w
+				q[1] += int64(u>>8&lanes) * w
+				q[2] += int64(u>>16&lanes) * w
+				q[3] += int64(u>>24&lanes) * w
+			}
+			for x := range tail {
+				tail[x] += int32(row[words*8+x]) * int32(w)
 			}
 		}
 		out := dst.Pix[yy*rw : (yy+1)*rw]
-		out = out[:len(acc)]
-		for x, v := range acc {
-			out[x] = clip8(v)
+		for j := 0; j < words; j++ {
+			o := out[j*8 : j*8+8 : j*8+8]
+			q := acc[j*4 : j*4+4 : j*4+4]
+			for s := 0; s < 4; s++ {
+				lo, hi := split64(q[s])
+				o[s], o[s+4] = clip8(lo), clip8(hi)
+			}
+		}
+		for x, v := range tail {
+			out[words*8+x] = clip8(v)
 		}
 	}
 }

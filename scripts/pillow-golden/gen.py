@@ -213,6 +213,9 @@ def main():
     # A small synthetic case so the Go port of synth() is checked in -short too.
     im = Image.fromarray(synth(37, 23, 7))
     cases.append(run_case("synth_37x23", im, 40, 20, True, {"synth": {"w": 37, "h": 23, "seed": 7}}))
+    # numpy's own .npy writer, for Batch.WriteNPY: values (i - 20) / 7.
+    np.save(os.path.join(OUT, "pixels_1x2x3x2x2.npy"),
+            ((np.arange(24, dtype=np.float32) - 20) / np.float32(7)).reshape(1, 2, 3, 2, 2))
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump({"generator": "scripts/pillow-golden/gen.py",
                    "pillow": Image.__version__, "numpy": np.__version__, "cases": cases}, f, indent=1)

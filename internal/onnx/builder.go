@@ -244,3 +244,19 @@ func (b *Builder) Graph() (*Graph, error) {
 	g := b.g
 	return &g, nil
 }
+
+// SetLastOutputs sets the outputs of the most recently added node, claiming
+// those names not yet used, so a node can write to a name chosen after it
+// was added.
+func (b *Builder) SetLastOutputs(outputs ...string) {
+	if len(b.g.Nodes) == 0 {
+		b.fail("onnx builder: SetLastOutputs without a node")
+		return
+	}
+	for _, o := range outputs {
+		if o != "" && !b.names[o] {
+			b.claim(o)
+		}
+	}
+	b.g.Nodes[len(b.g.Nodes)-1].Outputs = outputs
+}

@@ -213,3 +213,37 @@ func TestGoldenFilesPresent(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenModelOptions covers unk_token, fuse_unk, byte_fallback and
+// ignore_merges on the tiny tokenizer with its model replaced.
+func TestGoldenModelOptions(t *testing.T) {
+	var g struct {
+		Variants []struct {
+			Options json.RawMessage `json:"options"`
+			Model   json.RawMessage `json:"model"`
+			Cases   []goldenCase    `json:"cases"`
+		} `json:"variants"`
+	}
+	readJSON(t, "testdata/golden_model.json", &g)
+	var base map[string]json.RawMessage
+	readJSON(t, "testdata/tiny_tokenizer.json", &base)
+	for i, v := range g.Variants {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			base["model"] = v.Model
+			data, err := json.Marshal(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := tokenizer.FromJSON(data)
+			if err != nil {
+				t.Fatalf("options %s: %v", v.Options, err)
+			}
+			for _, c := range v.Cases {
+				if got := tok.Encode(c.Text); !equalIDs(got, c.IDs) {
+					t.Errorf("options %s: Encode(%q)\n got %v\nwant %v", v.Options, c.Text, got, c.IDs)
+				}
+				checkDecode(t, tok, c)
+			}
+		})
+	}
+}

@@ -174,15 +174,14 @@ func (s *scanner) uint32() (uint32, error) {
 
 // skip skips one value and returns its raw text.
 func (s *scanner) skip() (string, error) {
+	s.skipWS()
 	start := s.pos
 	switch s.peek() {
 	case '"':
-		start = s.pos
 		if _, err := s.str(); err != nil {
 			return "", err
 		}
 	case '{', '[':
-		start = s.pos
 		depth := 0
 		for s.pos < len(s.src) {
 			switch s.src[s.pos] {
@@ -203,7 +202,6 @@ func (s *scanner) skip() (string, error) {
 		}
 		return "", s.errorf("unterminated container")
 	default:
-		start = s.pos
 		for s.pos < len(s.src) {
 			switch s.src[s.pos] {
 			case ',', '}', ']', ' ', '\t', '\n', '\r':

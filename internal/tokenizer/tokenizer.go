@@ -389,7 +389,10 @@ func (t *Tokenizer) addTokens(f *fileJSON) error {
 // text, such as <image>, encode to their single ids.
 func (t *Tokenizer) Encode(text string) []int64 {
 	ids := make([]uint32, 0, len(text)/3+4)
-	var segs, segs2 []segment
+	// Prompts are mostly special tokens (<image> ×64 per tile): size the
+	// segment list for that to avoid regrowing it.
+	segs := make([]segment, 0, len(text)/8+1)
+	var segs2 []segment
 	var pieces []string
 	segs = t.nonNormalized.split(segs, text, t.nonNormTokens)
 	for _, s := range segs {

@@ -215,6 +215,38 @@ function splitPreTokenizer(behavior, pattern, invert) {
   };
 }
 
+// modelVariant changes the tiny tokenizer's BPE options. Single-byte tokens
+// that no merge uses are renamed (ids unchanged): half to "<0xXX>" so that
+// byte_fallback can find them, half to "<gone_XX>" so that only unk_token
+// can stand for them.
+function modelVariant(tinyText, opts) {
+  const j = JSON.parse(tinyText);
+  const used = new Set();
+  for (const [a, b] of j.model.merges) {
+    used.add(a);
+    used.add(b);
+  }
+  const byteChar = (b) => {
+    // GPT-2 bytes_to_unicode
+    const printable = (x) => (x >= 0x21 && x <= 0x7e) || (x >= 0xa1 && x <= 0xac) || x >= 0xae;
+    if (printable(b)) return String.fromCodePoint(b);
+    let n = 0;
+    for (let x = 0; x < b; x++) if (!printable(x)) n++;
+    return String.fromCodePoint(256 + n);
+  };
+  let k = 0;
+  for (let b = 0x80; b < 0x100; b++) {
+    const c = byteChar(b);
+    if (used.has(c) || !(c in j.model.vocab)) continue;
+    const id = j.model.vocab[c];
+    delete j.model.vocab[c];
+    const hex = b.toString(16).toUpperCase().padStart(2, '0');
+    j.model.vocab[k++ % 2 === 0 ? `<0x${hex}>` : `<gone_${hex}>`] = id;
+  }
+  Object.assign(j.model, opts);
+  return j.model;
+}
+
 (async () => {
   const smol = Tokenizer.fromFile(smolPath);
   await golden(smol, 'SmolVLM-256M-Instruct tokenizer.json', buildStrings(1, 1500, 120), randomIDs(rng(2), 49280, 300), 'golden_smolvlm.json');
@@ -254,6 +286,42 @@ function splitPreTokenizer(behavior, pattern, invert) {
   fs.writeFileSync(path.join(outDir, 'golden_split.json'),
     `{"generator": "scripts/tokenizer-golden/gen.js with tokenizers@${version} (npm)",\n"tokenizer": "testdata/tiny_tokenizer.json with pre_tokenizer replaced",\n"variants": [\n${doc.join(',\n')}\n]}\n`);
   console.log(`golden_split.json: ${variants.length} pre-tokenizers x ${splitStrings.length} strings`);
+
+  // BPE options: unk_token, fuse_unk, byte_fallback, ignore_merges.
+  const modelVariants = [
+    { unk_token: '<|endoftext|>' },
+    { unk_token: '<|endoftext|>', fuse_unk: true },
+    { unk_token: '<|endoftext|>', byte_fallback: true },
+    { byte_fallback: true },
+    { ignore_merges: true },
+  ];
+  // Strings of arbitrary non-ASCII runes reach the renamed byte tokens in
+  // every order (unk then fallback, fallback then unk, …).
+  const r2 = rng(8);
+  const modelStrings = [...splitStrings];
+  for (let i = 0; i < 200; i++) {
+    let s = '';
+    const n = 1 + Math.floor(r2() * 6);
+    for (let k = 0; k < n; k++) s += r2() < 0.2 ? ' ' : String.fromCodePoint(0xa0 + Math.floor(r2() * 0x2f00));
+    modelStrings.push(s);
+  }
+  const mdoc = [];
+  for (const opts of modelVariants) {
+    const model = modelVariant(tinyText, opts);
+    const j = JSON.parse(tinyText);
+    j.model = model;
+    const tok = Tokenizer.fromString(JSON.stringify(j));
+    const cases = [];
+    for (const text of modelStrings) {
+      const e = await tok.encode(text, null, { addSpecialTokens: false });
+      const ids = Array.from(e.getIds());
+      cases.push({ text, ids, decoded: await tok.decode(ids, false), decoded_skip: await tok.decode(ids, true) });
+    }
+    mdoc.push(`{"options": ${JSON.stringify(opts)},\n"model": ${JSON.stringify(model)},\n"cases": [\n${cases.map((c) => JSON.stringify(c)).join(',\n')}\n]}`);
+  }
+  fs.writeFileSync(path.join(outDir, 'golden_model.json'),
+    `{"generator": "scripts/tokenizer-golden/gen.js with tokenizers@${version} (npm)",\n"tokenizer": "testdata/tiny_tokenizer.json with model replaced",\n"variants": [\n${mdoc.join(',\n')}\n]}\n`);
+  console.log(`golden_model.json: ${modelVariants.length} models x ${modelStrings.length} strings`);
 })().catch((e) => {
   console.error(e);
   process.exit(1);

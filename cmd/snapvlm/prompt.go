@@ -2,9 +2,182 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
+	"github.com/snapvlm/snapvlm/internal/prompt"
+	"github.com/snapvlm/snapvlm/internal/tokenizer"
 )
 
 func cmdPrompt(ctx context.Context, args []string) error {
-	return errors.New("not implemented yet")
+	return runPrompt(ctx, args, os.Stdout, os.Stderr)
+}
+
+// promptImageList is a repeatable string flag.
+type promptImageList []string
+
+func (l *promptImageList) String() string     { return strings.Join(*l, ",") }
+func (l *promptImageList) Set(s string) error { *l = append(*l, s); return nil }
+
+// promptGridList is a repeatable RxC flag.
+type promptGridList []prompt.ImageGrid
+
+func (l *promptGridList) String() string {
+	s := make([]string, len(*l))
+	for i, g := range *l {
+		s[i] = fmt.Sprintf("%dx%d", g.Rows, g.Cols)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *promptGridList) Set(s string) error {
+	r, c, ok := strings.Cut(strings.ToLower(s), "x")
+	rows, err1 := strconv.Atoi(r)
+	cols, err2 := strconv.Atoi(c)
+	if !ok || err1 != nil || err2 != nil || rows < 0 || cols < 0 {
+		return fmt.Errorf("grid %q: want ROWSxCOLS such as 4x4 (0x0 = single form)", s)
+	}
+	*l = append(*l, prompt.ImageGrid{Rows: rows, Cols: cols})
+	return nil
+}
+
+// promptJSON is the --json output.
+type promptJSON struct {
+	Prompt      string  `json:"prompt"`
+	IDs         []int64 `json:"ids"`
+	ImageTokens int     `json:"image_tokens"`
+}
+
+func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("prompt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		modelDir    = fs.String("model", "", "model directory (Hugging Face layout: config.json, tokenizer.json, ...)")
+		noSplit     = fs.Bool("no-split", false, "use the single (unsplit) form for every image")
+		asJSON      = fs.Bool("json", false, `print {"prompt", "ids", "image_tokens"} as JSON`)
+		defTemplate = fs.Bool("default-template", false, "use the built-in SmolVLM chat template if the model ships none")
+		images      promptImageList
+		grids       promptGridList
+	)
+	fs.Var(&images, "image", "image file (repeatable; needs --grid per image or --no-split until the image processor is wired in)")
+	fs.Var(&grids, "grid", "tile grid ROWSxCOLS of the next image, e.g. 4x4; 0x0 = single form (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: snapvlm prompt --model DIR [--image IMG]... [--grid RxC]... [--no-split] [--json] QUESTION\n\n"+
+			"Renders the chat template for one user turn (images first, then QUESTION), expands\n"+
+			"the image placeholders and tokenizes the result, without running a model.\n"+
+			"Without --image, each --grid (or a lone --no-split) stands for one image.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *modelDir == "" {
+		return errors.New("--model DIR is required")
+	}
+	if fs.NArg() == 0 {
+		return errors.New("missing QUESTION (flags go before it)")
+	}
+	question := strings.Join(fs.Args(), " ")
+
+	layout, err := imageGrids(len(images), grids, *noSplit)
+	if err != nil {
+		return err
+	}
+	for _, img := range images {
+		// The pixels are not needed yet, but a wrong path should not pass.
+		if _, err := os.Stat(img); err != nil {
+			return fmt.Errorf("--image: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	m, err := modelconfig.Load(*modelDir)
+	if err != nil {
+		return err
+	}
+	fallback := ""
+	if *defTemplate {
+		fallback = prompt.SmolVLMTemplate
+	}
+	tmpl, err := prompt.FromModelOr(m, fallback)
+	if err != nil {
+		if errors.Is(err, prompt.ErrNoTemplate) {
+			return fmt.Errorf("%w (pass --default-template to use the built-in SmolVLM one)", err)
+		}
+		return err
+	}
+	seqLen := m.ImageSeqLen()
+	if len(layout) > 0 && seqLen <= 0 {
+		return fmt.Errorf("model %s: cannot tell the tokens per image: %s has no image_seq_len and %s lacks vision_config.image_size/patch_size or scale_factor",
+			*modelDir, modelconfig.ProcessorFile, modelconfig.ConfigFile)
+	}
+
+	content := make([]prompt.Part, 0, len(layout)+1)
+	for range layout {
+		content = append(content, prompt.Part{Type: prompt.PartImage})
+	}
+	content = append(content, prompt.Part{Type: prompt.PartText, Text: question})
+	rendered, err := tmpl.Render([]prompt.Message{{Role: prompt.RoleUser, Content: content}}, true)
+	if err != nil {
+		return err
+	}
+	text, err := prompt.Expander{ImageSeqLen: seqLen}.Expand(rendered, layout, nil)
+	if err != nil {
+		return err
+	}
+
+	tok, err := tokenizer.Load(filepath.Join(*modelDir, modelconfig.TokenizerFile))
+	if err != nil {
+		return err
+	}
+	ids := tok.Encode(text)
+	imageID, ok := tok.TokenToID(prompt.ImageToken)
+	if !ok {
+		imageID = m.Config.ImageTokenID
+	}
+	nImage := 0
+	for _, id := range ids {
+		if id == imageID {
+			nImage++
+		}
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		// Keep <image> readable instead of \u003cimage\u003e.
+		enc.SetEscapeHTML(false)
+		return enc.Encode(promptJSON{Prompt: text, IDs: ids, ImageTokens: nImage})
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n--\n%d tokens, %d of them %s\n", text, len(ids), nImage, prompt.ImageToken)
+	return err
+}
+
+// imageGrids decides the tile grid of every image from the flags.
+func imageGrids(nImages int, grids promptGridList, noSplit bool) ([]prompt.ImageGrid, error) {
+	switch {
+	case noSplit && len(grids) > 0:
+		return nil, errors.New("--no-split and --grid exclude each other")
+	case nImages == 0 && noSplit:
+		return []prompt.ImageGrid{{}}, nil
+	case nImages == 0:
+		return grids, nil
+	case noSplit:
+		return make([]prompt.ImageGrid, nImages), nil
+	case len(grids) == 0:
+		// TODO(lead): compute each image's grid with internal/imageproc.
+		return nil, errors.New("--image needs --grid RxC per image or --no-split: reading the grid from the image is not wired in yet")
+	case len(grids) != nImages:
+		return nil, fmt.Errorf("%d --image flags but %d --grid flags: give one grid per image", nImages, len(grids))
+	}
+	return grids, nil
 }

@@ -315,16 +315,16 @@ func Process(ctx context.Context, imgs []*RGB, opt Options) (*Batch, error) {
 	b.Pixels = make([]float32, len(all)*3*m*m)
 	t := opt.lut()
 	plane := m * m
-	for i, f := range all {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	parallelChunks(len(all), 1, func(i0, i1 int) {
+		for i := i0; i < i1; i++ {
+			base := b.Pixels[i*3*plane : (i+1)*3*plane]
+			r, g, bl := base[:plane], base[plane:2*plane], base[2*plane:]
+			pix := all[i].Pix[:plane*3]
+			for p := range r {
+				q := pix[p*3 : p*3+3 : p*3+3]
+				r[p], g[p], bl[p] = t[0][q[0]], t[1][q[1]], t[2][q[2]]
+			}
 		}
-		base := b.Pixels[i*3*plane : (i+1)*3*plane]
-		r, g, bl := base[:plane], base[plane:2*plane], base[2*plane:]
-		for p := 0; p < plane; p++ {
-			q := f.Pix[p*3 : p*3+3 : p*3+3]
-			r[p], g[p], bl[p] = t[0][q[0]], t[1][q[1]], t[2][q[2]]
-		}
-	}
+	})
 	return b, nil
 }

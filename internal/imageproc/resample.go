@@ -212,9 +212,13 @@ const minRowsPerWorker = 16
 
 // parallelRows calls fn on contiguous row ranges covering [0, n), using up
 // to GOMAXPROCS goroutines.
-func parallelRows(n int, fn func(y0, y1 int)) {
+func parallelRows(n int, fn func(y0, y1 int)) { parallelChunks(n, minRowsPerWorker, fn) }
+
+// parallelChunks calls fn on contiguous ranges covering [0, n), at least
+// minPer items each, using up to GOMAXPROCS goroutines.
+func parallelChunks(n, minPer int, fn func(i0, i1 int)) {
 	workers := runtime.GOMAXPROCS(0)
-	if m := n / minRowsPerWorker; m < workers {
+	if m := n / minPer; m < workers {
 		workers = m
 	}
 	if workers <= 1 {
@@ -279,6 +283,7 @@ func horizontalRows2(oa, ob []uint8, rbA, rbB, gg []int64, c *coeffs) {
 		pa := rbA[xmin : xmin+n]
 		pb := rbB[xmin : xmin+n]
 		pg := gg[xmin : xmin+n]
+		pa, pb, pg = pa[:len(k)], pb[:len(k)], pg[:len(k)] // lets the compiler drop bounds checks
 		var sa, sb, sg int64 = half, half, half
 		for i, w := range k {
 			w := int64(w)
@@ -329,17 +334,17 @@ func verticalPass(dst, src *RGB, y0, y1 int, c *coeffs) {
 		for i, w := range k {
 			row := src.Pix[(ymin+i)*rw : (ymin+i+1)*rw]
 			w := int64(w)
-			a := acc
-			for j := 0; j < words; j++ {
-				u := binary.LittleEndian.Uint64(row[j*8:])
-				q := a[j*4 : j*4+4 : j*4+4]
-				q[0] += int64(u&lanes) * w
-				q[1] += int64(u>>8&lanes) * w
-				q[2] += int64(u>>16&lanes) * w
-				q[3] += int64(u>>24&lanes) * w
+			a, r := acc, row
+			for len(a) >= 4 && len(r) >= 8 {
+				u := binary.LittleEndian.Uint64(r)
+				a[0] += int64(u&lanes) * w
+				a[1] += int64(u>>8&lanes) * w
+				a[2] += int64(u>>16&lanes) * w
+				a[3] += int64(u>>24&lanes) * w
+				a, r = a[4:], r[8:]
 			}
 			for x := range tail {
-				tail[x] += int32(row[words*8+x]) * int32(w)
+				tail[x] += int32(r[x]) * int32(w)
 			}
 		}
 		out := dst.Pix[yy*rw : (yy+1)*rw]

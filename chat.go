@@ -10,10 +10,15 @@ import (
 // part of the conversation; their features are computed once and reused by
 // later turns. A Chat is safe for concurrent use, but turns run one at a
 // time; use one Chat per conversation and many Chats per Model.
+//
+// A Chat keeps the decoder's key/value cache of its last turn: the next turn
+// only runs the tokens after the longest common prefix (the new question and
+// the previous answer as the template renders it), not the whole history.
 type Chat struct {
 	m    *Model
 	mu   sync.Mutex
 	msgs []Message
+	kv   kvCache // the decoder cache of the last turn, reused by the next
 	// System, when set, is sent as the first message of every turn.
 	System string
 }
@@ -39,7 +44,7 @@ func (c *Chat) Send(ctx context.Context, text string, images []*Image, opts Requ
 	}
 	req.Messages = append(req.Messages, c.msgs...)
 	req.Messages = append(req.Messages, user)
-	res, err := c.m.Generate(ctx, req, onText)
+	res, err := c.m.generate(ctx, req, onText, &c.kv)
 	if err != nil {
 		return nil, err
 	}
@@ -62,4 +67,13 @@ func (c *Chat) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.msgs = nil
+	c.kv.drop()
+}
+
+// Close releases the conversation's cache. A closed Chat can still be used;
+// its next turn starts a new cache.
+func (c *Chat) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.kv.drop()
 }

@@ -233,7 +233,7 @@ func TestSensitivity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		feats, _, err := m.imageFeatures(ctx, []*Image{img}, req, &Result{})
+		feats, _, _, err := m.imageFeatures(ctx, []*Image{img}, req, &Result{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +242,7 @@ func TestSensitivity(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := &Result{}
-		if err := m.decode(ctx, req, &prepared{ids: p.ids, embeds: embeds}, res, time.Now(), nil); err != nil {
+		if err := m.decode(ctx, req, &prepared{ids: p.ids, embeds: embeds}, res, time.Now(), nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		return res.Tokens
@@ -425,12 +425,35 @@ func TestChatKeepsImages(t *testing.T) {
 	if len(r2.PromptTokens) <= len(r1.PromptTokens)+len(r1.Tokens) {
 		t.Fatalf("second prompt (%d tokens) does not hold the first turn (%d + %d)", len(r2.PromptTokens), len(r1.PromptTokens), len(r1.Tokens))
 	}
-	if h := chat.History(); len(h) != 4 || h[1].Role != Assistant {
+	h := chat.History()
+	if len(h) != 4 || h[1].Role != Assistant {
 		t.Fatalf("history %+v", h)
+	}
+	// The second turn reused the first turn's cache and still answers as a
+	// fresh generation over the whole history does.
+	if r1.ReusedTokens != 0 || r2.ReusedTokens < len(r1.PromptTokens) {
+		t.Errorf("reused tokens: first turn %d, second %d (first prompt %d)", r1.ReusedTokens, r2.ReusedTokens, len(r1.PromptTokens))
+	}
+	fresh := greedy(t, m, Request{Messages: h[:3], MaxNewTokens: 5})
+	if !slices.Equal(fresh.Tokens, r2.Tokens) || !slices.Equal(fresh.PromptTokens, r2.PromptTokens) {
+		t.Errorf("second turn with reused cache %v, fresh %v", r2.Tokens, fresh.Tokens)
+	}
+	// A new image in a later turn works, and the cache keeps serving.
+	r3, err := chat.Send(context.Background(), "Now this one.", []*Image{pngImage(t, 120, 90, 1, false)}, Request{MaxNewTokens: 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh3 := greedy(t, m, Request{Messages: chat.History()[:5], MaxNewTokens: 5})
+	if !slices.Equal(fresh3.Tokens, r3.Tokens) || r3.ReusedTokens == 0 {
+		t.Errorf("third turn %v (reused %d), fresh %v", r3.Tokens, r3.ReusedTokens, fresh3.Tokens)
 	}
 	chat.Reset()
 	if len(chat.History()) != 0 {
 		t.Fatal("reset kept history")
+	}
+	r4, err := chat.Send(context.Background(), "Hello", nil, Request{MaxNewTokens: 3}, nil)
+	if err != nil || r4.ReusedTokens != 0 {
+		t.Fatalf("after reset: %v, reused %d", err, r4.ReusedTokens)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/snapvlm/snapvlm/internal/decoder"
 	"github.com/snapvlm/snapvlm/internal/embed"
 	"github.com/snapvlm/snapvlm/internal/imageproc"
 	"github.com/snapvlm/snapvlm/internal/prompt"
@@ -123,6 +124,7 @@ type Result struct {
 	Tokens       []int64 // generated ids, the end token included
 	PromptTokens []int64
 	ImageTokens  int // <image> tokens in the prompt
+	ReusedTokens int // prompt tokens whose cache a Chat kept from earlier turns
 	Tiles        int // vision frames over all images
 	Images       []ImageInfo
 	FinishReason string
@@ -135,6 +137,10 @@ type Result struct {
 // decoder step and returns the partial Result with FinishReason "cancelled"
 // and a nil error; the Model stays usable.
 func (m *Model) Generate(ctx context.Context, req Request, onText func(string) error) (*Result, error) {
+	return m.generate(ctx, req, onText, nil)
+}
+
+func (m *Model) generate(ctx context.Context, req Request, onText func(string) error, kv *kvCache) (*Result, error) {
 	start := time.Now()
 	res := &Result{}
 	res.Timings.Load = m.loadTime
@@ -142,16 +148,51 @@ func (m *Model) Generate(ctx context.Context, req Request, onText func(string) e
 	if err != nil {
 		return nil, err
 	}
-	if err := m.decode(ctx, req, p, res, start, onText); err != nil {
+	if err := m.decode(ctx, req, p, res, start, onText, kv); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
+// kvCache is a decoder cache kept between the turns of a Chat, with what it
+// holds: the token ids and the images whose features those tokens carry.
+type kvCache struct {
+	st     *decoder.State
+	ids    []int64
+	images [][32]byte
+}
+
+func (c *kvCache) drop() {
+	if c.st != nil {
+		c.st.Close()
+	}
+	*c = kvCache{}
+}
+
+// reusable returns how many leading prompt tokens of p the cache already
+// holds, or 0 when it cannot serve p (other images, or too small).
+func (c *kvCache) reusable(p *prepared, need int) int {
+	if c.st == nil || len(c.images) > len(p.imageKeys) {
+		return 0
+	}
+	for i, k := range c.images {
+		if p.imageKeys[i] != k {
+			return 0
+		}
+	}
+	n := 0
+	for n < len(c.ids) && n < len(p.ids) && c.ids[n] == p.ids[n] {
+		n++
+	}
+	// The last prompt token is always run to get the first logits.
+	return min(n, len(p.ids)-1)
+}
+
 // prepared is a prompt ready for the decoder.
 type prepared struct {
-	ids    []int64
-	embeds []float32
+	ids       []int64
+	embeds    []float32
+	imageKeys [][32]byte // feature-cache keys of the images, in order
 }
 
 // prepare renders the conversation, encodes its images and embeds the prompt.
@@ -177,7 +218,7 @@ func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepare
 	if err != nil {
 		return nil, err
 	}
-	feats, grids, err := m.imageFeatures(ctx, images, req, res)
+	feats, grids, keys, err := m.imageFeatures(ctx, images, req, res)
 	if err != nil {
 		return nil, err
 	}
@@ -197,17 +238,17 @@ func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepare
 		}
 	}
 	res.ImageTokens = len(feats) / max(m.emb.Hidden(), 1)
-	return &prepared{ids: ids, embeds: embeds}, nil
+	return &prepared{ids: ids, embeds: embeds, imageKeys: keys}, nil
 }
 
 // imageFeatures preprocesses and encodes every image (or takes its features
 // from the cache) and returns the features in prompt order with the grids.
-func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request, res *Result) ([]float32, []prompt.ImageGrid, error) {
+func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request, res *Result) ([]float32, []prompt.ImageGrid, [][32]byte, error) {
 	if len(images) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	if m.vis == nil {
-		return nil, nil, errors.New("generate: the model was loaded text-only (Options.TextOnly) but the request has images")
+		return nil, nil, nil, errors.New("generate: the model was loaded text-only (Options.TextOnly) but the request has images")
 	}
 	opt := m.imgOpts
 	if req.NoSplit {
@@ -218,24 +259,26 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 	}
 	var all []float32
 	grids := make([]prompt.ImageGrid, 0, len(images))
+	keys := make([][32]byte, 0, len(images))
 	for _, img := range images {
 		key := featureKey(img, opt)
+		keys = append(keys, key)
 		ent, ok := m.features.get(key)
 		if !ok {
 			t := time.Now()
 			rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			batch, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
 			if err != nil {
-				return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
+				return nil, nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
 			}
 			res.Timings.Preprocess += time.Since(t)
 			t = time.Now()
 			feats, err := m.vis.Encode(ctx, batch.Pixels, batch.Frames)
 			if err != nil {
-				return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
+				return nil, nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
 			}
 			res.Timings.Vision += time.Since(t)
 			info := batch.Images[0]
@@ -247,7 +290,7 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 		res.Tiles += ent.frames
 		res.Images = append(res.Images, ImageInfo{Rows: ent.grid.Rows, Cols: ent.grid.Cols, Frames: ent.frames, Cached: ok})
 	}
-	return all, grids, nil
+	return all, grids, keys, nil
 }
 
 func featureKey(img *Image, opt imageproc.Options) [32]byte {
@@ -259,8 +302,19 @@ func featureKey(img *Image, opt imageproc.Options) [32]byte {
 	return k
 }
 
-// decode prefills the prompt and generates the answer.
-func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Result, start time.Time, onText func(string) error) error {
+// roomy is the capacity of a Chat's cache: room for later turns, so they can
+// reuse it without reallocating, within the model's positions.
+func roomy(need, limit int) int {
+	if limit <= 0 {
+		return 2 * need
+	}
+	return max(need, min(2*need, limit))
+}
+
+// decode prefills the prompt and generates the answer. With kv, the cache of
+// an earlier turn is reused for the prompt prefix it already holds and kept
+// for the next turn.
+func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Result, start time.Time, onText func(string) error, kv *kvCache) (err error) {
 	maxNew := req.MaxNewTokens
 	if maxNew <= 0 {
 		maxNew = 256
@@ -276,11 +330,40 @@ func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Resul
 	if limit > 0 && len(p.ids)+maxNew > limit {
 		maxNew = limit - len(p.ids)
 	}
-	st, err := m.dec.NewState(len(p.ids)+maxNew, m.chunk)
-	if err != nil {
-		return err
+	need := len(p.ids) + maxNew
+	skip := 0
+	var st *decoder.State
+	if kv != nil {
+		if skip = kv.reusable(p, need); skip > 0 && kv.st.Truncate(skip) == nil && kv.st.Grow(roomy(need, limit)) == nil {
+			st = kv.st
+		} else {
+			skip = 0
+			kv.drop()
+		}
 	}
-	defer st.Close()
+	if st == nil {
+		capacity := need
+		if kv != nil {
+			capacity = roomy(need, limit)
+		}
+		if st, err = m.dec.NewState(capacity, m.chunk); err != nil {
+			return err
+		}
+	}
+	history := make([]int64, len(p.ids), len(p.ids)+maxNew)
+	copy(history, p.ids)
+	if kv == nil {
+		defer st.Close()
+	} else {
+		defer func() {
+			if err != nil || st.Len() > len(history) {
+				kv.drop()
+				return
+			}
+			*kv = kvCache{st: st, ids: history[:st.Len()], images: p.imageKeys}
+		}()
+	}
+	res.ReusedTokens = skip
 	step, err := m.emb.NewStep()
 	if err != nil {
 		return err
@@ -288,10 +371,13 @@ func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Resul
 	defer step.Close()
 
 	t := time.Now()
-	logits, err := st.Prefill(ctx, p.embeds)
+	logits, err := st.Prefill(ctx, p.embeds[skip*m.emb.Hidden():])
 	if err != nil {
 		if ctx.Err() != nil {
 			res.FinishReason = FinishCancelled
+			if kv != nil {
+				kv.drop()
+			}
 			return nil
 		}
 		return err
@@ -299,8 +385,6 @@ func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Resul
 	res.Timings.Prefill = time.Since(t)
 
 	sampler := sample.New(sp)
-	history := make([]int64, len(p.ids), len(p.ids)+maxNew)
-	copy(history, p.ids)
 	stream := m.tok.NewStreamDecoder(true)
 	stops := stop.NewMatcher(req.Stop)
 	var text []byte

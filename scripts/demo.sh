@@ -10,7 +10,7 @@ REPO=${SNAPVLM_DEMO_MODEL:-HuggingFaceTB/SmolVLM2-256M-Video-Instruct}
 IMAGE=${1:-assets/sample.jpg}
 QUESTION=${2:-Can you describe this image?}
 
-if model_dir=$($BIN pull --quiet --yes --print-dir "$REPO" 2>/tmp/snapvlm-demo-pull.log); then
+if model_dir=$($BIN pull --quiet "$REPO" 2>/tmp/snapvlm-demo-pull.log); then
   echo "== model: $REPO"
 else
   model_dir=.cache/models/tiny512

@@ -64,7 +64,7 @@ func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, 
 	if f.model == "" {
 		return nil, fmt.Errorf("--model is required (a model directory or a Hugging Face repo id)")
 	}
-	dir, err := resolveModel(ctx, f.model, f.yes, f.dtypeForPull())
+	dir, err := resolveModel(ctx, f.model, f.yes, f.dtype, f.graphDtypes())
 	if err != nil {
 		return nil, err
 	}
@@ -86,11 +86,12 @@ func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, 
 	return m, nil
 }
 
-func (f *engineFlags) dtypeForPull() []string {
-	var out []string
-	for _, d := range []string{f.dtype, f.vdtype, f.edtype, f.ddtype} {
+// graphDtypes are the per-graph variant flags, keyed as the hub names graphs.
+func (f *engineFlags) graphDtypes() map[string]string {
+	out := map[string]string{}
+	for g, d := range map[string]string{snapvlm.GraphVision: f.vdtype, snapvlm.GraphEmbed: f.edtype, snapvlm.GraphDecoder: f.ddtype} {
 		if d != "" {
-			out = append(out, d)
+			out[g] = d
 		}
 	}
 	return out

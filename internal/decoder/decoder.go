@@ -433,3 +433,69 @@ func (st *State) run(ctx context.Context, embeds []float32, c int) ([]float32, e
 	}
 	return st.logits.F32[off : off+v], nil
 }
+
+// Truncate keeps the first n tokens of the cache and drops the rest, so a
+// conversation can reuse the cache of its earlier turns. The kept rows are
+// moved to the layout of an n-token cache once (a per-turn cost, not a
+// per-step one).
+func (st *State) Truncate(n int) error {
+	if n < 0 || n > st.n {
+		return fmt.Errorf("decoder: cannot keep %d of %d cached tokens", n, st.n)
+	}
+	if n == st.n {
+		return nil
+	}
+	heads, hd, old := st.d.cfg.KVHeads, st.d.cfg.HeadDim, st.n
+	for _, b := range st.bufs[st.cur] {
+		// Head h moves from offset h*old*hd to h*n*hd; destinations never
+		// pass their sources, so copying in head order is safe.
+		for h := 1; h < heads; h++ {
+			if b.DType == ort.Float16 {
+				copy(b.F16[h*n*hd:(h*n+n)*hd], b.F16[h*old*hd:(h*old+n)*hd])
+			} else {
+				copy(b.F32[h*n*hd:(h*n+n)*hd], b.F32[h*old*hd:(h*old+n)*hd])
+			}
+		}
+	}
+	st.closePast()
+	st.past = make([]*ort.Tensor, len(st.bufs[st.cur]))
+	st.n = n
+	return st.makeTensors(st.bufs[st.cur], n, st.past)
+}
+
+// Grow makes room for capacity tokens, keeping the cached ones (an n-token
+// cache occupies the start of each buffer whatever the capacity, so the
+// rows are copied as they are).
+func (st *State) Grow(capacity int) error {
+	if capacity <= st.cap {
+		return nil
+	}
+	per := st.d.cfg.KVHeads * capacity * st.d.cfg.HeadDim
+	used := st.d.cfg.KVHeads * st.n * st.d.cfg.HeadDim
+	var bufs [2][]*ort.Buffer
+	for side := range bufs {
+		bufs[side] = make([]*ort.Buffer, len(st.bufs[0]))
+		for k := range bufs[side] {
+			b, err := ort.NewBuffer(st.d.kvType, per)
+			if err != nil {
+				return err
+			}
+			bufs[side][k] = b
+		}
+	}
+	for k, old := range st.bufs[st.cur] {
+		if old.DType == ort.Float16 {
+			copy(bufs[0][k].F16, old.F16[:used])
+		} else {
+			copy(bufs[0][k].F32, old.F32[:used])
+		}
+	}
+	mask, pos := make([]int64, capacity), make([]int64, capacity)
+	for i := range mask {
+		mask[i], pos[i] = 1, int64(i)
+	}
+	st.closePast()
+	st.bufs, st.cur, st.cap, st.mask, st.pos = bufs, 0, capacity, mask, pos
+	st.past = make([]*ort.Tensor, len(bufs[0]))
+	return st.makeTensors(bufs[0], st.n, st.past)
+}

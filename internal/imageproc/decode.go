@@ -11,8 +11,10 @@ import (
 	"image/png"
 	"os"
 
-	"golang.org/x/image/webp"
-	_ "image/jpeg" // DecodeConfig for the pixel guard
+	// Registered for image.DecodeConfig, which the pixel guard reads.
+	_ "image/jpeg"
+
+	_ "golang.org/x/image/webp"
 )
 
 // Decode reads an image file the way transformers' load_image does with
@@ -96,11 +98,7 @@ func decodeBytes(data []byte, maxPixels int64) (*RGB, error) {
 	case formatGIF:
 		img, err = decodeGIF(data)
 	case formatWebP:
-		var m image.Image
-		m, err = webp.Decode(bytes.NewReader(data))
-		if err == nil {
-			img, err = fromImage(m, -1)
-		}
+		img, err = decodeWebP(data)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", f, err)

@@ -17,7 +17,7 @@ const jpegExact = false
 func decodeJPEG(data []byte, w, h int) (*RGB, error) {
 	m, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("file is truncated or corrupt: %w", err)
 	}
 	if c, ok := m.(*image.CMYK); ok {
 		// Go already inverted Adobe CMYK; cmykToRGB wants Pillow's view.

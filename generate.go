@@ -250,13 +250,7 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 	if m.vis == nil {
 		return nil, nil, nil, errors.New("generate: the model was loaded text-only (Options.TextOnly) but the request has images")
 	}
-	opt := m.imgOpts
-	if req.NoSplit {
-		opt.Split = false
-	}
-	if req.ImageSize > 0 {
-		opt.LongestEdge = req.ImageSize
-	}
+	opt := m.imageOptions(req)
 	var all []float32
 	grids := make([]prompt.ImageGrid, 0, len(images))
 	keys := make([][32]byte, 0, len(images))
@@ -291,6 +285,19 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 		res.Images = append(res.Images, ImageInfo{Rows: ent.grid.Rows, Cols: ent.grid.Cols, Frames: ent.frames, Cached: ok})
 	}
 	return all, grids, keys, nil
+}
+
+// imageOptions are the model's preprocessing options with the request's
+// overrides.
+func (m *Model) imageOptions(req Request) imageproc.Options {
+	opt := m.imgOpts
+	if req.NoSplit {
+		opt.Split = false
+	}
+	if req.ImageSize > 0 {
+		opt.LongestEdge = req.ImageSize
+	}
+	return opt
 }
 
 func featureKey(img *Image, opt imageproc.Options) [32]byte {

@@ -1,0 +1,94 @@
+package snapvlm
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/snapvlm/snapvlm/internal/imageproc"
+	"github.com/snapvlm/snapvlm/internal/jsref"
+	"github.com/snapvlm/snapvlm/internal/jsref/jsreftest"
+)
+
+// TestAgainstTransformersJS runs transformers.js's own generate() on the
+// same generated model, prompt ids and pixel values (from our processor: its
+// own resizing differs from Pillow), greedy, and requires the same ids.
+func TestAgainstTransformersJS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: starts node for every case")
+	}
+	jsreftest.Require(t)
+	wide, square := pngImage(t, 300, 200, 0, false), pngImage(t, 100, 100, 1, false)
+	cases := []struct {
+		name, preset, dtype string
+		images              []*Image
+		noSplit             bool
+	}{
+		{"512 split fp32", "tiny512", "fp32", []*Image{wide}, false},
+		{"512 no-split fp32", "tiny512", "fp32", []*Image{wide}, true},
+		{"512 two images q4", "tiny512", "q4", []*Image{wide, square}, true},
+		{"512 split fp16 kv", "tiny512", "fp16", []*Image{wide}, false},
+		{"512 text only q4", "tiny512", "q4", nil, false},
+		{"384 split fp32", "tiny384", "fp32", []*Image{wide}, false},
+		{"384 no-split q4", "tiny384", "q4", []*Image{square}, true},
+		{"384 text only fp16", "tiny384", "fp16", nil, false},
+	}
+	const maxNew = 20
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := loadModel(t, c.preset, Options{Dtype: c.dtype, TextOnly: len(c.images) == 0})
+			req := Request{Messages: []Message{UserMessage("Can you describe this?", c.images...)}, MaxNewTokens: maxNew, NoSplit: c.noSplit}
+			ours := greedy(t, m, req)
+
+			jr := jsref.Request{
+				ModelDir:     m.Dir(),
+				Dtype:        map[string]string{jsref.VisionEncoder: c.dtype, jsref.EmbedTokens: c.dtype, jsref.Decoder: c.dtype},
+				InputIDs:     ours.PromptTokens,
+				MaxNewTokens: maxNew,
+				LoadVision:   len(c.images) > 0,
+			}
+			if len(c.images) > 0 {
+				jr.Pixels, jr.PixelShape = pixelValues(t, m, req, c.images)
+			}
+			ref, err := jsref.Generate(context.Background(), jr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// transformers.js stops only on generation_config's eos; ours also
+			// on text_config's and <end_of_utterance>, so ours may be shorter,
+			// ending on one of those.
+			want := ref.GeneratedIDs
+			if len(ours.Tokens) < len(want) {
+				last := ours.Tokens[len(ours.Tokens)-1]
+				if !m.eos[last] {
+					t.Fatalf("ours stopped early on %d, not an end token", last)
+				}
+				want = want[:len(ours.Tokens)]
+			}
+			if !slices.Equal(ours.Tokens, want) {
+				t.Fatalf("generated ids differ\n ours:            %v\n transformers.js: %v", ours.Tokens, ref.GeneratedIDs)
+			}
+			t.Logf("%d ids identical (transformers.js sessions %v)", len(ours.Tokens), ref.Sessions)
+		})
+	}
+}
+
+// pixelValues preprocesses images as Generate does, into one
+// [1, frames, 3, M, M] tensor.
+func pixelValues(t *testing.T, m *Model, req Request, images []*Image) ([]float32, []int64) {
+	t.Helper()
+	opt := m.imageOptions(req)
+	var rgbs []*imageproc.RGB
+	for _, img := range images {
+		rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rgbs = append(rgbs, rgb)
+	}
+	b, err := imageproc.Process(context.Background(), rgbs, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Pixels, b.Shape()
+}

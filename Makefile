@@ -22,7 +22,7 @@ deps:
 	scripts/deps.sh
 
 test: setup deps
-	SNAPVLM_REQUIRE_ORT=1 $(GO) test $(GOFLAGS) ./...
+	SNAPVLM_REQUIRE_ORT=1 SNAPVLM_REQUIRE_JSREF=1 $(GO) test $(GOFLAGS) ./...
 
 demo: setup
 	scripts/demo.sh

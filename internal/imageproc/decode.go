@@ -282,9 +282,11 @@ func straightRGB(c color.Color) [3]uint8 {
 	return [3]uint8{n.R, n.G, n.B}
 }
 
-// decodeGIF returns the first frame on the logical screen. Go's decoder
-// replaces the transparent palette entry by transparent black; Pillow keeps
-// the colour of the file's colour table, so the table is read here.
+// decodeGIF returns the first frame on the logical screen like Pillow:
+// pixels outside the frame take the transparent index if the frame has one,
+// else index 0. Go's decoder replaces the transparent palette entry by
+// transparent black; Pillow keeps the colour of the file's colour table, so
+// the table is read here.
 func decodeGIF(data []byte) (*RGB, error) {
 	g, err := gif.DecodeAll(bytes.NewReader(data))
 	if err != nil {
@@ -294,15 +296,19 @@ func decodeGIF(data []byte) (*RGB, error) {
 		return nil, errors.New("no frames")
 	}
 	fr := g.Image[0]
-	table := gifColorTable(data)
+	table, fill := gifFirstFrame(data)
 	col := func(idx uint8) [3]uint8 {
 		if int(idx)*3+2 < len(table) {
-			return [3]uint8{table[idx*3], table[idx*3+1], table[idx*3+2]}
+			return [3]uint8{table[int(idx)*3], table[int(idx)*3+1], table[int(idx)*3+2]}
 		}
 		return [3]uint8{}
 	}
 	w, h := g.Config.Width, g.Config.Height
 	img := &RGB{W: w, H: h, Pix: make([]uint8, w*h*3)}
+	bg := col(fill)
+	for i := 0; i < w*h; i++ {
+		copy(img.Pix[i*3:i*3+3], bg[:])
+	}
 	r := fr.Rect.Intersect(image.Rect(0, 0, w, h))
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		for x := r.Min.X; x < r.Max.X; x++ {
@@ -313,18 +319,19 @@ func decodeGIF(data []byte) (*RGB, error) {
 	return img, nil
 }
 
-// gifColorTable returns the colour table of the first frame: its local
-// table if it has one, else the global table.
-func gifColorTable(b []byte) []byte {
+// gifFirstFrame returns the colour table of the first frame (its local
+// table if it has one, else the global table) and its transparent index
+// (0 when it has none).
+func gifFirstFrame(b []byte) (table []byte, transparent uint8) {
 	if len(b) < 13 {
-		return nil
+		return nil, 0
 	}
 	var global []byte
 	p := 13
 	if b[10]&0x80 != 0 {
 		n := 3 << (b[10]&7 + 1)
 		if p+n > len(b) {
-			return nil
+			return nil, 0
 		}
 		global = b[p : p+n]
 		p += n
@@ -332,27 +339,27 @@ func gifColorTable(b []byte) []byte {
 	for p < len(b) {
 		switch b[p] {
 		case 0x21: // extension: label, then sub-blocks
+			if p+6 < len(b) && b[p+1] == 0xf9 && b[p+2] == 4 && b[p+3]&1 != 0 {
+				transparent = b[p+6] // graphic control extension
+			}
 			p += 2
 			for p < len(b) && b[p] != 0 {
 				p += int(b[p]) + 1
 			}
 			p++
 		case 0x2c: // image descriptor
-			if p+10 > len(b) {
-				return global
-			}
-			if f := b[p+9]; f&0x80 != 0 {
-				n := 3 << (f&7 + 1)
+			if p+10 <= len(b) && b[p+9]&0x80 != 0 {
+				n := 3 << (b[p+9]&7 + 1)
 				if p+10+n <= len(b) {
-					return b[p+10 : p+10+n]
+					return b[p+10 : p+10+n], transparent
 				}
 			}
-			return global
+			return global, transparent
 		default:
-			return global
+			return global, transparent
 		}
 	}
-	return global
+	return global, transparent
 }
 
 // exifOrientation returns the EXIF orientation tag (1..8) of a JPEG (first

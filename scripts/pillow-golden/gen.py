@@ -70,6 +70,41 @@ def png_raw(path, w, h, color_type, depth, rows):
         f.write(data)
 
 
+def gif_raw(path, screen, rect, indices, palette, transparent=None):
+    """Minimal GIF writer (uncompressed LZW) for a first frame smaller than
+    the logical screen, which Pillow cannot save."""
+    sw, sh = screen
+    x0, y0, w, h = rect
+    out = b"GIF89a" + struct.pack("<HHBBB", sw, sh, 0xF7, 0, 0)
+    out += bytes(palette) + bytes(768 - len(palette))
+    if transparent is not None:
+        out += b"\x21\xf9\x04\x01\x00\x00" + bytes([transparent]) + b"\x00"
+    out += b"\x2c" + struct.pack("<HHHHB", x0, y0, w, h, 0) + b"\x08"
+    codes = []
+    for i, v in enumerate(indices):
+        if i % 200 == 0:
+            codes.append(256)  # clear: keeps every code 9 bits wide
+        codes.append(int(v))
+    codes.append(257)
+    acc = nbits = 0
+    data = bytearray()
+    for c in codes:
+        acc |= c << nbits
+        nbits += 9
+        while nbits >= 8:
+            data.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+    if nbits:
+        data.append(acc)
+    for i in range(0, len(data), 255):
+        blk = data[i:i + 255]
+        out += bytes([len(blk)]) + bytes(blk)
+    out += b"\x00\x3b"
+    with open(path, "wb") as f:
+        f.write(out)
+
+
 def exif_orientation(o):
     """A little-endian TIFF block with IFD0 = {Orientation: o}."""
     ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, o, 0) + struct.pack("<I", 0)
@@ -109,6 +144,12 @@ def make_inputs(d):
     save("palette4bit.png", Image.fromarray(a).quantize(colors=12), bits=4)
     save("bilevel.png", Image.fromarray(a[..., 0]).convert("1"))
     save("palette.gif", pal, transparency=5)
+    gpal = [10, 20, 30, 200, 100, 50, 0, 255, 0, 1, 2, 3, 90, 80, 70]
+    idx = [(1 + i % 4) for i in range(13 * 9)]
+    gif_raw(os.path.join(d, "gif_partial.gif"), (24, 16), (5, 3, 13, 9), idx, gpal)
+    files["gif_partial.gif"] = "gif_partial.gif"
+    gif_raw(os.path.join(d, "gif_partial_transparent.gif"), (24, 16), (5, 3, 13, 9), idx, gpal, transparent=3)
+    files["gif_partial_transparent.gif"] = "gif_partial_transparent.gif"
     save("lossless.webp", Image.fromarray(np.dstack([a, alpha]), "RGBA"), lossless=True)
     save("lossy.webp", ph, quality=80)
 

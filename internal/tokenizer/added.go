@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -25,6 +26,12 @@ type matcher struct {
 	// the hot path.
 	root  [256]int32
 	nodes []trieNode
+	// contents[i] is token i's content and extendable[i] whether it is a
+	// proper prefix of another token. A token that is not extendable and
+	// matches at a position is the longest match there, which gives a fast
+	// path for runs of the same token (<image> ×64 in every prompt tile).
+	contents   []string
+	extendable []bool
 }
 
 type trieNode struct {
@@ -41,8 +48,14 @@ func newMatcher(tokens []*addedToken) *matcher {
 	if len(tokens) == 0 {
 		return nil
 	}
-	m := &matcher{nodes: []trieNode{{token: -1}}} // node 0 is the unused root
+	m := &matcher{
+		nodes:      []trieNode{{token: -1}}, // node 0 is the unused root
+		contents:   make([]string, len(tokens)),
+		extendable: make([]bool, len(tokens)),
+	}
+	ends := make([]int32, len(tokens))
 	for ti, t := range tokens {
+		m.contents[ti] = t.content
 		if t.content == "" {
 			continue
 		}
@@ -59,6 +72,11 @@ func newMatcher(tokens []*addedToken) *matcher {
 		if m.nodes[cur].token < 0 {
 			m.nodes[cur].token = int32(ti)
 		}
+		ends[ti] = cur
+	}
+	// A token is a prefix of another exactly when its trie node has children.
+	for ti, n := range ends {
+		m.extendable[ti] = n != 0 && len(m.nodes[n].edges) > 0
 	}
 	return m
 }
@@ -117,12 +135,17 @@ func (m *matcher) split(dst []segment, s string, tokens []*addedToken) []segment
 		return append(dst, segment{0, len(s), -1})
 	}
 	startOffset := 0
+	last := int32(-1)
 	for i := 0; i < len(s); {
-		ti, stop := m.longestAt(s, i)
-		if ti < 0 {
+		var ti int32
+		var stop int
+		if last >= 0 && !m.extendable[last] && strings.HasPrefix(s[i:], m.contents[last]) {
+			ti, stop = last, i+len(m.contents[last])
+		} else if ti, stop = m.longestAt(s, i); ti < 0 {
 			i++
 			continue
 		}
+		last = ti
 		start := i
 		// The next search starts at the end of the raw match, not at the
 		// end after rstrip, exactly as the Aho-Corasick iterator does.

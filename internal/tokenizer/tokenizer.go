@@ -135,6 +135,8 @@ func parseModel(s *scanner, m *bpeJSON) error {
 				return err
 			})
 		case key == "merges" && s.peek() == '[':
+			// Files list the vocab first; it bounds the number of merges.
+			m.Merges = make([][2]string, 0, len(m.Vocab))
 			return s.array(func() error {
 				a, b, err := parseMerge(s)
 				if err != nil {
@@ -174,19 +176,25 @@ func parseMerge(s *scanner) (string, string, error) {
 		}
 		return a, b, nil
 	}
-	var toks []string
-	err := s.array(func() error {
-		t, err := s.str()
-		toks = append(toks, t)
-		return err
-	})
+	// ["a", "b"], read without a callback: this runs ~50k times per Load.
+	if err := s.expect('['); err != nil {
+		return "", "", err
+	}
+	a, err := s.str()
 	if err != nil {
 		return "", "", err
 	}
-	if len(toks) != 2 {
-		return "", "", fmt.Errorf("want a pair of tokens, got %d", len(toks))
+	if err := s.expect(','); err != nil {
+		return "", "", fmt.Errorf("want a pair of tokens: %w", err)
 	}
-	return toks[0], toks[1], nil
+	b, err := s.str()
+	if err != nil {
+		return "", "", err
+	}
+	if err := s.expect(']'); err != nil {
+		return "", "", fmt.Errorf("want a pair of tokens: %w", err)
+	}
+	return a, b, nil
 }
 
 func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
@@ -236,9 +244,7 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		addedByStr: map[string]*addedToken{},
 		addedByID:  map[uint32]*addedToken{},
 	}
-	if err := t.addTokens(f); err != nil {
-		return nil, fmt.Errorf("tokenizer.json: %w", err)
-	}
+	t.addTokens(f)
 	return t, nil
 }
 
@@ -322,7 +328,7 @@ func newBPE(f *fileJSON) (*bpe, error) {
 // does: a token already in the vocabulary keeps that id, others are numbered
 // after the vocabulary in file order (the file's "id" field is only checked
 // by the Rust library, with a warning).
-func (t *Tokenizer) addTokens(f *fileJSON) error {
+func (t *Tokenizer) addTokens(f *fileJSON) {
 	modelSize := uint32(len(t.model.vocab))
 	maxAdded, haveAdded := uint32(0), false
 	for _, a := range f.AddedTokens {
@@ -381,7 +387,6 @@ func (t *Tokenizer) addTokens(f *fileJSON) error {
 	for id := range t.addedByID {
 		t.vocabSize = max(t.vocabSize, int(id)+1)
 	}
-	return nil
 }
 
 // Encode returns the ids of text. No special tokens are added around it

@@ -310,3 +310,23 @@ func BenchmarkStreamDecode(b *testing.B) {
 		d.Flush()
 	}
 }
+
+// TestInvalidUTF8 checks that text that is not valid UTF-8 (which Go strings
+// may hold but HF's never do) encodes without panicking and decodes to the
+// replacement character, as from_utf8_lossy would render those bytes.
+func TestInvalidUTF8(t *testing.T) {
+	tok, err := tokenizer.Load("testdata/tiny_tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ in, want string }{
+		{"\xff abc", "\uFFFD abc"},
+		{"a\xe2\x82", "a\uFFFD"},
+		{"<image>\xc3", "<image>\uFFFD"},
+	}
+	for _, tt := range tests {
+		if got := tok.Decode(tok.Encode(tt.in), false); got != tt.want {
+			t.Errorf("Decode(Encode(%q)) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -92,7 +92,7 @@ func decodeBytes(data []byte, maxPixels int64) (*RGB, error) {
 	var img *RGB
 	switch f {
 	case formatJPEG:
-		img, err = decodeJPEG(data, cfg.Width, cfg.Height)
+		img, err = decodeJPEG(data, cfg.Width, cfg.Height, jpegComponents(cfg.ColorModel))
 	case formatPNG:
 		img, err = decodePNG(data)
 	case formatGIF:
@@ -107,6 +107,18 @@ func decodeBytes(data []byte, maxPixels int64) (*RGB, error) {
 		return nil, fmt.Errorf("decoded %s is %dx%d, header says %dx%d", f, img.W, img.H, cfg.Width, cfg.Height)
 	}
 	return orient(img, exifOrientation(data, f)), nil
+}
+
+// jpegComponents returns the number of samples per pixel libjpeg outputs
+// for a JPEG whose image.DecodeConfig colour model is m.
+func jpegComponents(m color.Model) int {
+	switch m {
+	case color.GrayModel:
+		return 1
+	case color.CMYKModel:
+		return 4
+	}
+	return 3
 }
 
 func greyToRGB(dst, grey []uint8) {

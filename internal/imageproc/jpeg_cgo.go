@@ -105,16 +105,17 @@ import (
 const jpegExact = true
 
 // decodeJPEG decodes a JPEG through libjpeg(-turbo), the library Pillow uses,
-// so the pixels are the ones Pillow sees. w×h comes from the header.
-func decodeJPEG(data []byte, w, h int) (*RGB, error) {
+// so the pixels are the ones Pillow sees. w×h and the number of components
+// (1, 3 or 4, from image.DecodeConfig) come from the header.
+func decodeJPEG(data []byte, w, h, comps int) (*RGB, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("empty JPEG")
 	}
-	out := make([]byte, w*h*4)
-	var cw, ch, comps C.int
+	out := make([]byte, w*h*max(comps, 1))
+	var cw, ch, ccomps C.int
 	var msg [256]C.char
 	rc := C.snap_jpeg_decode((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
-		(*C.uchar)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &cw, &ch, &comps, &msg[0], C.size_t(len(msg)))
+		(*C.uchar)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &cw, &ch, &ccomps, &msg[0], C.size_t(len(msg)))
 	if rc != 0 {
 		return nil, fmt.Errorf("libjpeg: %s", C.GoString(&msg[0]))
 	}
@@ -123,7 +124,7 @@ func decodeJPEG(data []byte, w, h int) (*RGB, error) {
 	}
 	n := w * h
 	img := &RGB{W: w, H: h}
-	switch comps {
+	switch ccomps {
 	case 3:
 		img.Pix = out[:n*3]
 	case 1:
@@ -133,7 +134,7 @@ func decodeJPEG(data []byte, w, h int) (*RGB, error) {
 		img.Pix = make([]uint8, n*3)
 		cmykToRGB(img.Pix, out[:n*4], true)
 	default:
-		return nil, fmt.Errorf("libjpeg: unsupported %d output components", comps)
+		return nil, fmt.Errorf("libjpeg: unsupported %d output components", ccomps)
 	}
 	return img, nil
 }

@@ -14,7 +14,7 @@ import (
 // so pixels differ from Pillow by a few levels (up to ~90 on noisy 4:2:0).
 const jpegExact = false
 
-func decodeJPEG(data []byte, w, h int) (*RGB, error) {
+func decodeJPEG(data []byte, w, h, _ int) (*RGB, error) {
 	m, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("file is truncated or corrupt: %w", err)

@@ -260,7 +260,7 @@ func TestSensitivity(t *testing.T) {
 	featB, _ := m.runVision(t, vis, testImage(2*M, 2*M, 2).frames(M))
 	featT, _ := m.runVision(t, vis, a.transposed().frames(M))
 	featS, _ := m.runVision(t, vis, swapped)
-	const steps = 3
+	const steps = 4
 	ref := m.greedy(t, FP32, ids, featA, 0, steps)
 	t.Logf("image A: tokens %v gaps %v", ref.tokens, ref.gaps)
 	if again := m.greedy(t, FP32, ids, featA2, 0, steps); !slices.Equal(again.tokens, ref.tokens) {
@@ -278,8 +278,16 @@ func TestSensitivity(t *testing.T) {
 	} {
 		r := m.greedy(t, FP32, ids, c.feat, c.shift, steps)
 		t.Logf("%s: tokens %v", c.name, r.tokens)
-		if r.tokens[0] == ref.tokens[0] {
-			t.Errorf("%s: first token %d equals image A's", c.name, r.tokens[0])
+		// A decisive first token may survive a small change; the
+		// continuation must not.
+		differ := 0
+		for i := range r.tokens {
+			if r.tokens[i] != ref.tokens[i] {
+				differ++
+			}
+		}
+		if differ < steps/2 {
+			t.Errorf("%s: tokens %v differ from image A's %v in %d of %d steps, want at least %d", c.name, r.tokens, ref.tokens, differ, steps, steps/2)
 		}
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"math"
+	"runtime"
+	"strconv"
+	"sync"
 
 	"github.com/snapvlm/snapvlm/internal/onnx"
 )
@@ -47,6 +50,43 @@ func (r *rng) fillInts(dst []float32) {
 	}
 }
 
+// chunk is the number of elements filled from one RNG stream; chunks are
+// generated in parallel.
+const chunk = 1 << 20
+
+// parallel runs fn over [0, n) split into chunk-sized ranges on all CPUs.
+func parallel(n int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n <= chunk || workers == 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lo := range next {
+				fn(lo, min(n, lo+chunk))
+			}
+		}()
+	}
+	for lo := 0; lo < n; lo += chunk {
+		next <- lo
+	}
+	close(next)
+	wg.Wait()
+}
+
+// fillRandomInts fills dst with integers in [-7, 7], one RNG stream per
+// chunk (seeded by name and chunk index) so chunks can run in parallel.
+func fillRandomInts(seed int64, name string, dst []float32) {
+	parallel(len(dst), func(lo, hi int) {
+		newRNG(seed, name+"#"+strconv.Itoa(lo/chunk)).fillInts(dst[lo:hi])
+	})
+}
+
 // pow2 rounds v to the nearest power of two, so grid values stay exact in
 // float16.
 func pow2(v float64) float32 {
@@ -77,8 +117,8 @@ func (w weight) elements() int64 {
 func gridMatrix(seed int64, name string, k, n int, gain float64) weight {
 	s := pow2(gain / (intStd * math.Sqrt(float64(k))))
 	return weight{name: name, dims: []int64{int64(k), int64(n)}, gen: func(dst []float32) {
-		r := newRNG(seed, name)
-		r.fillInts(dst)
+		fillRandomInts(seed, name, dst)
+		r := newRNG(seed, name+"/min")
 		// One -8 per block of 32 along K in every column pins the block's
 		// quantization scale to exactly s.
 		for b := 0; b < k; b += qBlock {
@@ -88,9 +128,11 @@ func gridMatrix(seed int64, name string, k, n int, gain float64) weight {
 				dst[row*n+c] = -8
 			}
 		}
-		for i := range dst {
-			dst[i] *= s
-		}
+		parallel(len(dst), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				dst[i] *= s
+			}
+		})
 	}}
 }
 
@@ -99,10 +141,12 @@ func gridMatrix(seed int64, name string, k, n int, gain float64) weight {
 func gridTensor(seed int64, name string, dims []int64, center, std float64) weight {
 	s := pow2(std / intStd)
 	return weight{name: name, dims: dims, gen: func(dst []float32) {
-		newRNG(seed, name).fillInts(dst)
-		for i := range dst {
-			dst[i] = float32(center) + dst[i]*s
-		}
+		fillRandomInts(seed, name, dst)
+		parallel(len(dst), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				dst[i] = float32(center) + dst[i]*s
+			}
+		})
 	}}
 }
 
@@ -116,9 +160,11 @@ func float32Tensor(w weight) *onnx.Tensor {
 	return &onnx.Tensor{Name: w.name, Type: onnx.Float, Dims: w.dims, Fill: func(dst []byte) {
 		v := make([]float32, w.elements())
 		w.gen(v)
-		for i, f := range v {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(f))
-		}
+		parallel(len(v), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v[i]))
+			}
+		})
 	}}
 }
 
@@ -127,9 +173,11 @@ func float16Tensor(w weight) *onnx.Tensor {
 	return &onnx.Tensor{Name: w.name, Type: onnx.Float16, Dims: w.dims, Fill: func(dst []byte) {
 		v := make([]float32, w.elements())
 		w.gen(v)
-		for i, f := range v {
-			binary.LittleEndian.PutUint16(dst[2*i:], onnx.Float16Bits(f))
-		}
+		parallel(len(v), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				binary.LittleEndian.PutUint16(dst[2*i:], onnx.Float16Bits(v[i]))
+			}
+		})
 	}}
 }
 
@@ -146,36 +194,56 @@ func quantizeQ4(w []float32, k, n int) (packed []byte, scales []float32) {
 	blocks := (k + qBlock - 1) / qBlock
 	packed = make([]byte, n*blocks*qBlock/2)
 	scales = make([]float32, n*blocks)
-	for c := 0; c < n; c++ {
-		for b := 0; b < blocks; b++ {
-			var vmax float32
-			for i := b * qBlock; i < min(k, (b+1)*qBlock); i++ {
-				if v := w[i*n+c]; abs32(v) > abs32(vmax) {
-					vmax = v
+	// Work on columns in groups, copied contiguous, for cache locality.
+	const group = 64
+	parallel((n+group-1)/group, func(lo, hi int) {
+		col := make([]float32, group*k)
+		for gi := lo; gi < hi; gi++ {
+			c0, c1 := gi*group, min(n, (gi+1)*group)
+			for i := 0; i < k; i++ {
+				row := w[i*n+c0 : i*n+c1]
+				for j, v := range row {
+					col[j*k+i] = v
 				}
 			}
-			scale := vmax / -8
-			scales[c*blocks+b] = scale
-			inv := float32(0)
-			if scale != 0 {
-				inv = 1 / scale
+			for c := c0; c < c1; c++ {
+				quantizeColumn(col[(c-c0)*k:(c-c0+1)*k], packed[c*blocks*qBlock/2:(c+1)*blocks*qBlock/2], scales[c*blocks:(c+1)*blocks])
 			}
-			base := (c*blocks + b) * qBlock / 2
-			for j := 0; j < qBlock; j++ {
-				q := 8
-				if i := b*qBlock + j; i < k {
-					q = int(math.RoundToEven(float64(w[i*n+c]*inv))) + 8
-					q = max(0, min(15, q))
-				}
-				if j%2 == 0 {
-					packed[base+j/2] = byte(q)
-				} else {
-					packed[base+j/2] |= byte(q) << 4
-				}
+		}
+	})
+	return packed, scales
+}
+
+// quantizeColumn quantizes one column of K values into its blocks.
+func quantizeColumn(col []float32, packed []byte, scales []float32) {
+	k := len(col)
+	for b := range scales {
+		var vmax float32
+		for _, v := range col[b*qBlock : min(k, (b+1)*qBlock)] {
+			if abs32(v) > abs32(vmax) {
+				vmax = v
+			}
+		}
+		scale := vmax / -8
+		scales[b] = scale
+		inv := float32(0)
+		if scale != 0 {
+			inv = 1 / scale
+		}
+		base := b * qBlock / 2
+		for j := 0; j < qBlock; j++ {
+			q := 8
+			if i := b*qBlock + j; i < k {
+				q = int(math.RoundToEven(float64(col[i]*inv))) + 8
+				q = max(0, min(15, q))
+			}
+			if j%2 == 0 {
+				packed[base+j/2] = byte(q)
+			} else {
+				packed[base+j/2] |= byte(q) << 4
 			}
 		}
 	}
-	return packed, scales
 }
 
 func abs32(v float32) float32 {
@@ -191,17 +259,25 @@ func abs32(v float32) float32 {
 func q4Tensors(w weight) (bT, scalesT *onnx.Tensor) {
 	k, n := int(w.dims[0]), int(w.dims[1])
 	blocks := int64((k + qBlock - 1) / qBlock)
+	// B is written before its scales: quantize once in B's Fill and keep
+	// the scales for the next tensor (recomputed if used alone).
+	var cached []float32
 	quant := func() ([]byte, []float32) {
 		v := make([]float32, w.elements())
 		w.gen(v)
 		return quantizeQ4(v, k, n)
 	}
 	bT = &onnx.Tensor{Name: w.name + "_Q4", Type: onnx.Uint8, Dims: []int64{int64(n), blocks, qBlock / 2}, Fill: func(dst []byte) {
-		p, _ := quant()
+		p, s := quant()
 		copy(dst, p)
+		cached = s
 	}}
 	scalesT = &onnx.Tensor{Name: w.name + "_scales", Type: onnx.Float, Dims: []int64{int64(n) * blocks}, Fill: func(dst []byte) {
-		_, s := quant()
+		s := cached
+		if s == nil {
+			_, s = quant()
+		}
+		cached = nil
 		for i, f := range s {
 			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(f))
 		}

@@ -112,7 +112,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 		}
 		fmt.Fprintln(out)
 		if f.verbose {
-			printStats(res)
+			printStats(errOut, res)
 		}
 	}
 }

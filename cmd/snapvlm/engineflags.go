@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -117,10 +118,13 @@ func readImages(paths []string) ([]*snapvlm.Image, error) {
 	return out, nil
 }
 
-func printStats(res *snapvlm.Result) {
+func printStats(w io.Writer, res *snapvlm.Result) {
 	t := res.Timings
-	fmt.Fprintf(os.Stderr, "\n[prompt %d tokens (%d image tokens, %d tiles), generated %d tokens, finish %s]\n",
+	fmt.Fprintf(w, "\n[prompt %d tokens (%d image tokens, %d tiles), generated %d tokens, finish %s]\n",
 		len(res.PromptTokens), res.ImageTokens, res.Tiles, len(res.Tokens), res.FinishReason)
-	fmt.Fprintf(os.Stderr, "[preprocess %s, vision %s, prefill %s, first token %s, decode %.1f tokens/s]\n",
+	if res.ReusedTokens > 0 {
+		fmt.Fprintf(w, "[%d prompt tokens reused from the previous turn's cache]\n", res.ReusedTokens)
+	}
+	fmt.Fprintf(w, "[preprocess %s, vision %s, prefill %s, first token %s, decode %.1f tokens/s]\n",
 		t.Preprocess.Round(1e5), t.Vision.Round(1e5), t.Prefill.Round(1e5), t.FirstToken.Round(1e5), t.DecodeTokensPerSec)
 }

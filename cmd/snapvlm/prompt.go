@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/snapvlm/snapvlm/internal/imageproc"
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/prompt"
 	"github.com/snapvlm/snapvlm/internal/tokenizer"
@@ -67,7 +68,8 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		images      promptImageList
 		grids       promptGridList
 	)
-	fs.Var(&images, "image", "image file (repeatable; needs --grid per image or --no-split until the image processor is wired in)")
+	imageSize := fs.Int("image-size", 0, "longest edge images are resized to before tiling (default from the model)")
+	fs.Var(&images, "image", "image file (repeatable); its tile grid is computed as the image processor does")
 	fs.Var(&grids, "grid", "tile grid ROWSxCOLS of the next image, e.g. 4x4; 0x0 = single form (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: snapvlm prompt --model DIR [--image IMG]... [--grid RxC]... [--no-split] [--json] QUESTION\n\n"+
@@ -87,23 +89,24 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	question := strings.Join(fs.Args(), " ")
 
-	layout, err := imageGrids(len(images), grids, *noSplit)
-	if err != nil {
-		return err
-	}
 	for _, img := range images {
-		// The pixels are not needed yet, but a wrong path should not pass.
+		// Given grids make the pixels unnecessary, but a wrong path should not pass.
 		if _, err := os.Stat(img); err != nil {
 			return fmt.Errorf("--image: %w", err)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-
 	m, err := modelconfig.Load(*modelDir)
 	if err != nil {
 		return err
+	}
+	layout, err := imageGrids(len(images), grids, *noSplit)
+	if err != nil {
+		return err
+	}
+	if layout == nil && len(images) > 0 {
+		if layout, err = gridsFromImages(ctx, m, images, *noSplit, *imageSize); err != nil {
+			return err
+		}
 	}
 	fallback := ""
 	if *defTemplate {
@@ -174,10 +177,37 @@ func imageGrids(nImages int, grids promptGridList, noSplit bool) ([]prompt.Image
 	case noSplit:
 		return make([]prompt.ImageGrid, nImages), nil
 	case len(grids) == 0:
-		// TODO(lead): compute each image's grid with internal/imageproc.
-		return nil, errors.New("--image needs --grid RxC per image or --no-split: reading the grid from the image is not wired in yet")
+		return nil, nil // computed from the images
 	case len(grids) != nImages:
 		return nil, fmt.Errorf("%d --image flags but %d --grid flags: give one grid per image", nImages, len(grids))
+	}
+	return grids, nil
+}
+
+// gridsFromImages runs the model's image processor on each image to learn
+// its tile grid, exactly as generation would tile it.
+func gridsFromImages(ctx context.Context, m *modelconfig.Model, paths []string, noSplit bool, imageSize int) ([]prompt.ImageGrid, error) {
+	opt, err := imageproc.OptionsFromConfig(m.Preprocessor)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Dir, err)
+	}
+	if noSplit {
+		opt.Split = false
+	}
+	if imageSize > 0 {
+		opt.LongestEdge = imageSize
+	}
+	grids := make([]prompt.ImageGrid, 0, len(paths))
+	for _, p := range paths {
+		rgb, err := imageproc.Decode(p, opt.MaxPixels)
+		if err != nil {
+			return nil, err
+		}
+		b, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		grids = append(grids, prompt.ImageGrid{Rows: b.Images[0].Rows, Cols: b.Images[0].Cols})
 	}
 	return grids, nil
 }

@@ -115,7 +115,7 @@ func TestPromptCommandErrors(t *testing.T) {
 		{"no question", []string{"--model", dir}, "missing QUESTION"},
 		{"bad grid", []string{"--model", dir, "--grid", "4by4", "q"}, `grid "4by4"`},
 		{"split and no-split", []string{"--model", dir, "--grid", "2x2", "--no-split", "q"}, "exclude each other"},
-		{"image without grid", []string{"--model", dir, "--image", img, "q"}, "not wired in yet"},
+		{"image without grid, model without preprocessor config", []string{"--model", dir, "--image", img, "q"}, "size.longest_edge"},
 		{"grid count", []string{"--model", dir, "--image", img, "--grid", "1x1", "--grid", "1x1", "q"}, "1 --image flags but 2 --grid flags"},
 		{"missing image", []string{"--model", dir, "--image", img + ".no", "--no-split", "q"}, "a.png.no"},
 		{"no template", []string{"--model", dir, "q"}, "--default-template"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -12,7 +13,12 @@ import (
 )
 
 func cmdRun(ctx context.Context, args []string) error {
+	return runRun(ctx, args, os.Stdout, os.Stderr)
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var f engineFlags
 	f.register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object with the answer, token ids and timings instead of streaming")
@@ -41,7 +47,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	var onText func(string) error
 	if !*asJSON {
 		onText = func(s string) error {
-			_, err := os.Stdout.WriteString(s)
+			_, err := io.WriteString(stdout, s)
 			return err
 		}
 	}
@@ -50,16 +56,16 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(resultJSON(res)); err != nil {
 			return err
 		}
 	} else {
-		fmt.Println()
+		fmt.Fprintln(stdout)
 	}
 	if f.verbose {
-		printStats(res)
+		printStats(stderr, res)
 	}
 	return nil
 }

@@ -2,13 +2,15 @@ module github.com/snapvlm/snapvlm
 
 go 1.26.0
 
-require github.com/ardanlabs/jinja v1.8.0
+require (
+	github.com/ardanlabs/jinja v1.8.0
+	github.com/yalue/onnxruntime_go v1.27.0
+	golang.org/x/image v0.48.0
+	golang.org/x/term v0.48.0
+	google.golang.org/protobuf v1.36.11
+)
 
 require (
 	github.com/disintegration/imaging v1.6.2 // indirect
-	github.com/yalue/onnxruntime_go v1.27.0 // indirect
-	golang.org/x/image v0.48.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
-	golang.org/x/term v0.48.0 // indirect
-	google.golang.org/protobuf v1.36.11 // indirect
 )

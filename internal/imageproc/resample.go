@@ -285,8 +285,16 @@ func horizontalRows2(oa, ob []uint8, rbA, rbB, gg []int64, c *coeffs) {
 		pg := gg[xmin : xmin+n]
 		pa, pb, pg = pa[:len(k)], pb[:len(k)], pg[:len(k)] // lets the compiler drop bounds checks
 		var sa, sb, sg int64 = half, half, half
-		for i, w := range k {
-			w := int64(w)
+		// Two taps per iteration: fewer loop instructions per multiply.
+		i := 0
+		for ; i+1 < len(k); i += 2 {
+			w0, w1 := int64(k[i]), int64(k[i+1])
+			sa += pa[i]*w0 + pa[i+1]*w1
+			sb += pb[i]*w0 + pb[i+1]*w1
+			sg += pg[i]*w0 + pg[i+1]*w1
+		}
+		if i < len(k) {
+			w := int64(k[i])
 			sa += pa[i] * w
 			sb += pb[i] * w
 			sg += pg[i] * w

@@ -49,8 +49,6 @@ type gb struct {
 	seed    int64
 	variant string
 	params  int64 // number of weight elements (not RoPE caches)
-	// ops counts the operators used, "domain:op".
-	ops map[string]int
 }
 
 func newGB(name string, seed int64, variant string) *gb {

@@ -1,0 +1,86 @@
+package snapvlm
+
+import (
+	"context"
+	"os"
+	"testing"
+)
+
+// benchModel is SNAPVLM_BENCH_MODEL (for example a real256m test model or a
+// downloaded SmolVLM) or the generated tiny512.
+func benchModel(b *testing.B) *Model {
+	b.Helper()
+	dir := os.Getenv("SNAPVLM_BENCH_MODEL")
+	if dir == "" {
+		dir = modelDir(b, "tiny512")
+	}
+	m, err := Load(dir, Options{Dtype: os.Getenv("SNAPVLM_BENCH_DTYPE")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	return m
+}
+
+// BenchmarkDecodeStep measures one decoder step (embed the token, run the
+// decoder with the cache, read the last logits row) at a fixed context of
+// 512 tokens; allocs/op shows nothing grows with the sequence.
+func BenchmarkDecodeStep(b *testing.B) {
+	m := benchModel(b)
+	ctx := context.Background()
+	ids := make([]int64, 512)
+	for i := range ids {
+		ids[i] = int64(100 + i%1000)
+	}
+	embeds, err := m.emb.Embed(ctx, ids)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := m.dec.NewState(len(ids)+1, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Prefill(ctx, embeds); err != nil {
+		b.Fatal(err)
+	}
+	step, err := m.emb.NewStep()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer step.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := step.Run(ctx, 42); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Step(ctx, step.Out); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := st.Truncate(len(ids)); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// BenchmarkGenerateText is a whole text-only answer of 32 tokens; it
+// reports time to first token and decode speed.
+func BenchmarkGenerateText(b *testing.B) {
+	m := benchModel(b)
+	req := Request{Messages: []Message{UserMessage("Write a short poem about the sea.")}, MaxNewTokens: 32}
+	var ttft, tps float64
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		res, err := m.Generate(context.Background(), req, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ttft += res.Timings.FirstToken.Seconds() * 1e3
+		tps += res.Timings.DecodeTokensPerSec
+	}
+	b.ReportMetric(ttft/float64(b.N), "ttft-ms")
+	b.ReportMetric(tps/float64(b.N), "decode-tok/s")
+}

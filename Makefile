@@ -6,11 +6,15 @@ GO      ?= go
 BIN     := bin/snapvlm
 GOFLAGS ?=
 
-.PHONY: all build setup deps test demo bench lint clean
+.PHONY: all sysdeps build setup deps test demo bench lint clean
 
 all: build
 
-build:
+# sysdeps: the C libraries linked with cgo (libjpeg, libwebp: Pillow's decoders).
+sysdeps:
+	scripts/sysdeps.sh
+
+build: sysdeps
 	$(GO) build $(GOFLAGS) -o $(BIN) ./cmd/snapvlm
 
 # setup: the ONNX Runtime library (npm tarball, pinned sha256) in the user cache.

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the C libraries the build links with cgo, when their headers are
+# missing: libjpeg(-turbo) and libwebp, the decoders Pillow uses, so that
+# snapvlm decodes images bit for bit as the Python processor does.
+# Idempotent and quick when everything is there.
+set -euo pipefail
+need=()
+have_header() { echo "#include <$1>" | ${CC:-cc} -E -x c - >/dev/null 2>&1; }
+have_header stdio.h || { echo "sysdeps: no working C compiler (cc); install gcc or clang" >&2; exit 1; }
+# jpeglib.h needs stdio.h first, so test with both.
+printf '#include <stdio.h>\n#include <jpeglib.h>\n' | ${CC:-cc} -E -x c - >/dev/null 2>&1 || need+=(jpeg)
+have_header webp/decode.h || need+=(webp)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if command -v apt-get >/dev/null 2>&1; then
+  pkgs=()
+  for n in "${need[@]}"; do
+    case $n in
+      jpeg) pkgs+=(libjpeg62-turbo-dev) ;;
+      webp) pkgs+=(libwebp-dev) ;;
+    esac
+  done
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  echo "sysdeps: installing ${pkgs[*]}" >&2
+  $sudo apt-get update -qq >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+elif command -v brew >/dev/null 2>&1; then
+  echo "sysdeps: installing jpeg-turbo webp with Homebrew" >&2
+  brew install jpeg-turbo webp
+else
+  echo "sysdeps: missing C headers for: ${need[*]}; install libjpeg(-turbo) and libwebp development packages" >&2
+  exit 1
+fi

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/ort"
@@ -172,4 +175,95 @@ func TestPromptImageGrid(t *testing.T) {
 	if got.ImageTokens != 832 || !strings.Contains(got.Prompt, "<row_3_col_4>") || strings.Contains(got.Prompt, "<row_4_col_1>") {
 		t.Errorf("image tokens %d; prompt grid wrong", got.ImageTokens)
 	}
+}
+
+// realPhoto is a photograph shipped in the testdata of a module this one
+// depends on (golang.org/x/image), so tests can use a real camera JPEG
+// without committing one.
+func realPhoto(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "golang.org/x/image").Output()
+	if err != nil {
+		t.Skipf("cannot locate golang.org/x/image: %v", err)
+	}
+	p := filepath.Join(strings.TrimSpace(string(out)), "testdata", "go-turns-two-280x360.jpeg")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("no photo in the module cache: %v", err)
+	}
+	return p
+}
+
+func TestRunRealPhoto(t *testing.T) {
+	dir := tinyModel(t)
+	photo := realPhoto(t)
+	var out, errOut bytes.Buffer
+	err := runRun(context.Background(), []string{"--model", dir, "--image", photo, "--max-tokens", "8", "--verbose", "What is in this photo?"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	// Portrait 280x360: resize #1 to 1592x2048, resize #2 to 2048x2048, so a
+	// 4x4 grid plus the global view (spec §2.1).
+	if !strings.Contains(errOut.String(), "1088 image tokens, 17 tiles") || out.Len() == 0 {
+		t.Errorf("stdout %q\nstderr %s", out.String(), errOut.String())
+	}
+}
+
+// TestChatInterrupt sends the process a real SIGINT while an answer is
+// streaming: the answer stops, the chat goes on and the model still works.
+func TestChatInterrupt(t *testing.T) {
+	dir := tinyModel(t)
+	var f engineFlags
+	f.model, f.maxTokens = dir, 5000
+	m, err := f.load(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	pr, pw := io.Pipe()
+	out := &signalWriter{trigger: 20}
+	var errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- chatLoop(context.Background(), m, &f, pr, out, &errOut) }()
+	io.WriteString(pw, "Tell me everything.\n")
+	<-out.fired // an answer is streaming and SIGINT was sent
+	f.maxTokens = 3
+	io.WriteString(pw, "Short one.\n/quit\n")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if !strings.Contains(errOut.String(), "[stopped]") {
+		t.Errorf("no [stopped] after SIGINT; stderr:\n%s", errOut.String())
+	}
+	if n := out.pieces(); n >= 4000 {
+		t.Errorf("the interrupted answer ran to %d pieces", n)
+	}
+}
+
+// signalWriter collects chat output and sends SIGINT to this process once
+// trigger pieces have been written.
+type signalWriter struct {
+	mu      sync.Mutex
+	n       int
+	trigger int
+	fired   chan struct{}
+	once    sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.once.Do(func() { w.fired = make(chan struct{}) })
+	w.n++
+	if w.n == w.trigger {
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		close(w.fired)
+	}
+	return len(p), nil
+}
+
+func (w *signalWriter) pieces() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
 }

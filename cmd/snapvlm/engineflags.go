@@ -14,7 +14,9 @@ import (
 // multiFlag collects a repeatable string flag.
 type multiFlag []string
 
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+
+// Set adds one value (flag.Value).
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 // engineFlags are the flags of every command that loads and runs a model.

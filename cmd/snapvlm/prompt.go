@@ -22,11 +22,6 @@ func cmdPrompt(ctx context.Context, args []string) error {
 	return runPrompt(ctx, args, os.Stdout, os.Stderr)
 }
 
-// promptImageList is a repeatable string flag.
-type promptImageList []string
-
-func (l *promptImageList) String() string     { return strings.Join(*l, ",") }
-func (l *promptImageList) Set(s string) error { *l = append(*l, s); return nil }
 
 // promptGridList is a repeatable RxC flag.
 type promptGridList []prompt.ImageGrid
@@ -65,7 +60,7 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		noSplit     = fs.Bool("no-split", false, "use the single (unsplit) form for every image")
 		asJSON      = fs.Bool("json", false, `print {"prompt", "ids", "image_tokens"} as JSON`)
 		defTemplate = fs.Bool("default-template", false, "use the built-in SmolVLM chat template if the model ships none")
-		images      promptImageList
+		images      multiFlag
 		grids       promptGridList
 	)
 	imageSize := fs.Int("image-size", 0, "longest edge images are resized to before tiling (default from the model)")

@@ -84,6 +84,7 @@ type NotFoundError struct {
 	Looked []string
 }
 
+// Error lists the places searched and how to install the library.
 func (e *NotFoundError) Error() string {
 	return "ONNX Runtime library not found; looked in:\n  " + strings.Join(e.Looked, "\n  ") +
 		"\nrun 'snapvlm setup' to install ONNX Runtime " + Version +

@@ -22,6 +22,7 @@ const (
 	Int8
 )
 
+// String is the ONNX-style name of the type.
 func (d DType) String() string {
 	switch d {
 	case Float32:

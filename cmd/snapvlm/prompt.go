@@ -22,7 +22,6 @@ func cmdPrompt(ctx context.Context, args []string) error {
 	return runPrompt(ctx, args, os.Stdout, os.Stderr)
 }
 
-
 // promptGridList is a repeatable RxC flag.
 type promptGridList []prompt.ImageGrid
 

@@ -58,26 +58,6 @@ func (d DType) Size() int {
 	return 0
 }
 
-func dtypeFromORT(t ortgo.TensorElementDataType) DType {
-	switch t {
-	case ortgo.TensorElementDataTypeFloat:
-		return Float32
-	case ortgo.TensorElementDataTypeFloat16:
-		return Float16
-	case ortgo.TensorElementDataTypeInt64:
-		return Int64
-	case ortgo.TensorElementDataTypeInt32:
-		return Int32
-	case ortgo.TensorElementDataTypeBool:
-		return Bool
-	case ortgo.TensorElementDataTypeUint8:
-		return Uint8
-	case ortgo.TensorElementDataTypeInt8:
-		return Int8
-	}
-	return Unknown
-}
-
 // Tensor is an ONNX Runtime value whose memory belongs to Go. Inputs are
 // read from it; an output tensor passed to Session.Run is written in place,
 // so outputs need no copy and are never allocated by ONNX Runtime.

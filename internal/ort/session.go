@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/snapvlm/snapvlm/internal/onnx"
 	ortgo "github.com/yalue/onnxruntime_go"
 )
 
@@ -36,6 +37,63 @@ type SessionOptions struct {
 	ProviderOptions map[string]string
 }
 
+// IOInfo describes one graph input or output.
+type IOInfo struct {
+	Name  string
+	DType DType
+	// Shape has -1 for a symbolic or unknown dimension.
+	Shape []int64
+	// DimNames has the symbolic name of each dimension ("" where fixed).
+	DimNames []string
+}
+
+// graphIO reads a model file's inputs and outputs without loading it, so a
+// session is created once, with the names it needs.
+func graphIO(path string) (inputs, outputs []IOInfo, err error) {
+	in, out, err := onnx.ReadFileIO(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ioInfos(in), ioInfos(out), nil
+}
+
+func ioInfos(vs []onnx.ValueInfo) []IOInfo {
+	out := make([]IOInfo, len(vs))
+	for i, v := range vs {
+		info := IOInfo{Name: v.Name, DType: dtypeFromONNX(v.Type)}
+		for _, d := range v.Shape {
+			size := d.Value
+			if d.Param != "" {
+				size = -1
+			}
+			info.Shape = append(info.Shape, size)
+			info.DimNames = append(info.DimNames, d.Param)
+		}
+		out[i] = info
+	}
+	return out
+}
+
+func dtypeFromONNX(t onnx.DataType) DType {
+	switch t {
+	case onnx.Float:
+		return Float32
+	case onnx.Float16:
+		return Float16
+	case onnx.Int64:
+		return Int64
+	case onnx.Int32:
+		return Int32
+	case onnx.Bool:
+		return Bool
+	case onnx.Uint8:
+		return Uint8
+	case onnx.Int8:
+		return Int8
+	}
+	return Unknown
+}
+
 // Session is one loaded ONNX graph. Run is safe to call from several
 // goroutines at once (ONNX Runtime allows concurrent Run on one session);
 // each call needs its own tensors.
@@ -49,7 +107,7 @@ type Session struct {
 // NewSession loads the model at path (external data next to it is found by
 // ONNX Runtime because the session is created from the path).
 func (e *Env) NewSession(path string, o SessionOptions) (*Session, error) {
-	inputs, outputs, err := readModelIO(path)
+	inputs, outputs, err := graphIO(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}

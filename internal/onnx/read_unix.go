@@ -1,6 +1,6 @@
 //go:build !windows
 
-package ort
+package onnx
 
 import (
 	"fmt"
@@ -8,8 +8,9 @@ import (
 	"syscall"
 )
 
-// readModelIO maps the model file read-only and extracts its graph I/O.
-func readModelIO(path string) ([]IOInfo, []IOInfo, error) {
+// ReadFileIO maps the model file read-only and returns its graph I/O (see
+// ReadGraphIO); the weights are not read.
+func ReadFileIO(path string) ([]ValueInfo, []ValueInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -27,7 +28,7 @@ func readModelIO(path string) ([]IOInfo, []IOInfo, error) {
 		return nil, nil, fmt.Errorf("mapping %s: %w", path, err)
 	}
 	defer syscall.Munmap(data)
-	in, out, err := graphIO(data)
+	in, out, err := ReadGraphIO(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -1,4 +1,4 @@
-package ort
+package onnx
 
 import (
 	"errors"
@@ -7,46 +7,12 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// IOInfo describes one graph input or output.
-type IOInfo struct {
-	Name  string
-	DType DType
-	// Shape has -1 for a symbolic or unknown dimension.
-	Shape []int64
-	// DimNames has the symbolic name of each dimension ("" where fixed).
-	DimNames []string
-}
-
-// ONNX protobuf field numbers (onnx.proto) read by graphIO.
-const (
-	modelGraph       = 7
-	graphInitializer = 5
-	graphInput       = 11
-	graphOutput      = 12
-	tensorName       = 8
-	valueInfoName    = 1
-	valueInfoType    = 2
-	typeTensor       = 1
-	tensorTypeElem   = 1
-	tensorTypeShape  = 2
-	shapeDim         = 1
-	dimValue         = 1
-	dimParam         = 2
-	onnxElemFloat    = 1
-	onnxElemUint8    = 2
-	onnxElemInt8     = 3
-	onnxElemInt32    = 6
-	onnxElemInt64    = 7
-	onnxElemBool     = 9
-	onnxElemFloat16  = 10
-)
-
-// graphIO reads the inputs and outputs of a serialized ONNX model without
-// decoding its weights: length-delimited fields are skipped by their length,
-// so only a few pages of a memory-mapped file are touched. Inputs that are
-// also initializers (old IR versions list them) are left out, as ONNX Runtime
-// does.
-func graphIO(model []byte) (inputs, outputs []IOInfo, err error) {
+// ReadGraphIO reads the inputs and outputs of a serialized ONNX model
+// without decoding its weights: length-delimited fields are skipped by their
+// length, so only a few pages of a memory-mapped file are touched. Inputs
+// that are also initializers (old IR versions list them) are left out, as
+// ONNX Runtime does. A dimension that is neither fixed nor named has Value -1.
+func ReadGraphIO(model []byte) (inputs, outputs []ValueInfo, err error) {
 	graph, err := findField(model, modelGraph)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading ONNX model: %w", err)
@@ -154,8 +120,8 @@ func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v []b
 	return nil
 }
 
-func parseValueInfo(b []byte) (IOInfo, error) {
-	var info IOInfo
+func parseValueInfo(b []byte) (ValueInfo, error) {
+	var info ValueInfo
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		switch {
 		case num == valueInfoName && typ == protowire.BytesType:
@@ -166,7 +132,7 @@ func parseValueInfo(b []byte) (IOInfo, error) {
 				return err
 			}
 			if tensor == nil {
-				return nil // not a tensor type; DType stays Unknown
+				return nil // not a tensor type; Type stays 0
 			}
 			return parseTensorType(tensor, &info)
 		}
@@ -178,51 +144,30 @@ func parseValueInfo(b []byte) (IOInfo, error) {
 	return info, nil
 }
 
-func parseTensorType(b []byte, info *IOInfo) error {
+func parseTensorType(b []byte, info *ValueInfo) error {
 	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
 		case num == tensorTypeElem && typ == protowire.VarintType:
-			info.DType = dtypeFromONNX(int(x))
+			info.Type = DataType(x)
 		case num == tensorTypeShape && typ == protowire.BytesType:
 			return eachField(v, func(num protowire.Number, typ protowire.Type, dim []byte, _ uint64) error {
 				if num != shapeDim || typ != protowire.BytesType {
 					return nil
 				}
-				size, name := int64(-1), ""
+				d := Dim{Value: -1}
 				err := eachField(dim, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 					switch {
 					case num == dimValue && typ == protowire.VarintType:
-						size = int64(x)
+						d.Value = int64(x)
 					case num == dimParam && typ == protowire.BytesType:
-						name = string(v)
+						d.Param = string(v)
 					}
 					return nil
 				})
-				info.Shape = append(info.Shape, size)
-				info.DimNames = append(info.DimNames, name)
+				info.Shape = append(info.Shape, d)
 				return err
 			})
 		}
 		return nil
 	})
-}
-
-func dtypeFromONNX(t int) DType {
-	switch t {
-	case onnxElemFloat:
-		return Float32
-	case onnxElemFloat16:
-		return Float16
-	case onnxElemInt64:
-		return Int64
-	case onnxElemInt32:
-		return Int32
-	case onnxElemBool:
-		return Bool
-	case onnxElemUint8:
-		return Uint8
-	case onnxElemInt8:
-		return Int8
-	}
-	return Unknown
 }

@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -540,4 +541,61 @@ func copyDir(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// TestDecoderInt8 checks that the int8-activation option reaches ONNX
+// Runtime: the logits change, a little. (Greedy answers can differ at near
+// ties; that is why the option is off by default.)
+func TestDecoderInt8(t *testing.T) {
+	exact := loadModel(t, "tiny512", Options{Dtype: "q4"})
+	fast := loadModel(t, "tiny512", Options{Dtype: "q4", DecoderInt8: true})
+	ctx := context.Background()
+	req := Request{Messages: []Message{UserMessage("Hello, who are you?")}, MaxNewTokens: 8}
+	p, err := exact.prepare(ctx, req, &Result{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := func(m *Model) []float32 {
+		st, err := m.dec.NewState(len(p.ids), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		l, err := st.Prefill(ctx, p.embeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Clone(l)
+	}
+	a, b := logits(exact), logits(fast)
+	var maxDiff, maxAbs float64
+	for i := range a {
+		maxDiff = max(maxDiff, math.Abs(float64(a[i]-b[i])))
+		maxAbs = max(maxAbs, math.Abs(float64(a[i])))
+	}
+	if maxDiff == 0 {
+		t.Fatal("int8 activations left the logits bit-identical: the option did not reach the MatMulNBits nodes")
+	}
+	if maxDiff > 0.05*maxAbs {
+		t.Fatalf("int8 logits differ by %g (logits up to %g)", maxDiff, maxAbs)
+	}
+	t.Logf("max logit difference %g (max |logit| %g)", maxDiff, maxAbs)
+
+	// A model whose weights live in external data files loads from memory
+	// with the rewrite and still finds them.
+	dir := t.TempDir()
+	if err := testmodel.Generate(ctx, "tiny512", dir, testmodel.Options{Seed: 1, Variants: []string{"q4"}, ExternalDataBytes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "onnx", "decoder_model_merged_q4.onnx_data")); err != nil {
+		t.Fatalf("the test model has no external data: %v", err)
+	}
+	ext, err := Load(dir, Options{DecoderInt8: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ext.Close()
+	if got := logits(ext); !slices.Equal(got, b) {
+		t.Error("the external-data model gives other logits than the same weights inline")
+	}
 }

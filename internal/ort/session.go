@@ -3,6 +3,8 @@ package ort
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/snapvlm/snapvlm/internal/onnx"
@@ -35,6 +37,12 @@ type SessionOptions struct {
 	Provider string
 	// ProviderOptions are passed to the provider as they are.
 	ProviderOptions map[string]string
+	// MatMulNBitsAccuracy, when non-zero, overrides the accuracy_level of
+	// every 4-bit MatMulNBits node: 4 makes ONNX Runtime quantize the
+	// activations to int8 and use integer dot products, which on CPU decodes
+	// about 2.5x faster than the exports' default (float) path but can flip
+	// near-tie tokens. The model is rewritten in memory; the file is untouched.
+	MatMulNBitsAccuracy int
 }
 
 // IOInfo describes one graph input or output.
@@ -107,10 +115,36 @@ type Session struct {
 // NewSession loads the model at path (external data next to it is found by
 // ONNX Runtime because the session is created from the path).
 func (e *Env) NewSession(path string, o SessionOptions) (*Session, error) {
+	if o.MatMulNBitsAccuracy != 0 {
+		return e.newRewrittenSession(path, o)
+	}
 	inputs, outputs, err := graphIO(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
+	return e.newSession(path, nil, inputs, outputs, o)
+}
+
+// newRewrittenSession loads the model with its MatMulNBits accuracy level
+// replaced, from memory; external data is still found next to the file.
+func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	data, _, err = onnx.SetNodeAttrInt(data, "com.microsoft", "MatMulNBits", "accuracy_level", int64(o.MatMulNBitsAccuracy))
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	in, out, err := onnx.ReadGraphIO(data)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	return e.newSession(path, data, ioInfos(in), ioInfos(out), o)
+}
+
+// newSession creates the session from data when given, else from path.
+func (e *Env) newSession(path string, data []byte, inputs, outputs []IOInfo, o SessionOptions) (*Session, error) {
 	opts, err := ortgo.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("session options: %w", err)
@@ -127,7 +161,16 @@ func (e *Env) NewSession(path string, o SessionOptions) (*Session, error) {
 	for i, x := range outputs {
 		out[i] = x.Name
 	}
-	s, err := ortgo.NewDynamicAdvancedSession(path, in, out, opts)
+	var s *ortgo.DynamicAdvancedSession
+	if data != nil {
+		// External data of a model loaded from memory is looked up here.
+		if err := opts.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("loading %s: %w", path, err)
+		}
+		s, err = ortgo.NewDynamicAdvancedSessionWithONNXData(data, in, out, opts)
+	} else {
+		s, err = ortgo.NewDynamicAdvancedSession(path, in, out, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}

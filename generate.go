@@ -332,7 +332,7 @@ func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Resul
 	}
 	limit := m.cfg.Config.TextConfig.MaxPositionEmbeddings
 	if limit > 0 && len(p.ids) >= limit {
-		return fmt.Errorf("the prompt has %d tokens, more than the model's %d positions (max_position_embeddings); use fewer images, NoSplit or a smaller ImageSize", len(p.ids), limit)
+		return fmt.Errorf("the prompt has %d tokens, more than the model's %d positions (max_position_embeddings); use fewer images, no splitting (Request.NoSplit, --no-split) or a smaller image size (Request.ImageSize, --image-size)", len(p.ids), limit)
 	}
 	if limit > 0 && len(p.ids)+maxNew > limit {
 		maxNew = limit - len(p.ids)

@@ -32,6 +32,7 @@ func commands() map[string]command {
 		"prompt":     {summary: "render and expand a prompt without running a model", run: cmdPrompt},
 		"preprocess": {summary: "turn images into pixel_values like the Python processor", run: cmdPreprocess},
 		"run":        {summary: "answer one question about images (or text only)", run: cmdRun},
+		"bench":      {summary: "time load, vision, prefill, first token and decoding", run: cmdBench},
 		"chat":       {summary: "interactive multi-turn chat in the terminal", run: cmdChat, ownSignals: true},
 		"pull":       {summary: "download a model from the Hugging Face Hub", run: cmdPull},
 		"models":     {summary: "list models in the Hugging Face cache", run: cmdModels},

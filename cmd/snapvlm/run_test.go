@@ -267,3 +267,28 @@ func (w *signalWriter) pieces() int {
 	defer w.mu.Unlock()
 	return w.n
 }
+
+func TestBench(t *testing.T) {
+	dir := tinyModel(t)
+	var out, errOut bytes.Buffer
+	args := []string{"--model", dir, "--image", sampleImage, "--no-split", "--max-tokens", "4", "--runs", "3", "--json"}
+	if err := runBench(context.Background(), args, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	var r benchReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	// With the feature cache on, two of three runs would skip the vision
+	// encoder and the median vision time would be 0.
+	if r.Runs != 3 || r.Tiles != 1 || r.ImageTokens != 64 || r.NewTokens == 0 || r.LoadMS <= 0 ||
+		r.VisionMS <= 0 || r.PrefillMS <= 0 || r.TTFTMS <= 0 || r.PeakRSSMB <= 0 {
+		t.Errorf("report %+v", r)
+	}
+	if strings.Count(errOut.String(), "run ") != 3 {
+		t.Errorf("stderr %q", errOut.String())
+	}
+	if got := dtypeOfFile("/m/onnx/decoder_model_merged_quantized.onnx", "decoder_model_merged"); got != "q8" {
+		t.Errorf("dtypeOfFile = %q", got)
+	}
+}

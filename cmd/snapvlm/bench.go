@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/snapvlm/snapvlm"
+	"github.com/snapvlm/snapvlm/internal/imageproc"
+	"github.com/snapvlm/snapvlm/internal/jsref"
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
+)
+
+func cmdBench(ctx context.Context, args []string) error {
+	return runBench(ctx, args, os.Stdout, os.Stderr)
+}
+
+// benchReport is what `snapvlm bench --json` prints; times in milliseconds,
+// medians over the runs.
+type benchReport struct {
+	Model        string            `json:"model"`
+	Files        map[string]string `json:"files"`
+	ORT          string            `json:"onnxruntime"`
+	Runs         int               `json:"runs"`
+	PromptTokens int               `json:"prompt_tokens"`
+	ImageTokens  int               `json:"image_tokens"`
+	Tiles        int               `json:"tiles"`
+	NewTokens    int               `json:"new_tokens"`
+	LoadMS       float64           `json:"load_ms"`
+	PreprocessMS float64           `json:"preprocess_ms"`
+	VisionMS     float64           `json:"vision_ms"`
+	VisionTileMS float64           `json:"vision_ms_per_tile"`
+	PrefillMS    float64           `json:"prefill_ms"`
+	PrefillTPS   float64           `json:"prefill_tokens_per_sec"`
+	TTFTMS       float64           `json:"ttft_ms"`
+	DecodeTPS    float64           `json:"decode_tokens_per_sec"`
+	TotalMS      float64           `json:"total_ms"`
+	PeakRSSMB    float64           `json:"peak_rss_mb"`
+	JS           *jsReport         `json:"transformers_js,omitempty"`
+}
+
+type jsReport struct {
+	LoadMS     float64 `json:"load_ms"`
+	GenerateMS float64 `json:"generate_ms"`
+	SameIDs    bool    `json:"same_ids"`
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f engineFlags
+	f.register(fs)
+	runs := fs.Int("runs", 3, "generations to time (medians are reported)")
+	question := fs.String("question", "Can you describe this image?", "the question asked")
+	compareJS := fs.Bool("compare-js", false, "also time transformers.js (scripts/jsref, from a checkout after 'make deps') on the same ids and pixels")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: snapvlm bench --model DIR|REPO [--image IMG]... [flags]\n\nTimes load, preprocessing, vision encoder, prefill, first token and decoding (image features are not cached between runs).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *runs < 1 {
+		return fmt.Errorf("--runs must be at least 1, got %d", *runs)
+	}
+	images, err := readImages(f.images)
+	if err != nil {
+		return err
+	}
+	dir, err := resolveModel(ctx, f.model, f.yes, f.dtype, f.graphDtypes())
+	if err != nil {
+		return err
+	}
+	m, err := snapvlm.Load(dir, snapvlm.Options{
+		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
+		Threads: f.threads, Provider: f.provider, TextOnly: len(images) == 0, DecoderInt8: f.decoderInt8,
+		FeatureCacheSize: -1, // every run encodes its images
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	req := f.request()
+	req.Messages = []snapvlm.Message{snapvlm.UserMessage(*question, images...)}
+	rep := benchReport{Model: dir, Files: m.Files(), ORT: m.ORTVersion(), Runs: *runs, LoadMS: msOf(m.LoadTime())}
+	var pre, vis, prefill, ttft, tps, total []float64
+	var last *snapvlm.Result
+	for i := 0; i < *runs; i++ {
+		start := time.Now()
+		res, err := m.Generate(ctx, req, nil)
+		if err != nil {
+			return err
+		}
+		t := res.Timings
+		total = append(total, msOf(time.Since(start)))
+		pre, vis, prefill = append(pre, msOf(t.Preprocess)), append(vis, msOf(t.Vision)), append(prefill, msOf(t.Prefill))
+		ttft, tps = append(ttft, msOf(t.FirstToken)), append(tps, t.DecodeTokensPerSec)
+		last = res
+		fmt.Fprintf(stderr, "run %d: ttft %.0f ms, decode %.1f tokens/s\n", i+1, msOf(t.FirstToken), t.DecodeTokensPerSec)
+	}
+	rep.PromptTokens, rep.ImageTokens, rep.Tiles, rep.NewTokens = len(last.PromptTokens), last.ImageTokens, last.Tiles, len(last.Tokens)
+	rep.PreprocessMS, rep.VisionMS, rep.PrefillMS = median(pre), median(vis), median(prefill)
+	rep.TTFTMS, rep.DecodeTPS, rep.TotalMS = median(ttft), median(tps), median(total)
+	if rep.Tiles > 0 {
+		rep.VisionTileMS = rep.VisionMS / float64(rep.Tiles)
+	}
+	if rep.PrefillMS > 0 {
+		rep.PrefillTPS = float64(rep.PromptTokens) / rep.PrefillMS * 1e3
+	}
+	rep.PeakRSSMB = peakRSSMB()
+	if *compareJS {
+		if rep.JS, err = benchJS(ctx, dir, m.Files(), req, images, last); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printBench(stdout, &rep)
+	return nil
+}
+
+// benchJS times transformers.js's generate() on the same prompt ids and
+// pixel values (ours, since its own resizing differs from Pillow).
+func benchJS(ctx context.Context, dir string, files map[string]string, req snapvlm.Request, images []*snapvlm.Image, ours *snapvlm.Result) (*jsReport, error) {
+	if err := jsref.Available(); err != nil {
+		return nil, fmt.Errorf("--compare-js: %w", err)
+	}
+	dtypes := map[string]string{}
+	for _, g := range []string{snapvlm.GraphVision, snapvlm.GraphEmbed, snapvlm.GraphDecoder} {
+		if p, ok := files[g]; ok {
+			dtypes[g] = dtypeOfFile(p, g)
+		}
+	}
+	jr := jsref.Request{ModelDir: dir, Dtype: dtypes, InputIDs: ours.PromptTokens, MaxNewTokens: req.MaxNewTokens, LoadVision: len(images) > 0}
+	if len(images) > 0 {
+		cfg, err := modelconfig.Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		opt, err := imageproc.OptionsFromConfig(cfg.Preprocessor)
+		if err != nil {
+			return nil, err
+		}
+		if req.NoSplit {
+			opt.Split = false
+		}
+		if req.ImageSize > 0 {
+			opt.LongestEdge = req.ImageSize
+		}
+		var rgbs []*imageproc.RGB
+		for _, img := range images {
+			rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
+			if err != nil {
+				return nil, err
+			}
+			rgbs = append(rgbs, rgb)
+		}
+		b, err := imageproc.Process(ctx, rgbs, opt)
+		if err != nil {
+			return nil, err
+		}
+		jr.Pixels, jr.PixelShape = b.Pixels, b.Shape()
+	}
+	res, err := jsref.Generate(ctx, jr)
+	if err != nil {
+		return nil, err
+	}
+	n := min(len(res.GeneratedIDs), len(ours.Tokens))
+	return &jsReport{LoadMS: msOf(res.Load), GenerateMS: msOf(res.Elapsed), SameIDs: n > 0 && slices.Equal(res.GeneratedIDs[:n], ours.Tokens[:n])}, nil
+}
+
+// dtypeOfFile maps onnx/<graph><suffix>.onnx back to transformers.js's
+// dtype name.
+func dtypeOfFile(path, graph string) string {
+	base := strings.TrimSuffix(filepath.Base(path), ".onnx")
+	switch s := strings.TrimPrefix(strings.TrimPrefix(base, graph), "_"); s {
+	case "":
+		return "fp32"
+	case "quantized":
+		return "q8"
+	default:
+		return s
+	}
+}
+
+func printBench(w io.Writer, r *benchReport) {
+	fmt.Fprintf(w, "model        %s (ONNX Runtime %s)\n", r.Model, r.ORT)
+	for _, g := range []string{snapvlm.GraphVision, snapvlm.GraphEmbed, snapvlm.GraphDecoder} {
+		if p, ok := r.Files[g]; ok {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
+	fmt.Fprintf(w, "prompt       %d tokens (%d image tokens, %d tiles), %d new tokens, median of %d runs\n", r.PromptTokens, r.ImageTokens, r.Tiles, r.NewTokens, r.Runs)
+	fmt.Fprintf(w, "load         %8.0f ms\n", r.LoadMS)
+	if r.Tiles > 0 {
+		fmt.Fprintf(w, "preprocess   %8.0f ms\n", r.PreprocessMS)
+		fmt.Fprintf(w, "vision       %8.0f ms  (%.0f ms per tile)\n", r.VisionMS, r.VisionTileMS)
+	}
+	fmt.Fprintf(w, "prefill      %8.0f ms  (%.0f tokens/s)\n", r.PrefillMS, r.PrefillTPS)
+	fmt.Fprintf(w, "first token  %8.0f ms\n", r.TTFTMS)
+	fmt.Fprintf(w, "decode       %8.1f tokens/s\n", r.DecodeTPS)
+	fmt.Fprintf(w, "total        %8.0f ms per answer\n", r.TotalMS)
+	fmt.Fprintf(w, "peak RSS     %8.0f MB\n", r.PeakRSSMB)
+	if r.JS != nil {
+		fmt.Fprintf(w, "transformers.js: load %.0f ms, generate %.0f ms (ours %.0f ms), same ids: %v\n", r.JS.LoadMS, r.JS.GenerateMS, r.TotalMS, r.JS.SameIDs)
+	}
+}
+
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// peakRSSMB is this process's peak resident memory.
+func peakRSSMB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	if runtime.GOOS == "darwin" {
+		return float64(ru.Maxrss) / (1 << 20) // bytes on macOS
+	}
+	return float64(ru.Maxrss) / 1024 // kilobytes on Linux
+}

@@ -1,0 +1,156 @@
+package decoder
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
+	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/testmodel"
+)
+
+func env(t *testing.T) *ort.Env {
+	t.Helper()
+	e, err := ort.Open(ort.Options{})
+	if err != nil {
+		if os.Getenv("SNAPVLM_REQUIRE_ORT") == "1" {
+			t.Fatalf("ONNX Runtime required: %v", err)
+		}
+		t.Skipf("ONNX Runtime not available: %v", err)
+	}
+	return e
+}
+
+// load generates tiny512 and opens its decoder of the given variant.
+func load(t *testing.T, variant string) (*Decoder, int) {
+	t.Helper()
+	e := env(t)
+	dir := t.TempDir()
+	if err := testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Variants: []string{variant}, GenerateTokenizer: true}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := modelconfig.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := cfg.Config.TextConfig
+	suffix := map[string]string{"fp32": "", "fp16": "_fp16", "q4": "_q4"}[variant]
+	d, err := New(e, filepath.Join(dir, "onnx", "decoder_model_merged"+suffix+".onnx"), ort.SessionOptions{IntraOpThreads: 1},
+		Config{Layers: tc.NumHiddenLayers, KVHeads: tc.NumKeyValueHeads, HeadDim: tc.HeadDimension(), Hidden: tc.HiddenSize, Vocab: tc.VocabSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, tc.HiddenSize
+}
+
+// TestTruncateAndGrow: a cache cut back to k tokens (or moved into a larger
+// one) continues exactly like a cache that only ever saw those k tokens, for
+// the float32 and the float16 cache layouts.
+func TestTruncateAndGrow(t *testing.T) {
+	for _, variant := range []string{"fp32", "fp16"} {
+		t.Run(variant, func(t *testing.T) {
+			d, h := load(t, variant)
+			if want := map[string]ort.DType{"fp32": ort.Float32, "fp16": ort.Float16}[variant]; d.KVType() != want {
+				t.Fatalf("KV type %s, want %s", d.KVType(), want)
+			}
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(1, 2))
+			embeds := make([]float32, 12*h)
+			for i := range embeds {
+				embeds[i] = rng.Float32()*2 - 1
+			}
+			next := embeds[11*h:]
+			const k = 7
+
+			ref, err := d.NewState(k+1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Close()
+			if _, err := ref.Prefill(ctx, embeds[:k*h]); err != nil {
+				t.Fatal(err)
+			}
+			want, err := ref.Step(ctx, next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = slices.Clone(want)
+
+			cases := []struct {
+				name  string
+				chunk int
+				after func(st *State) error
+			}{
+				{"truncate", 0, func(st *State) error { return st.Truncate(k) }},
+				{"truncate in chunks of 3", 3, func(st *State) error { return st.Truncate(k) }},
+				{"truncate then grow", 0, func(st *State) error {
+					if err := st.Truncate(k); err != nil {
+						return err
+					}
+					return st.Grow(100)
+				}},
+			}
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					st, err := d.NewState(12, c.chunk)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer st.Close()
+					if _, err := st.Prefill(ctx, embeds[:11*h]); err != nil {
+						t.Fatal(err)
+					}
+					if err := c.after(st); err != nil {
+						t.Fatal(err)
+					}
+					if st.Len() != k {
+						t.Fatalf("len %d after truncate, want %d", st.Len(), k)
+					}
+					got, err := st.Step(ctx, next)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range want {
+						if diff := got[i] - want[i]; diff > 1e-4 || diff < -1e-4 {
+							t.Fatalf("logit %d: %g after %s, %g fresh", i, got[i], c.name, want[i])
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestStateErrors(t *testing.T) {
+	d, h := load(t, "q4")
+	ctx := context.Background()
+	st, err := d.NewState(4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cases := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"ragged embeddings", func() error { _, err := st.Prefill(ctx, make([]float32, h+1)); return err }, "not whole rows"},
+		{"over capacity", func() error { _, err := st.Prefill(ctx, make([]float32, 5*h)); return err }, "exceed the cache of 4"},
+		{"step width", func() error { _, err := st.Step(ctx, make([]float32, h-1)); return err }, "want"},
+		{"truncate beyond", func() error { return st.Truncate(1) }, "cannot keep 1 of 0"},
+		{"zero capacity", func() error { _, err := d.NewState(0, 0); return err }, "must be positive"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.run(); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+}

@@ -287,6 +287,35 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 	return all, grids, keys, nil
 }
 
+// PixelValues preprocesses the images of req's messages, in order, exactly
+// as Generate does, into the vision encoder's pixel_values: float32 laid
+// out as shape [1, frames, 3, M, M]. Useful to compare with other
+// implementations fed the same pixels.
+func (m *Model) PixelValues(ctx context.Context, req Request) ([]float32, []int64, error) {
+	opt := m.imageOptions(req)
+	var rgbs []*imageproc.RGB
+	for _, msg := range req.Messages {
+		for _, part := range msg.Content {
+			if part.Image == nil {
+				continue
+			}
+			rgb, err := imageproc.DecodeBytes(part.Image.Data, part.Image.Name, opt.MaxPixels)
+			if err != nil {
+				return nil, nil, err
+			}
+			rgbs = append(rgbs, rgb)
+		}
+	}
+	if len(rgbs) == 0 {
+		return nil, nil, errors.New("pixel values: the request has no images")
+	}
+	b, err := imageproc.Process(ctx, rgbs, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.Pixels, b.Shape(), nil
+}
+
 // imageOptions are the model's preprocessing options with the request's
 // overrides.
 func (m *Model) imageOptions(req Request) imageproc.Options {

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/snapvlm/snapvlm/internal/imageproc"
 	"github.com/snapvlm/snapvlm/internal/jsref"
 	"github.com/snapvlm/snapvlm/internal/jsref/jsreftest"
 )
@@ -48,7 +47,10 @@ func TestAgainstTransformersJS(t *testing.T) {
 				LoadVision:   len(c.images) > 0,
 			}
 			if len(c.images) > 0 {
-				jr.Pixels, jr.PixelShape = pixelValues(t, m, req, c.images)
+				var err error
+				if jr.Pixels, jr.PixelShape, err = m.PixelValues(context.Background(), req); err != nil {
+					t.Fatal(err)
+				}
 			}
 			ref, err := jsref.Generate(context.Background(), jr)
 			if err != nil {
@@ -71,24 +73,4 @@ func TestAgainstTransformersJS(t *testing.T) {
 			t.Logf("%d ids identical (transformers.js sessions %v)", len(ours.Tokens), ref.Sessions)
 		})
 	}
-}
-
-// pixelValues preprocesses images as Generate does, into one
-// [1, frames, 3, M, M] tensor.
-func pixelValues(t *testing.T, m *Model, req Request, images []*Image) ([]float32, []int64) {
-	t.Helper()
-	opt := m.imageOptions(req)
-	var rgbs []*imageproc.RGB
-	for _, img := range images {
-		rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rgbs = append(rgbs, rgb)
-	}
-	b, err := imageproc.Process(context.Background(), rgbs, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Pixels, b.Shape()
 }

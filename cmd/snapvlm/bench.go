@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/snapvlm/snapvlm"
-	"github.com/snapvlm/snapvlm/internal/imageproc"
 	"github.com/snapvlm/snapvlm/internal/jsref"
-	"github.com/snapvlm/snapvlm/internal/modelconfig"
 )
 
 func cmdBench(ctx context.Context, args []string) error {
@@ -119,7 +117,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rep.PeakRSSMB = peakRSSMB()
 	if *compareJS {
-		if rep.JS, err = benchJS(ctx, dir, m.Files(), req, images, last); err != nil {
+		if rep.JS, err = benchJS(ctx, m, req, images, last); err != nil {
 			return err
 		}
 	}
@@ -134,45 +132,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // benchJS times transformers.js's generate() on the same prompt ids and
 // pixel values (ours, since its own resizing differs from Pillow).
-func benchJS(ctx context.Context, dir string, files map[string]string, req snapvlm.Request, images []*snapvlm.Image, ours *snapvlm.Result) (*jsReport, error) {
+func benchJS(ctx context.Context, m *snapvlm.Model, req snapvlm.Request, images []*snapvlm.Image, ours *snapvlm.Result) (*jsReport, error) {
 	if err := jsref.Available(); err != nil {
 		return nil, fmt.Errorf("--compare-js: %w", err)
 	}
 	dtypes := map[string]string{}
 	for _, g := range []string{snapvlm.GraphVision, snapvlm.GraphEmbed, snapvlm.GraphDecoder} {
-		if p, ok := files[g]; ok {
+		if p, ok := m.Files()[g]; ok {
 			dtypes[g] = dtypeOfFile(p, g)
 		}
 	}
-	jr := jsref.Request{ModelDir: dir, Dtype: dtypes, InputIDs: ours.PromptTokens, MaxNewTokens: req.MaxNewTokens, LoadVision: len(images) > 0}
+	jr := jsref.Request{ModelDir: m.Dir(), Dtype: dtypes, InputIDs: ours.PromptTokens, MaxNewTokens: req.MaxNewTokens, LoadVision: len(images) > 0}
 	if len(images) > 0 {
-		cfg, err := modelconfig.Load(dir)
-		if err != nil {
+		var err error
+		if jr.Pixels, jr.PixelShape, err = m.PixelValues(ctx, req); err != nil {
 			return nil, err
 		}
-		opt, err := imageproc.OptionsFromConfig(cfg.Preprocessor)
-		if err != nil {
-			return nil, err
-		}
-		if req.NoSplit {
-			opt.Split = false
-		}
-		if req.ImageSize > 0 {
-			opt.LongestEdge = req.ImageSize
-		}
-		var rgbs []*imageproc.RGB
-		for _, img := range images {
-			rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
-			if err != nil {
-				return nil, err
-			}
-			rgbs = append(rgbs, rgb)
-		}
-		b, err := imageproc.Process(ctx, rgbs, opt)
-		if err != nil {
-			return nil, err
-		}
-		jr.Pixels, jr.PixelShape = b.Pixels, b.Shape()
 	}
 	res, err := jsref.Generate(ctx, jr)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,22 +39,17 @@ const Version = "0.1.0-dev"
 
 // Graph file stems inside a model's onnx/ folder.
 const (
-	GraphVision  = "vision_encoder"
-	GraphEmbed   = "embed_tokens"
-	GraphDecoder = "decoder_model_merged"
+	GraphVision  = modelconfig.GraphVision
+	GraphEmbed   = modelconfig.GraphEmbed
+	GraphDecoder = modelconfig.GraphDecoder
 )
 
-// Dtypes maps each variant name to its file suffix, as the Hugging Face ONNX
-// exports name them.
-var dtypeSuffix = map[string]string{
-	"fp32": "", "fp16": "_fp16", "q4": "_q4", "q4f16": "_q4f16",
-	"int8": "_int8", "uint8": "_uint8", "quantized": "_quantized", "bnb4": "_bnb4",
+// defaultOrder picks, per graph, the first variant present. q4 first: it
+// loads fastest, needs the least memory and decodes fastest on CPU (numbers
+// in the README, "Choosing a variant"); fp32 is the exact reference.
+func defaultOrder() []string {
+	return []string{"q4", "fp32", "quantized", "uint8", "fp16", "q4f16", "int8", "bnb4"}
 }
-
-// DefaultDtype picks, per graph, the first variant present in this order.
-// q4 first: on CPU its 4-bit MatMulNBits weights make decoding memory-light
-// and fast; fp32 is the exact reference. See README (Choosing a variant).
-var defaultOrder = []string{"q4", "fp32", "quantized", "uint8", "fp16", "q4f16", "int8", "bnb4"}
 
 // Options configure Load. The zero value loads the default variants with
 // ONNX Runtime's default threading on the CPU.
@@ -212,24 +208,21 @@ func firstNonEmpty(s ...string) string {
 func graphFile(dir, graph, dtype string) (string, error) {
 	present := Variants(dir, graph)
 	if dtype != "" {
-		suffix, ok := dtypeSuffix[dtype]
-		if !ok {
-			return "", fmt.Errorf("unknown dtype %q: want one of fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4", dtype)
+		if _, ok := modelconfig.DtypeSuffix(dtype); !ok {
+			return "", fmt.Errorf("unknown dtype %q: want one of %s", dtype, strings.Join(modelconfig.Dtypes(), ", "))
 		}
-		p := filepath.Join(dir, "onnx", graph+suffix+".onnx")
+		p := filepath.Join(dir, filepath.FromSlash(modelconfig.GraphPath(graph, dtype)))
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("model %s has no %s variant of %s (%s missing); variants present: %s", dir, dtype, graph, p, listOrNone(present))
 		}
 		return p, nil
 	}
-	for _, d := range defaultOrder {
-		for _, have := range present {
-			if have == d {
-				return filepath.Join(dir, "onnx", graph+dtypeSuffix[d]+".onnx"), nil
-			}
+	for _, d := range defaultOrder() {
+		if slices.Contains(present, d) {
+			return filepath.Join(dir, filepath.FromSlash(modelconfig.GraphPath(graph, d))), nil
 		}
 	}
-	return "", fmt.Errorf("model %s has no %s graph: %s missing", dir, graph, filepath.Join(dir, "onnx", graph+".onnx"))
+	return "", fmt.Errorf("model %s has no %s graph: %s missing", dir, graph, filepath.Join(dir, filepath.FromSlash(modelconfig.GraphPath(graph, "fp32"))))
 }
 
 func listOrNone(s []string) string {
@@ -242,8 +235,8 @@ func listOrNone(s []string) string {
 // Variants lists the dtypes of graph present in a model directory.
 func Variants(dir, graph string) []string {
 	var out []string
-	for d, suffix := range dtypeSuffix {
-		if _, err := os.Stat(filepath.Join(dir, "onnx", graph+suffix+".onnx")); err == nil {
+	for _, d := range modelconfig.Dtypes() {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(modelconfig.GraphPath(graph, d)))); err == nil {
 			out = append(out, d)
 		}
 	}

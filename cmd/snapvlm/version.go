@@ -5,12 +5,9 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/snapvlm/snapvlm"
 	"github.com/snapvlm/snapvlm/internal/ort"
 )
-
-// version is the snapvlm release; builds may set it with
-// -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
 
 func cmdVersion(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
@@ -18,7 +15,7 @@ func cmdVersion(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fmt.Printf("snapvlm %s\n", version)
+	fmt.Printf("snapvlm %s\n", snapvlm.Version)
 	env, err := ort.Open(ort.Options{LibPath: *ortLib})
 	if err != nil {
 		return err

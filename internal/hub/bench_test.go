@@ -14,7 +14,7 @@ import (
 func BenchmarkDownload(b *testing.B) {
 	const size = 8 << 20
 	files := map[string][]byte{"config.json": []byte(`{"model_type": "smolvlm"}`)}
-	for _, g := range graphs {
+	for _, g := range Graphs() {
 		files[graphFile(g, "q4")] = []byte("x")
 	}
 	files["onnx/decoder_model_merged_q4.onnx"] = randBytes(1, size)

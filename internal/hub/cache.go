@@ -88,7 +88,7 @@ func linkBlob(rdir, commit, name, etag string) error {
 
 // graphFile is the repo path of one graph in one variant.
 func graphFile(graph, dtype string) string {
-	return "onnx/" + graph + dtypeSuffixes[dtype] + ".onnx"
+	return modelconfig.GraphPath(graph, dtype)
 }
 
 // Resolve turns a --model value into a model directory without touching the
@@ -318,9 +318,9 @@ func scanSnapshot(dir string) (CachedRevision, bool, error) {
 	if err != nil {
 		return rev, false, fmt.Errorf("list cache snapshot %s: %w", dir, err)
 	}
-	for _, d := range dtypeOrder {
+	for _, d := range modelconfig.Dtypes() {
 		all := true
-		for _, g := range graphs {
+		for _, g := range modelconfig.Graphs() {
 			all = all && present[graphFile(g, d)]
 		}
 		if all {

@@ -31,6 +31,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
 )
 
 // DefaultEndpoint is the Hub used when HF_ENDPOINT is not set.
@@ -43,28 +45,9 @@ const DefaultRevision = "main"
 // keeps the decoder small and runs on the CPU execution provider.
 const DefaultDtype = "q4"
 
-// Graphs are the ONNX graphs of a SmolVLM export, under onnx/ in the repo.
-var graphs = []string{"vision_encoder", "embed_tokens", "decoder_model_merged"}
-
-// dtypeSuffixes maps a variant name to the file-name suffix transformers.js
-// uses for it (onnx/decoder_model_merged_q4.onnx).
-var dtypeSuffixes = map[string]string{
-	"fp32":      "",
-	"fp16":      "_fp16",
-	"q4":        "_q4",
-	"q4f16":     "_q4f16",
-	"int8":      "_int8",
-	"uint8":     "_uint8",
-	"quantized": "_quantized",
-	"bnb4":      "_bnb4",
-}
-
-// dtypeOrder is the order variants are listed in.
-var dtypeOrder = []string{"fp32", "fp16", "q4", "q4f16", "int8", "uint8", "quantized", "bnb4"}
-
 // Dtypes returns the names of the ONNX variants the Hub exports use, in a
 // stable order.
-func Dtypes() []string { return append([]string(nil), dtypeOrder...) }
+func Dtypes() []string { return modelconfig.Dtypes() }
 
 // configFiles are the non-ONNX files a model directory may need. Absent ones
 // are skipped; config.json is required.
@@ -273,13 +256,13 @@ func (o Options) withDefaults() Options {
 }
 
 // Graphs returns the names of the three ONNX graphs of a SmolVLM export.
-func Graphs() []string { return append([]string(nil), graphs...) }
+func Graphs() []string { return modelconfig.Graphs() }
 
 // checkDtypes rejects variant and graph names the exports do not use.
 func checkDtypes(o Options) error {
 	check := func(d string) error {
-		if _, ok := dtypeSuffixes[d]; !ok {
-			return fmt.Errorf("unknown dtype %q: want one of %s", d, strings.Join(dtypeOrder, ", "))
+		if _, ok := modelconfig.DtypeSuffix(d); !ok {
+			return fmt.Errorf("unknown dtype %q: want one of %s", d, strings.Join(modelconfig.Dtypes(), ", "))
 		}
 		return nil
 	}
@@ -289,8 +272,8 @@ func checkDtypes(o Options) error {
 		}
 	}
 	for g, d := range o.GraphDtypes {
-		if !slices.Contains(graphs, g) {
-			return fmt.Errorf("unknown graph %q: want one of %s", g, strings.Join(graphs, ", "))
+		if !modelconfig.IsGraph(g) {
+			return fmt.Errorf("unknown graph %q: want one of %s", g, strings.Join(modelconfig.Graphs(), ", "))
 		}
 		if err := check(d); err != nil {
 			return err
@@ -303,7 +286,7 @@ func checkDtypes(o Options) error {
 // graph order.
 func graphFiles(o Options) []string {
 	var out []string
-	for _, g := range graphs {
+	for _, g := range modelconfig.Graphs() {
 		ds := o.Dtypes
 		if d := o.GraphDtypes[g]; d != "" {
 			ds = []string{d}
@@ -321,7 +304,7 @@ func graphFiles(o Options) []string {
 // "q4, vision_encoder=fp32".
 func dtypeSummary(o Options) string {
 	s := strings.Join(o.Dtypes, "+")
-	for _, g := range graphs {
+	for _, g := range modelconfig.Graphs() {
 		if d := o.GraphDtypes[g]; d != "" {
 			s += ", " + g + "=" + d
 		}

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
 )
 
 // PlanFile is one file a pull needs.
@@ -162,9 +164,9 @@ func selectFiles(repo, revision string, siblings []sibling, opt Options) ([]stri
 		return nil, nil, fmt.Errorf("%s@%s has no config.json: not a model repo snapvlm can run", repo, revision)
 	}
 	var available []string
-	for _, d := range dtypeOrder {
+	for _, d := range modelconfig.Dtypes() {
 		all := true
-		for _, g := range graphs {
+		for _, g := range modelconfig.Graphs() {
 			all = all && have[graphFile(g, d)]
 		}
 		if all {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/onnx"
 )
 
@@ -15,12 +16,10 @@ const (
 	FP16 = "fp16"
 )
 
-// suffix returns the file name suffix of a variant.
+// suffix returns the file name suffix of a variant, as the exports name it.
 func suffix(variant string) string {
-	if variant == FP32 {
-		return ""
-	}
-	return "_" + variant
+	s, _ := modelconfig.DtypeSuffix(variant)
+	return s
 }
 
 // Gains of the random weights: output standard deviation of each matrix for

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/snapvlm/snapvlm/internal/embed"
-	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
 
@@ -25,12 +25,7 @@ import (
 // it (SNAPVLM_REQUIRE_ORT=1), where a missing library is a failure.
 func requireORT(t testing.TB) {
 	t.Helper()
-	if _, err := ort.Open(ort.Options{}); err != nil {
-		if os.Getenv("SNAPVLM_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run 'snapvlm setup'): %v", err)
-	}
+	orttest.Env(t)
 }
 
 // testModels generates each preset once per test binary.

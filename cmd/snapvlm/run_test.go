@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
 
@@ -28,12 +28,7 @@ var tiny struct {
 // tinyModel generates the tiny512 test model once for this package's tests.
 func tinyModel(t *testing.T) string {
 	t.Helper()
-	if _, err := ort.Open(ort.Options{}); err != nil {
-		if os.Getenv("SNAPVLM_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
+	orttest.Env(t)
 	tiny.once.Do(func() {
 		tiny.dir, tiny.err = os.MkdirTemp("", "snapvlm-cmd-")
 		if tiny.err == nil {

@@ -3,7 +3,6 @@ package decoder
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,25 +10,14 @@ import (
 
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
-
-func env(t *testing.T) *ort.Env {
-	t.Helper()
-	e, err := ort.Open(ort.Options{})
-	if err != nil {
-		if os.Getenv("SNAPVLM_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
-	return e
-}
 
 // load generates tiny512 and opens its decoder of the given variant.
 func load(t *testing.T, variant string) (*Decoder, int) {
 	t.Helper()
-	e := env(t)
+	e := orttest.Env(t)
 	dir := t.TempDir()
 	if err := testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Variants: []string{variant}, GenerateTokenizer: true}); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 )
 
 // Generated models are shared by the tests of one run (generation takes
@@ -60,17 +61,7 @@ func generated(t testing.TB, name string) *testModel {
 	return m
 }
 
-func testEnv(t testing.TB) *ort.Env {
-	t.Helper()
-	env, err := ort.Open(ort.Options{})
-	if err != nil {
-		if os.Getenv("SNAPVLM_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run 'snapvlm setup'): %v", err)
-	}
-	return env
-}
+func testEnv(t testing.TB) *ort.Env { return orttest.Env(t) }
 
 func (m *testModel) path(graph, variant string) string {
 	return filepath.Join(m.dir, "onnx", graph+suffix(variant)+".onnx")

@@ -2,23 +2,17 @@ package vision
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
 
 func TestNewChecksTheGraph(t *testing.T) {
-	env, err := ort.Open(ort.Options{})
-	if err != nil {
-		if os.Getenv("SNAPVLM_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
+	env := orttest.Env(t)
 	dir := t.TempDir()
 	if err := testmodel.Generate(context.Background(), "tiny384", dir, testmodel.Options{Variants: []string{"q4"}, GenerateTokenizer: true}); err != nil {
 		t.Fatal(err)

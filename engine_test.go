@@ -396,6 +396,13 @@ func TestCancelAndStop(t *testing.T) {
 			t.Errorf("stop %q: finish %s text %q (full %q)", stopAt, res.FinishReason, res.Text, full.Text)
 		}
 	}
+	// A stop string that never completes holds back the end of the answer
+	// while it could still match; the held text is released at the end.
+	tail := full.Text[len(full.Text)-2:] + "\x00never"
+	held := greedy(t, m, Request{Messages: req.Messages, MaxNewTokens: 40, Stop: []string{tail}})
+	if held.Text != full.Text || held.FinishReason != full.FinishReason {
+		t.Errorf("with an unmatched stop string: %q (%s), want %q (%s)", held.Text, held.FinishReason, full.Text, full.FinishReason)
+	}
 	// An error from the callback stops generation and is returned.
 	boom := errors.New("client went away")
 	if _, err := m.Generate(context.Background(), req, func(string) error { return boom }); !errors.Is(err, boom) {

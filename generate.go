@@ -474,7 +474,10 @@ func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Resul
 			return err
 		}
 	}
-	if res.FinishReason != FinishStop || len(req.Stop) == 0 {
+	// Text held back as a possible stop-string prefix is part of the answer
+	// unless a stop string was hit (an end token or the length limit does
+	// not make it one).
+	if !stops.Stopped() {
 		if piece, _ := stops.Push(stream.Flush()); piece != "" {
 			if err := emit(piece); err != nil {
 				return err

@@ -398,6 +398,9 @@ func TestCancelAndStop(t *testing.T) {
 	}
 	// A stop string that never completes holds back the end of the answer
 	// while it could still match; the held text is released at the end.
+	if len(full.Text) < 2 {
+		t.Fatalf("answer too short for the stop-string checks: %q", full.Text)
+	}
 	tail := full.Text[len(full.Text)-2:] + "\x00never"
 	held := greedy(t, m, Request{Messages: req.Messages, MaxNewTokens: 40, Stop: []string{tail}})
 	if held.Text != full.Text || held.FinishReason != full.FinishReason {

@@ -2,6 +2,7 @@ package snapvlm
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 )
@@ -83,4 +84,34 @@ func BenchmarkGenerateText(b *testing.B) {
 	}
 	b.ReportMetric(ttft/float64(b.N), "ttft-ms")
 	b.ReportMetric(tps/float64(b.N), "decode-tok/s")
+}
+
+// BenchmarkPrefill runs a 1,024-token prefill in chunks of several sizes; the
+// chunk bounds the logits buffer (chunk x vocab floats).
+func BenchmarkPrefill(b *testing.B) {
+	m := benchModel(b)
+	ctx := context.Background()
+	ids := make([]int64, 1024)
+	for i := range ids {
+		ids[i] = int64(100 + i%1000)
+	}
+	embeds, err := m.emb.Embed(ctx, ids)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, chunk := range []int{128, 256, 512, 1024} {
+		b.Run(fmt.Sprintf("chunk%d", chunk), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				st, err := m.dec.NewState(len(ids), chunk)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := st.Prefill(ctx, embeds); err != nil {
+					b.Fatal(err)
+				}
+				st.Close()
+			}
+			b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
 }

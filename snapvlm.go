@@ -71,7 +71,8 @@ type Options struct {
 	// TextOnly skips the vision encoder (a text-only model use).
 	TextOnly bool
 	// PrefillChunk bounds the tokens per decoder run during prefill (and so
-	// the logits buffer, chunk x vocab floats); 0 = 512.
+	// the logits buffer, chunk x vocab floats); 0 = 256, the fastest of
+	// 128-1024 in BenchmarkPrefill for the fp32 and q4 256M-size decoders.
 	PrefillChunk int
 	// DecoderInt8 runs the decoder's 4-bit matmuls (MatMulNBits, in the q4
 	// variants) with int8 activations and integer dot products: about 2.5x
@@ -114,7 +115,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	}
 	m := &Model{dir: dir, cfg: cfg, files: map[string]string{}, chunk: opts.PrefillChunk}
 	if m.chunk <= 0 {
-		m.chunk = 512
+		m.chunk = 256
 	}
 	cacheSize := opts.FeatureCacheSize
 	if cacheSize == 0 {

@@ -74,6 +74,9 @@ type Options struct {
 	// the logits buffer, chunk x vocab floats); 0 = 256, the fastest of
 	// 128-1024 in BenchmarkPrefill for the fp32 and q4 256M-size decoders.
 	PrefillChunk int
+	// VisionBatch is the number of tiles the vision encoder runs at once
+	// (its activations grow with it); 0 = 2. See README (Speed).
+	VisionBatch int
 	// DecoderInt8 runs the decoder's 4-bit matmuls (MatMulNBits, in the q4
 	// variants) with int8 activations and integer dot products: about 2.5x
 	// faster decoding on CPU, at the cost of exactness (a near-tie token may
@@ -172,7 +175,11 @@ func Load(dir string, opts Options) (*Model, error) {
 		if m.imgOpts, err = imageproc.OptionsFromConfig(cfg.Preprocessor); err != nil {
 			return nil, fmt.Errorf("model %s: %w", dir, err)
 		}
-		if m.vis, err = vision.New(m.env, files[GraphVision], so, vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize}); err != nil {
+		batch := opts.VisionBatch
+		if batch <= 0 {
+			batch = 2
+		}
+		if m.vis, err = vision.New(m.env, files[GraphVision], so, vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize, FramesPerRun: batch}); err != nil {
 			return nil, err
 		}
 	}

@@ -81,7 +81,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	m, err := snapvlm.Load(dir, snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
-		Threads: f.threads, Provider: f.provider, TextOnly: len(images) == 0, DecoderInt8: f.decoderInt8,
+		Threads: f.threads, Provider: f.provider, TextOnly: len(images) == 0, DecoderInt8: f.decoderInt8, VisionBatch: f.visionBatch,
 		FeatureCacheSize: -1, // every run encodes its images
 	})
 	if err != nil {

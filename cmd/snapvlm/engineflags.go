@@ -27,6 +27,7 @@ type engineFlags struct {
 	dtype, vdtype, edtype, ddtype string
 	threads                       int
 	decoderInt8                   bool
+	visionBatch                   int
 	provider                      string
 	images                        multiFlag
 	noSplit                       bool
@@ -49,6 +50,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.edtype, "embed-dtype", "", "variant of the token embedder (overrides --dtype)")
 	fs.StringVar(&f.ddtype, "decoder-dtype", "", "variant of the decoder (overrides --dtype)")
 	fs.BoolVar(&f.decoderInt8, "decoder-int8", false, "run the decoder's 4-bit matmuls with int8 activations: ~2.5x faster decoding on CPU, not bit-exact")
+	fs.IntVar(&f.visionBatch, "vision-batch", 0, "tiles the vision encoder runs at once: fewer use less memory, more are a little faster (default 2)")
 	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per physical core)")
 	fs.StringVar(&f.provider, "provider", "", "execution provider (default CPU; cuda, coreml, XNNPACK where the library has them)")
 	fs.Var(&f.images, "image", "image file (repeat for several images)")
@@ -75,7 +77,7 @@ func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, 
 	}
 	m, err := snapvlm.Load(dir, snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
-		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8,
+		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, VisionBatch: f.visionBatch,
 	})
 	if err != nil {
 		return nil, err

@@ -22,6 +22,9 @@ type Config struct {
 	TileSize    int // preprocessor max_image_size.longest_edge
 	ImageSeqLen int // tokens per tile
 	Hidden      int // text hidden size
+	// FramesPerRun bounds the tiles encoded in one run (the encoder's
+	// activations grow with it); 0 runs all tiles at once.
+	FramesPerRun int
 }
 
 // Encoder is a loaded vision encoder. It is safe for concurrent use.
@@ -100,15 +103,35 @@ func check(s *ort.Session, cfg Config) (*Encoder, error) {
 func (e *Encoder) Config() Config { return e.cfg }
 
 // Encode runs frames tiles (pixels laid out [frames, 3, M, M]) and returns
-// float32 features [frames, image_seq_len, hidden].
+// float32 features [frames, image_seq_len, hidden]. Tiles are encoded
+// independently, so running them in groups of FramesPerRun gives the same
+// features with bounded memory.
 func (e *Encoder) Encode(ctx context.Context, pixels []float32, frames int) ([]float32, error) {
 	m := e.cfg.TileSize
 	if want := frames * 3 * m * m; len(pixels) != want || frames <= 0 {
 		return nil, fmt.Errorf("vision encoder: %d pixel values for %d frames of %dx%d, want %d", len(pixels), frames, m, m, want)
 	}
+	group := e.cfg.FramesPerRun
+	if group <= 0 || group > frames {
+		group = frames
+	}
+	feats := make([]float32, frames*e.cfg.ImageSeqLen*e.cfg.Hidden)
+	per, perFeat := 3*m*m, e.cfg.ImageSeqLen*e.cfg.Hidden
+	for f := 0; f < frames; f += group {
+		n := min(group, frames-f)
+		if err := e.run(ctx, pixels[f*per:(f+n)*per], n, feats[f*perFeat:(f+n)*perFeat]); err != nil {
+			return nil, err
+		}
+	}
+	return feats, nil
+}
+
+// run encodes frames tiles into feats.
+func (e *Encoder) run(ctx context.Context, pixels []float32, frames int, feats []float32) error {
+	m := e.cfg.TileSize
 	px, err := ort.NewFloat32([]int64{1, int64(frames), 3, int64(m), int64(m)}, pixels)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer px.Close()
 	maskData := make([]bool, frames*m*m)
@@ -117,7 +140,7 @@ func (e *Encoder) Encode(ctx context.Context, pixels []float32, frames int) ([]f
 	}
 	mask, err := ort.NewBool([]int64{1, int64(frames), int64(m), int64(m)}, maskData)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer mask.Close()
 	in := make([]*ort.Tensor, 2)
@@ -125,9 +148,8 @@ func (e *Encoder) Encode(ctx context.Context, pixels []float32, frames int) ([]f
 	if len(e.s.Inputs()) == 1 {
 		in = []*ort.Tensor{px}
 	}
-	n := frames * e.cfg.ImageSeqLen * e.cfg.Hidden
+	n := len(feats)
 	shape := []int64{int64(frames), int64(e.cfg.ImageSeqLen), int64(e.cfg.Hidden)}
-	feats := make([]float32, n)
 	var out *ort.Tensor
 	var half []uint16
 	if e.outF16 {
@@ -137,16 +159,16 @@ func (e *Encoder) Encode(ctx context.Context, pixels []float32, frames int) ([]f
 		out, err = ort.NewFloat32(shape, feats)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer out.Close()
 	if err := e.s.Run(ctx, in, []*ort.Tensor{out}); err != nil {
-		return nil, fmt.Errorf("vision encoder on %d frames (expected output %s %v): %w", frames, OutputFeature, shape, err)
+		return fmt.Errorf("vision encoder on %d frames (expected output %s %v): %w", frames, OutputFeature, shape, err)
 	}
 	if e.outF16 {
 		float16.ToFloat32s(feats, half)
 	}
-	return feats, nil
+	return nil
 }
 
 // Close releases the session.

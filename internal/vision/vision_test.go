@@ -3,6 +3,7 @@ package vision
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,5 +59,34 @@ func TestNewChecksTheGraph(t *testing.T) {
 	}
 	if _, err := e.Encode(context.Background(), make([]float32, 5), 1); err == nil || !strings.Contains(err.Error(), "pixel values") {
 		t.Fatalf("short pixels: %v", err)
+	}
+
+	// Tiles are independent: one at a time gives the features of all at once.
+	for i := range pixels[len(pixels)/2:] {
+		pixels[len(pixels)/2+i] = -0.25
+	}
+	all, err := e.Encode(context.Background(), pixels, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := good
+	one.FramesPerRun = 1
+	e1, err := New(env, path, ort.SessionOptions{}, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e1.Close()
+	each, err := e1.Encode(context.Background(), pixels, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(all) / 2
+	if slices.Equal(all[:half], all[half:]) {
+		t.Fatal("two different tiles gave the same features")
+	}
+	for i := range all {
+		if d := all[i] - each[i]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("feature %d: %g in one run, %g tile by tile", i, all[i], each[i])
+		}
 	}
 }

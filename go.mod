@@ -10,7 +10,4 @@ require (
 	google.golang.org/protobuf v1.36.11
 )
 
-require (
-	github.com/disintegration/imaging v1.6.2 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-)
+require golang.org/x/sys v0.50.0 // indirect

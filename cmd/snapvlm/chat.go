@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/snapvlm/snapvlm"
+	"golang.org/x/term"
 )
 
 const chatHelp = `Type a question and press Enter. Commands:
@@ -93,7 +94,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 			case <-turnCtx.Done():
 			}
 		}()
-		spin := startSpinner(errOut, len(pending) > 0)
+		spin := startSpinner(errOut, len(pending) > 0, isTerminal(errOut))
 		req := f.request()
 		res, err := chat.Send(turnCtx, line, pending, req, func(s string) error {
 			spin.stop()
@@ -117,6 +118,13 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 	}
 }
 
+// isTerminal reports whether w is a terminal (the spinner's \r redraws are
+// noise in a pipe or a log).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // spinner shows activity on stderr until the first token arrives.
 type spinner struct {
 	once sync.Once
@@ -124,8 +132,13 @@ type spinner struct {
 	wg   sync.WaitGroup
 }
 
-func startSpinner(w io.Writer, images bool) *spinner {
+func startSpinner(w io.Writer, images, show bool) *spinner {
 	s := &spinner{done: make(chan struct{})}
+	if !show {
+		close(s.done)
+		s.once.Do(func() {})
+		return s
+	}
 	label := "thinking"
 	if images {
 		label = "encoding image"

@@ -384,6 +384,14 @@ func TestCancelAndStop(t *testing.T) {
 	if res.FinishReason != FinishCancelled || len(res.Tokens) > 3 {
 		t.Fatalf("after cancel: finish %s, %d tokens (want cancelled within one step)", res.FinishReason, len(res.Tokens))
 	}
+	// Cancelled before generation starts (here: before the image is
+	// encoded): a cancelled result, no error, no tokens.
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	early, err := m.Generate(done, Request{Messages: []Message{UserMessage("x", pngImage(t, 64, 48, 1, false))}}, nil)
+	if err != nil || early.FinishReason != FinishCancelled || len(early.Tokens) != 0 {
+		t.Fatalf("cancelled before start: %+v, %v", early, err)
+	}
 	again := greedy(t, m, req)
 	if !slices.Equal(again.Tokens, full.Tokens) {
 		t.Fatal("the model answered differently after a cancelled generation")

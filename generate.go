@@ -134,8 +134,9 @@ type Result struct {
 // Generate answers a conversation. onText, when not nil, receives the answer
 // as it is decoded, in pieces that never split a UTF-8 character; an error
 // from it stops generation and is returned. A cancelled ctx stops within one
-// decoder step and returns the partial Result with FinishReason "cancelled"
-// and a nil error; the Model stays usable.
+// decoder step (or one ONNX Runtime run while images are encoded) and
+// returns the partial Result with FinishReason "cancelled" and a nil error;
+// the Model stays usable.
 func (m *Model) Generate(ctx context.Context, req Request, onText func(string) error) (*Result, error) {
 	return m.generate(ctx, req, onText, nil)
 }
@@ -146,6 +147,11 @@ func (m *Model) generate(ctx context.Context, req Request, onText func(string) e
 	res.Timings.Load = m.loadTime
 	p, err := m.prepare(ctx, req, res)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled while encoding images or embedding: nothing generated.
+			res.FinishReason = FinishCancelled
+			return res, nil
+		}
 		return nil, err
 	}
 	if err := m.decode(ctx, req, p, res, start, onText, kv); err != nil {

@@ -107,9 +107,15 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 			fmt.Fprintf(errOut, "\nerror: %v\n", err)
 			continue
 		}
-		pending = nil
 		if res.FinishReason == snapvlm.FinishCancelled {
 			fmt.Fprint(errOut, " [stopped]")
+		}
+		// A turn stopped before any text did not join the conversation; its
+		// images stay attached to the next message.
+		if res.FinishReason != snapvlm.FinishCancelled || res.Text != "" {
+			pending = nil
+		} else if len(pending) > 0 {
+			fmt.Fprintf(errOut, " (%d image(s) still attached)", len(pending))
 		}
 		fmt.Fprintln(out)
 		if f.verbose {

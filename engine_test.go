@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/snapvlm/snapvlm/internal/embed"
+	"github.com/snapvlm/snapvlm/internal/ort"
 	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
@@ -59,7 +60,8 @@ func modelDir(t testing.TB, preset string) string {
 		testModels.root, testModels.dirs = root, map[string]string{}
 	}
 	dir := filepath.Join(testModels.root, preset)
-	if err := testmodel.Generate(context.Background(), preset, dir, testmodel.Options{Seed: 1}); err != nil {
+	variants := append(testmodel.Variants(), testmodel.ExtraVariants()...)
+	if err := testmodel.Generate(context.Background(), preset, dir, testmodel.Options{Seed: 1, Variants: variants}); err != nil {
 		t.Fatalf("generating %s: %v", preset, err)
 	}
 	testModels.dirs[preset] = dir
@@ -479,7 +481,7 @@ func TestLoadErrors(t *testing.T) {
 		opts Options
 		want []string
 	}{
-		{"missing variant", nil, Options{Dtype: "int8"}, []string{"no int8 variant", "variants present: fp16, fp32, q4"}},
+		{"missing variant", nil, Options{Dtype: "int8"}, []string{"no int8 variant", "variants present: fp16, fp32, q4, q4f16"}},
 		{"unknown dtype", nil, Options{Dtype: "int3"}, []string{"unknown dtype \"int3\""}},
 		{"kv heads disagree", func(dir string) {
 			editJSON(t, filepath.Join(dir, "config.json"), `"num_key_value_heads": 2`, `"num_key_value_heads": 5`)
@@ -489,8 +491,9 @@ func TestLoadErrors(t *testing.T) {
 		}, Options{}, []string{"past_key_values.2.key", "num_hidden_layers is 3"}},
 		{"missing config", func(dir string) { os.Remove(filepath.Join(dir, "config.json")) }, Options{}, []string{"config.json"}},
 		{"missing graph", func(dir string) {
-			for _, s := range []string{"", "_q4", "_fp16"} {
-				os.Remove(filepath.Join(dir, "onnx", "embed_tokens"+s+".onnx"))
+			files, _ := filepath.Glob(filepath.Join(dir, "onnx", "embed_tokens*.onnx"))
+			for _, f := range files {
+				os.Remove(f)
 			}
 		}, Options{}, []string{"embed_tokens"}},
 		{"image token disagrees", func(dir string) {
@@ -610,5 +613,50 @@ func TestDecoderInt8(t *testing.T) {
 	defer ext.Close()
 	if got := logits(ext); !slices.Equal(got, b) {
 		t.Error("the external-data model gives other logits than the same weights inline")
+	}
+}
+
+// TestFloat16IO runs a q4f16 model whose embeddings, logits, image
+// features and cache are float16 at the graph boundaries: the engine's
+// float16 conversions must give the answer of the float32-boundary q4 model
+// (the test weights are exact in float16; the gaps between the top logits
+// are far wider than float16 rounding).
+func TestFloat16IO(t *testing.T) {
+	dir := modelDir(t, "tiny512")
+	half, err := Load(dir, Options{Dtype: "q4f16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	if half.dec.KVType() != ort.Float16 {
+		t.Fatalf("q4f16 cache is %s", half.dec.KVType())
+	}
+	full, err := Load(dir, Options{Dtype: "q4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	img := pngImage(t, 300, 200, 0, false)
+	for _, req := range []Request{
+		{Messages: []Message{UserMessage("Describe.", img)}, MaxNewTokens: 10},
+		{Messages: []Message{UserMessage("Hello there")}, MaxNewTokens: 10},
+	} {
+		h, f := greedy(t, half, req), greedy(t, full, req)
+		if !slices.Equal(h.Tokens, f.Tokens) {
+			t.Errorf("q4f16 %v, q4 %v", h.Tokens, f.Tokens)
+		}
+	}
+	// Chat reuse truncates a float16 cache too.
+	chat := half.NewChat()
+	if _, err := chat.Send(context.Background(), "What is this?", []*Image{img}, Request{MaxNewTokens: 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := chat.Send(context.Background(), "More?", nil, Request{MaxNewTokens: 4}, nil)
+	if err != nil || r2.ReusedTokens == 0 {
+		t.Fatalf("second turn: reused %v, %v", r2, err)
+	}
+	fresh := greedy(t, half, Request{Messages: chat.History()[:3], MaxNewTokens: 4})
+	if !slices.Equal(fresh.Tokens, r2.Tokens) {
+		t.Errorf("reused float16 cache %v, fresh %v", r2.Tokens, fresh.Tokens)
 	}
 }

@@ -28,6 +28,7 @@ func TestAgainstTransformersJS(t *testing.T) {
 		{"512 two images q4", "tiny512", "q4", []*Image{wide, square}, true},
 		{"512 split fp16 kv", "tiny512", "fp16", []*Image{wide}, false},
 		{"512 text only q4", "tiny512", "q4", nil, false},
+		{"512 split q4f16 (float16 I/O)", "tiny512", "q4f16", []*Image{wide}, false},
 		{"384 split fp32", "tiny384", "fp32", []*Image{wide}, false},
 		{"384 no-split q4", "tiny384", "q4", []*Image{square}, true},
 		{"384 text only fp16", "tiny384", "fp16", nil, false},

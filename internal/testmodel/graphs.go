@@ -9,11 +9,12 @@ import (
 	"github.com/snapvlm/snapvlm/internal/onnx"
 )
 
-// Variant names (file suffixes: "", "_q4", "_fp16").
+// Variant names (file suffixes: "", "_q4", "_fp16", "_q4f16").
 const (
-	FP32 = "fp32"
-	Q4   = "q4"
-	FP16 = "fp16"
+	FP32  = "fp32"
+	Q4    = "q4"
+	FP16  = "fp16"
+	Q4F16 = "q4f16"
 )
 
 // suffix returns the file name suffix of a variant, as the exports name it.
@@ -54,6 +55,25 @@ func newGB(name string, seed int64, variant string) *gb {
 	return &gb{Builder: onnx.NewBuilder(name), seed: seed, variant: variant}
 }
 
+// quantized reports whether weight matmuls are 4-bit MatMulNBits.
+func (g *gb) quantized() bool { return g.variant == Q4 || g.variant == Q4F16 }
+
+// halfKV reports whether past/present are float16.
+func (g *gb) halfKV() bool { return g.variant == FP16 || g.variant == Q4F16 }
+
+// halfIO reports whether embeddings, logits and image features cross the
+// graph boundary as float16 (q4f16: the most float16 an export can have, so
+// that consumers' float16 paths are exercised).
+func (g *gb) halfIO() bool { return g.variant == Q4F16 }
+
+// ioType is the element type of the float graph inputs and outputs.
+func (g *gb) ioType() onnx.DataType {
+	if g.halfIO() {
+		return onnx.Float16
+	}
+	return onnx.Float
+}
+
 // param adds a weight used in float32 compute: stored as float32, or as
 // float16 followed by a Cast in the fp16 variant.
 func (g *gb) param(w weight) string {
@@ -78,7 +98,7 @@ func (g *gb) linearTo(x, name string, k, n int, gain float64, out string) string
 	if out == "" {
 		out = g.Unique("MatMul/output_0")
 	}
-	if g.variant == Q4 {
+	if g.quantized() {
 		g.params += w.elements()
 		bT, sT := q4Tensors(w)
 		g.NodeTo(onnx.MicrosoftDomain, "MatMulNBits", []string{x, g.Init(bT), g.Init(sT)}, nil,
@@ -110,7 +130,10 @@ func buildEmbed(p preset, vocab int, seed int64, variant string) (*gb, error) {
 	if variant == FP16 {
 		out = g.Cast(out, onnx.Float)
 	}
-	g.OutputAs(out, "inputs_embeds", onnx.Float, onnx.S("batch_size"), onnx.S("sequence_length"), onnx.N(p.hidden))
+	if g.halfIO() {
+		out = g.Cast(out, onnx.Float16)
+	}
+	g.OutputAs(out, "inputs_embeds", g.ioType(), onnx.S("batch_size"), onnx.S("sequence_length"), onnx.N(p.hidden))
 	return g, nil
 }
 
@@ -137,11 +160,14 @@ func ropeCaches(p preset) (cos, sin []float32) {
 func buildDecoder(p preset, vocab int, seed int64, variant string) (*gb, error) {
 	g := newGB("decoder_model_merged", seed, variant)
 	kvType := onnx.Float
-	if variant == FP16 {
+	if g.halfKV() {
 		kvType = onnx.Float16
 	}
 	B, S, T, P := onnx.S("batch_size"), onnx.S("sequence_length"), onnx.S("total_sequence_length"), onnx.S("past_sequence_length")
-	emb := g.Input("inputs_embeds", onnx.Float, B, S, onnx.N(p.hidden))
+	emb := g.Input("inputs_embeds", g.ioType(), B, S, onnx.N(p.hidden))
+	if g.halfIO() {
+		emb = g.Cast(emb, onnx.Float)
+	}
 	mask := g.Input("attention_mask", onnx.Int64, B, T)
 	pos := g.Input("position_ids", onnx.Int64, B, S)
 	past := make([][2]string, p.layers)
@@ -210,7 +236,7 @@ func buildDecoder(p preset, vocab int, seed int64, variant string) (*gb, error) 
 		var full [2]string
 		for j, cur := range []string{k, v} {
 			bnsh := g.Transpose(g.Reshape(cur, 0, 0, int64(p.kvHeads), int64(p.headDim)), 0, 2, 1, 3)
-			if variant == FP16 {
+			if g.halfKV() {
 				bnsh = g.Cast(bnsh, onnx.Float16)
 			}
 			// Presents are the Concat outputs themselves (no Identity), as in
@@ -220,7 +246,7 @@ func buildDecoder(p preset, vocab int, seed int64, variant string) (*gb, error) 
 			g.NodeTo("", "Concat", []string{past[l][j], bnsh}, []string{name}, onnx.Int("axis", 2))
 			presents = append(presents, name)
 			f := name
-			if variant == FP16 {
+			if g.halfKV() {
 				f = g.Cast(name, onnx.Float)
 			}
 			// Repeat each kv head for its rep query heads (Llama repeat_kv).
@@ -245,8 +271,12 @@ func buildDecoder(p preset, vocab int, seed int64, variant string) (*gb, error) 
 	g.Prefix = "/model/norm/"
 	outs := g.DomainOp(onnx.MicrosoftDomain, "SkipSimplifiedLayerNormalization", []string{mlpOut, residual, normW("model.norm.weight")}, 4, eps)
 	g.Prefix = "/lm_head/"
-	g.linearTo(outs[0], "lm_head.MatMul.weight", p.hidden, vocab, gainLMHead, "logits")
-	g.Output("logits", onnx.Float, B, S, onnx.N(vocab))
+	if g.halfIO() {
+		g.NodeTo("", "Cast", []string{g.linear(outs[0], "lm_head.MatMul.weight", p.hidden, vocab, gainLMHead)}, []string{"logits"}, onnx.Int("to", int64(onnx.Float16)))
+	} else {
+		g.linearTo(outs[0], "lm_head.MatMul.weight", p.hidden, vocab, gainLMHead, "logits")
+	}
+	g.Output("logits", g.ioType(), B, S, onnx.N(vocab))
 	for _, name := range presents {
 		g.Output(name, kvType, B, onnx.N(p.kvHeads), T, onnx.N(p.headDim))
 	}

@@ -65,7 +65,8 @@ import (
 
 // Options tunes Generate.
 type Options struct {
-	// Variants to write: any of "fp32", "q4", "fp16"; nil means all three.
+	// Variants to write: any of "fp32", "q4", "fp16", "q4f16"; nil means
+	// the first three (Variants).
 	Variants []string
 	// Seed makes the weights; the same seed gives the same files.
 	Seed int64
@@ -85,6 +86,11 @@ type Options struct {
 // Variants lists the supported variants in their usual order.
 func Variants() []string { return []string{FP32, Q4, FP16} }
 
+// ExtraVariants are written only when asked for: q4f16 carries embeddings,
+// logits and image features across its graph boundaries as float16 (and
+// its cache), to exercise consumers' float16 paths.
+func ExtraVariants() []string { return []string{Q4F16} }
+
 // Generate writes the model preset (see Presets) to outDir, creating it.
 func Generate(ctx context.Context, presetName, outDir string, opt Options) error {
 	p, ok := presets[presetName]
@@ -96,8 +102,8 @@ func Generate(ctx context.Context, presetName, outDir string, opt Options) error
 		variants = Variants()
 	}
 	for _, v := range variants {
-		if !slices.Contains(Variants(), v) {
-			return fmt.Errorf("testmodel: unknown variant %q (have %v)", v, Variants())
+		if !slices.Contains(Variants(), v) && !slices.Contains(ExtraVariants(), v) {
+			return fmt.Errorf("testmodel: unknown variant %q (have %v and %v)", v, Variants(), ExtraVariants())
 		}
 	}
 	tok, err := loadTokenizer(opt)

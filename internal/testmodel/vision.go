@@ -105,6 +105,9 @@ func buildVision(p preset, textHidden int, seed int64, variant string) (*gb, err
 	x = pixelShuffle(g.Builder, x, int(side), p.vHidden, p.scale)
 	in := p.vHidden * p.scale * p.scale
 	x = g.linear(x, "connector.modality_projection.proj.weight", in, textHidden, vGainConn)
-	g.OutputAs(x, "image_features", onnx.Float, onnx.S("num_frames"), onnx.N(p.imageSeqLen()), onnx.N(textHidden))
+	if g.halfIO() {
+		x = g.Cast(x, onnx.Float16)
+	}
+	g.OutputAs(x, "image_features", g.ioType(), onnx.S("num_frames"), onnx.N(p.imageSeqLen()), onnx.N(textHidden))
 	return g, nil
 }

@@ -85,3 +85,20 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// parseArgs parses fs allowing flags after positional arguments
+// (snapvlm run --model M "question" --image x.jpg) and returns the
+// positionals in order; the flag package alone stops at the first one.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

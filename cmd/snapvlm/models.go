@@ -28,7 +28,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer, opt
 			"one line per cached revision with its ONNX variants and size.\n\n", opt.CacheDir)
 		fs.PrintDefaults()
 	}
-	pos, err := hubParseFlags(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func cmdPreprocess(ctx context.Context, args []string) error {
 	imageSize := fs.Int("image-size", 0, "override size.longest_edge (resize #1 target)")
 	npy := fs.String("npy", "", "write pixel_values [1, frames, 3, M, M] float32 to this .npy file")
 	maxPixels := fs.Int64("max-pixels", imageproc.DefaultMaxPixels, "refuse images with more pixels than this")
-	images, err := preprocessArgs(fs, args)
+	images, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -107,21 +107,4 @@ func cmdPreprocess(ctx context.Context, args []string) error {
 	}
 	enc := json.NewEncoder(os.Stdout)
 	return enc.Encode(res)
-}
-
-// preprocessArgs parses flags that may come after positional arguments
-// (snapvlm preprocess a.jpg --npy x.npy) and returns the positionals.
-func preprocessArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

@@ -72,16 +72,17 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"Without --image, each --grid (or a lone --no-split) stands for one image.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	if *modelDir == "" {
 		return errors.New("--model DIR is required")
 	}
-	if fs.NArg() == 0 {
+	if len(rest) == 0 {
 		return errors.New("missing QUESTION (flags go before it)")
 	}
-	question := strings.Join(fs.Args(), " ")
+	question := strings.Join(rest, " ")
 
 	for _, img := range images {
 		// Given grids make the pixels unnecessary, but a wrong path should not pass.

@@ -30,23 +30,6 @@ func (d *hubDtypeFlag) Set(s string) error {
 	return nil
 }
 
-// hubParseFlags parses flags placed before or after the positional
-// arguments ("pull REPO --dtype q4" as well as "pull --dtype q4 REPO"),
-// which the flag package alone stops at.
-func hubParseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
 // runPull is `snapvlm pull` with its streams and hub options injected.
 func runPull(ctx context.Context, args []string, stdout, stderr io.Writer, opt hub.Options) error {
 	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
@@ -61,7 +44,7 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer, opt h
 			"Hugging Face Hub into the Hugging Face cache (%s)\nand prints the snapshot directory.\n\n", opt.CacheDir)
 		fs.PrintDefaults()
 	}
-	pos, err := hubParseFlags(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func runRm(ctx context.Context, args []string, stdout, stderr io.Writer, opt hub
 			"revision; REPO@REVISION removes one snapshot and the files only it uses.\n", opt.CacheDir)
 		fs.PrintDefaults()
 	}
-	pos, err := hubParseFlags(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -26,10 +26,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(fs.Output(), "Usage: snapvlm run --model DIR|REPO [--image IMG]... [flags] QUESTION")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	question := strings.Join(fs.Args(), " ")
+	question := strings.Join(rest, " ")
 	if question == "" {
 		return fmt.Errorf("no question given (usage: snapvlm run --model DIR --image IMG QUESTION)")
 	}

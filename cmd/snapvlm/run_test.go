@@ -287,3 +287,19 @@ func TestBench(t *testing.T) {
 		t.Errorf("dtypeOfFile = %q", got)
 	}
 }
+
+func TestFlagsAfterQuestion(t *testing.T) {
+	dir := tinyModel(t)
+	var out, errOut bytes.Buffer
+	// Flags after the question, as people type them.
+	if err := runRun(context.Background(), []string{"--model", dir, "Describe", "this.", "--image", sampleImage, "--no-split", "--max-tokens", "3", "--json"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if got["tiles"] != 1.0 || len(got["tokens"].([]any)) > 3 {
+		t.Errorf("flags after the question were not applied: tiles %v tokens %v", got["tiles"], got["tokens"])
+	}
+}

@@ -32,20 +32,21 @@ func runTokenize(args []string, w io.Writer) error {
 			"Special tokens such as <image> in TEXT encode to their single ids.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	if *model == "" {
 		return errors.New("--model DIR is required")
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("want exactly one TEXT argument, got %d (quote the text)", fs.NArg())
+	if len(rest) != 1 {
+		return fmt.Errorf("want exactly one TEXT argument, got %d (quote the text)", len(rest))
 	}
 	tok, err := tokenizer.Load(filepath.Join(*model, modelconfig.TokenizerFile))
 	if err != nil {
 		return err
 	}
-	ids := tok.Encode(fs.Arg(0))
+	ids := tok.Encode(rest[0])
 	tokens := make([]string, len(ids))
 	for i, id := range ids {
 		tokens[i], _ = tok.IDToToken(id)

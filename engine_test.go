@@ -564,7 +564,22 @@ func copyDir(t *testing.T, src string) string {
 // ties; that is why the option is off by default.)
 func TestDecoderInt8(t *testing.T) {
 	exact := loadModel(t, "tiny512", Options{Dtype: "q4"})
+	// The rewritten decoder is cached under the user cache dir: keep this
+	// test's copies out of the real one.
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	rewritten := func() []string {
+		files, _ := filepath.Glob(filepath.Join(cache, "snapvlm", "rewritten", "*"))
+		return files
+	}
 	fast := loadModel(t, "tiny512", Options{Dtype: "q4", DecoderInt8: true})
+	if n := len(rewritten()); n != 1 {
+		t.Fatalf("%d rewritten files cached, want 1", n)
+	}
+	again := loadModel(t, "tiny512", Options{Dtype: "q4", DecoderInt8: true})
+	if n := len(rewritten()); n != 1 || again.Files()[GraphDecoder] != fast.Files()[GraphDecoder] {
+		t.Fatalf("a second load rewrote again (%d files)", n)
+	}
 	ctx := context.Background()
 	req := Request{Messages: []Message{UserMessage("Hello, who are you?")}, MaxNewTokens: 8}
 	p, err := exact.prepare(ctx, req, &Result{})
@@ -613,6 +628,9 @@ func TestDecoderInt8(t *testing.T) {
 	defer ext.Close()
 	if got := logits(ext); !slices.Equal(got, b) {
 		t.Error("the external-data model gives other logits than the same weights inline")
+	}
+	if n := len(rewritten()); n != 1 {
+		t.Errorf("the external-data model was cached away from its data files (%d files)", n)
 	}
 }
 

@@ -171,3 +171,30 @@ func parseTensorType(b []byte, info *ValueInfo) error {
 		return nil
 	})
 }
+
+// UsesExternalData reports whether any initializer of the main graph keeps
+// its data in an external file (data_location EXTERNAL), which is found
+// relative to the model file's directory.
+func UsesExternalData(model []byte) (bool, error) {
+	graph, err := findField(model, modelGraph)
+	if err != nil {
+		return false, fmt.Errorf("reading ONNX model: %w", err)
+	}
+	external := false
+	err = eachRaw(graph, func(num protowire.Number, typ protowire.Type, _, t []byte) error {
+		if num != graphInitializer || typ != protowire.BytesType || external {
+			return nil
+		}
+		return eachRaw(t, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
+			if num == tensorDataLocation && typ == protowire.VarintType {
+				v, _ := protowire.ConsumeVarint(raw[protowire.SizeTag(num):])
+				external = external || v == dataLocationExt
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("reading ONNX model: %w", err)
+	}
+	return external, nil
+}

@@ -8,9 +8,9 @@ import (
 	"syscall"
 )
 
-// ReadFileIO maps the model file read-only and returns its graph I/O (see
-// ReadGraphIO); the weights are not read.
-func ReadFileIO(path string) ([]ValueInfo, []ValueInfo, error) {
+// MapFile maps a model file read-only. Weights are paged in only where
+// touched; call unmap when done with data.
+func MapFile(path string) (data []byte, unmap func(), err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -23,11 +23,21 @@ func ReadFileIO(path string) ([]ValueInfo, []ValueInfo, error) {
 	if st.Size() == 0 {
 		return nil, nil, fmt.Errorf("%s is empty", path)
 	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	data, err = syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mapping %s: %w", path, err)
 	}
-	defer syscall.Munmap(data)
+	return data, func() { syscall.Munmap(data) }, nil
+}
+
+// ReadFileIO maps the model file read-only and returns its graph I/O (see
+// ReadGraphIO); the weights are not read.
+func ReadFileIO(path string) ([]ValueInfo, []ValueInfo, error) {
+	data, unmap, err := MapFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unmap()
 	in, out, err := ReadGraphIO(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)

@@ -1,7 +1,9 @@
 package onnx
 
 import (
+	"fmt"
 	"maps"
+	"path/filepath"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -90,5 +92,34 @@ func TestSetNodeAttrInt(t *testing.T) {
 	}
 	if _, _, err := SetNodeAttrInt([]byte{0xff, 0xff}, "", "X", "y", 1); err == nil {
 		t.Error("garbage input was accepted")
+	}
+}
+
+func TestUsesExternalData(t *testing.T) {
+	w := &Tensor{Name: "w", Type: Float, Dims: []int64{256, 4}, Raw: make([]byte, 256*4*4)}
+	g := &Graph{
+		Name:         "g",
+		Nodes:        []Node{{OpType: "MatMul", Inputs: []string{"x", "w"}, Outputs: []string{"y"}}},
+		Initializers: []*Tensor{w},
+		Inputs:       []ValueInfo{{Name: "x", Type: Float, Shape: []Dim{N(1), N(256)}}},
+		Outputs:      []ValueInfo{{Name: "y", Type: Float, Shape: []Dim{N(1), N(4)}}},
+	}
+	dir := t.TempDir()
+	for _, c := range []struct {
+		external bool
+	}{{false}, {true}} {
+		path := filepath.Join(dir, fmt.Sprintf("m%v.onnx", c.external))
+		if err := NewModel(g).WriteFile(path, WriteOptions{ExternalData: c.external, ExternalMinBytes: 16}); err != nil {
+			t.Fatal(err)
+		}
+		data, unmap, err := MapFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := UsesExternalData(data)
+		unmap()
+		if err != nil || got != c.external {
+			t.Errorf("external=%v: UsesExternalData = %v, %v", c.external, got, err)
+		}
 	}
 }

@@ -2,9 +2,13 @@ package ort
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/snapvlm/snapvlm/internal/onnx"
@@ -126,14 +130,34 @@ func (e *Env) NewSession(path string, o SessionOptions) (*Session, error) {
 }
 
 // newRewrittenSession loads the model with its MatMulNBits accuracy level
-// replaced, from memory; external data is still found next to the file.
+// replaced. The rewritten model is kept in the user cache dir and loaded
+// from there (loading from memory would hold extra copies of the weights);
+// a model with external data, which must stay next to its data files, is
+// loaded from memory instead.
 func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, error) {
+	rewrite := func(data []byte) ([]byte, error) {
+		out, _, err := onnx.SetNodeAttrInt(data, "com.microsoft", "MatMulNBits", "accuracy_level", int64(o.MatMulNBitsAccuracy))
+		return out, err
+	}
+	cached, err := rewrittenFile(path, fmt.Sprintf("matmulnbits-accuracy-%d", o.MatMulNBitsAccuracy), rewrite)
+	if err == nil {
+		// A fresh rewrite left a model-sized buffer behind; return it to the
+		// OS before ONNX Runtime allocates the session's own copy.
+		debug.FreeOSMemory()
+		inputs, outputs, err := graphIO(cached)
+		if err != nil {
+			return nil, fmt.Errorf("loading %s (rewritten as %s): %w", path, cached, err)
+		}
+		return e.newSession(cached, nil, inputs, outputs, o)
+	}
+	if !errors.Is(err, errExternalData) {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
-	data, _, err = onnx.SetNodeAttrInt(data, "com.microsoft", "MatMulNBits", "accuracy_level", int64(o.MatMulNBitsAccuracy))
-	if err != nil {
+	if data, err = rewrite(data); err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
 	in, out, err := onnx.ReadGraphIO(data)
@@ -141,6 +165,63 @@ func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, erro
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
 	return e.newSession(path, data, ioInfos(in), ioInfos(out), o)
+}
+
+// errExternalData marks a model that cannot be moved away from its files.
+var errExternalData = errors.New("model uses external data")
+
+// rewrittenFile returns the cached rewrite of the model at path, writing it
+// first when missing. The cache key covers the file's path, size and
+// modification time and what the rewrite does, so an updated model is
+// rewritten again.
+func rewrittenFile(path, what string, rewrite func([]byte) ([]byte, error)) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return "", err
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("user cache dir: %w", err)
+	}
+	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d|%s", abs, st.Size(), st.ModTime().UnixNano(), what)))
+	dst := filepath.Join(base, "snapvlm", "rewritten", hex.EncodeToString(key[:12])+"-"+filepath.Base(abs))
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	data, unmap, err := onnx.MapFile(abs)
+	if err != nil {
+		return "", err
+	}
+	defer unmap()
+	if ext, err := onnx.UsesExternalData(data); err != nil {
+		return "", err
+	} else if ext {
+		return "", errExternalData
+	}
+	out, err := rewrite(data)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".rewrite-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(out); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	return dst, os.Rename(tmp.Name(), dst)
 }
 
 // newSession creates the session from data when given, else from path.

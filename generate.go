@@ -177,7 +177,7 @@ func (c *kvCache) drop() {
 
 // reusable returns how many leading prompt tokens of p the cache already
 // holds, or 0 when it cannot serve p (other images, or too small).
-func (c *kvCache) reusable(p *prepared, need int) int {
+func (c *kvCache) reusable(p *prepared) int {
 	if c.st == nil || len(c.images) > len(p.imageKeys) {
 		return 0
 	}
@@ -376,7 +376,7 @@ func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Resul
 	skip := 0
 	var st *decoder.State
 	if kv != nil {
-		if skip = kv.reusable(p, need); skip > 0 && kv.st.Truncate(skip) == nil && kv.st.Grow(roomy(need, limit)) == nil {
+		if skip = kv.reusable(p); skip > 0 && kv.st.Truncate(skip) == nil && kv.st.Grow(roomy(need, limit)) == nil {
 			st = kv.st
 		} else {
 			skip = 0

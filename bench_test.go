@@ -23,20 +23,27 @@ func benchModel(b *testing.B) *Model {
 	return m
 }
 
+// benchPrompt embeds n synthetic text tokens.
+func benchPrompt(b *testing.B, m *Model, n int) ([]int64, []float32) {
+	b.Helper()
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(100 + i%1000)
+	}
+	embeds, err := m.emb.Embed(context.Background(), ids)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ids, embeds
+}
+
 // BenchmarkDecodeStep measures one decoder step (embed the token, run the
 // decoder with the cache, read the last logits row) at a fixed context of
 // 512 tokens; allocs/op shows nothing grows with the sequence.
 func BenchmarkDecodeStep(b *testing.B) {
 	m := benchModel(b)
 	ctx := context.Background()
-	ids := make([]int64, 512)
-	for i := range ids {
-		ids[i] = int64(100 + i%1000)
-	}
-	embeds, err := m.emb.Embed(ctx, ids)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ids, embeds := benchPrompt(b, m, 512)
 	st, err := m.dec.NewState(len(ids)+1, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -91,14 +98,7 @@ func BenchmarkGenerateText(b *testing.B) {
 func BenchmarkPrefill(b *testing.B) {
 	m := benchModel(b)
 	ctx := context.Background()
-	ids := make([]int64, 1024)
-	for i := range ids {
-		ids[i] = int64(100 + i%1000)
-	}
-	embeds, err := m.emb.Embed(ctx, ids)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ids, embeds := benchPrompt(b, m, 1024)
 	for _, chunk := range []int{128, 256, 512, 1024} {
 		b.Run(fmt.Sprintf("chunk%d", chunk), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {

@@ -2,6 +2,7 @@ package ort
 
 import (
 	"fmt"
+	"os"
 	"sync"
 
 	ortgo "github.com/yalue/onnxruntime_go"
@@ -51,6 +52,9 @@ func Open(opts Options) (*Env, error) {
 	if err := checkVersion(path, v); err != nil {
 		return nil, err
 	}
+	if err := disableTelemetry(); err != nil {
+		return nil, err
+	}
 	ortgo.SetSharedLibraryPath(path)
 	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
 		return nil, fmt.Errorf("initialising ONNX Runtime %s from %s: %w", v, path, err)
@@ -64,3 +68,26 @@ func (e *Env) Version() string { return e.version }
 
 // LibraryPath is the file (or loader name) the library was loaded from.
 func (e *Env) LibraryPath() string { return e.path }
+
+// EnvTelemetry is the variable ONNX Runtime reads when it creates its
+// environment; any of "1", "true" or "yes" keeps its telemetry off.
+const EnvTelemetry = "ORT_DISABLE_TELEMETRY"
+
+// disableTelemetry turns ONNX Runtime's telemetry off unless the user has set
+// EnvTelemetry themselves. Since 1.30 the Linux library starts a telemetry
+// client when the environment is created: it writes a database under
+// ~/.cache/Microsoft, may upload to Microsoft, and matches the whole of
+// /proc/self/cmdline against a std::regex whose recursion needs about 200
+// bytes of C stack per character, so a command line of ~40 KB (a long
+// question) overflows the 8 MB thread stack inside CreateOrtEnv. The library
+// reads the setting with getenv, so the process environment is the only
+// place it can be given; it must be set before the first Open.
+func disableTelemetry() error {
+	if _, set := os.LookupEnv(EnvTelemetry); set {
+		return nil
+	}
+	if err := os.Setenv(EnvTelemetry, "1"); err != nil {
+		return fmt.Errorf("disabling ONNX Runtime telemetry (%s): %w", EnvTelemetry, err)
+	}
+	return nil
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/snapvlm/snapvlm/internal/decoder"
@@ -24,11 +23,23 @@ type Image struct {
 	Data []byte
 }
 
-// ImageFile reads an image file.
-func ImageFile(path string) (*Image, error) {
-	b, err := os.ReadFile(path)
+// DefaultMaxImageBytes is the largest image file ImageFile reads: 100 MB.
+const DefaultMaxImageBytes = imageproc.DefaultMaxBytes
+
+// ErrImageTooLarge is returned (wrapped, naming the file) for an image file
+// longer than the limit, or an endless one such as a device or a pipe.
+var ErrImageTooLarge = imageproc.ErrTooLarge
+
+// ImageFile reads an image file of at most DefaultMaxImageBytes.
+func ImageFile(path string) (*Image, error) { return ImageFileLimit(path, 0) }
+
+// ImageFileLimit reads an image file of at most maxBytes bytes (0 =
+// DefaultMaxImageBytes); a longer or endless file is refused with
+// ErrImageTooLarge after reading maxBytes+1 bytes.
+func ImageFileLimit(path string, maxBytes int64) (*Image, error) {
+	b, err := imageproc.ReadFile(path, maxBytes)
 	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+		return nil, err
 	}
 	return &Image{Name: path, Data: b}, nil
 }

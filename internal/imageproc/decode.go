@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/gif"
 	"image/png"
+	"io"
 	"os"
 
 	// Registered for image.DecodeConfig, which the pixel guard reads.
@@ -22,12 +23,74 @@ import (
 // expanded, alpha dropped without compositing, CMYK and 16-bit samples
 // converted as Pillow converts them). Images whose header declares more than
 // maxPixels pixels (0 = DefaultMaxPixels) are refused before decoding.
+// The file is read with ReadFile's default limit of DefaultMaxBytes.
 func Decode(path string, maxPixels int64) (*RGB, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, 0)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeBytes(data, path, maxPixels)
+}
+
+// DefaultMaxBytes is the largest image file ReadFile reads when given no
+// limit: 100 MB, far above any photo (a 50-megapixel PNG is ~150 MB only
+// when uncompressed and incompressible).
+const DefaultMaxBytes = 100 << 20
+
+// ErrTooLarge is returned (wrapped, naming the file) by ReadFile for a file
+// longer than its limit.
+var ErrTooLarge = errors.New("image file too large")
+
+// ReadFile reads an image file, at most maxBytes of it (0 = DefaultMaxBytes):
+// a longer file, or an endless one such as /dev/zero or a pipe that never
+// closes, is refused after maxBytes+1 bytes rather than read until memory
+// runs out. Directories are refused before reading.
+func ReadFile(path string, maxBytes int64) ([]byte, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read image: %w", err)
 	}
-	return DecodeBytes(data, path, maxPixels)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("image %s: is a directory", path)
+	}
+	if st.Mode().IsRegular() && st.Size() > maxBytes {
+		return nil, fmt.Errorf("image %s: %w: %d bytes, more than the limit of %d", path, ErrTooLarge, st.Size(), maxBytes)
+	}
+	var buf bytes.Buffer
+	if st.Mode().IsRegular() {
+		buf.Grow(int(st.Size()) + 1)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(f, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read image %s: %w", path, err)
+	}
+	if n > maxBytes {
+		return nil, fmt.Errorf("image %s: %w: %s gave more than the limit of %d bytes", path, ErrTooLarge, fileKind(st.Mode()), maxBytes)
+	}
+	return buf.Bytes(), nil
+}
+
+// fileKind names the kind of file m describes, for error messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeCharDevice != 0:
+		return "the character device"
+	case m&os.ModeDevice != 0:
+		return "the device"
+	case m&os.ModeNamedPipe != 0:
+		return "the pipe"
+	case m&os.ModeSocket != 0:
+		return "the socket"
+	}
+	return "the file"
 }
 
 // DecodeBytes is Decode for an image already in memory; name is used in
@@ -294,20 +357,26 @@ func straightRGB(c color.Color) [3]uint8 {
 	return [3]uint8{n.R, n.G, n.B}
 }
 
-// decodeGIF returns the first frame on the logical screen like Pillow:
+// decodeGIF returns the first frame on the logical screen like Pillow (the
+// only frame a still image uses; later frames are not decoded, so an
+// animation costs what its first frame costs):
 // pixels outside the frame take the transparent index if the frame has one,
 // else index 0. Go's decoder replaces the transparent palette entry by
 // transparent black; Pillow keeps the colour of the file's colour table, so
 // the table is read here.
 func decodeGIF(data []byte) (*RGB, error) {
-	g, err := gif.DecodeAll(bytes.NewReader(data))
+	cfg, err := gif.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	if len(g.Image) == 0 {
-		return nil, errors.New("no frames")
+	m, err := gif.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
 	}
-	fr := g.Image[0]
+	fr, ok := m.(*image.Paletted)
+	if !ok {
+		return nil, fmt.Errorf("first frame is %T, want a paletted image", m)
+	}
 	table, fill := gifFirstFrame(data)
 	col := func(idx uint8) [3]uint8 {
 		if int(idx)*3+2 < len(table) {
@@ -315,7 +384,7 @@ func decodeGIF(data []byte) (*RGB, error) {
 		}
 		return [3]uint8{}
 	}
-	w, h := g.Config.Width, g.Config.Height
+	w, h := cfg.Width, cfg.Height
 	img := &RGB{W: w, H: h, Pix: make([]uint8, w*h*3)}
 	bg := col(fill)
 	for i := 0; i < w*h; i++ {

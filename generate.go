@@ -153,6 +153,11 @@ func (m *Model) Generate(ctx context.Context, req Request, onText func(string) e
 }
 
 func (m *Model) generate(ctx context.Context, req Request, onText func(string) error, kv *kvCache) (*Result, error) {
+	done, err := m.life.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	start := time.Now()
 	res := &Result{}
 	res.Timings.Load = m.loadTime
@@ -309,6 +314,11 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 // out as shape [1, frames, 3, M, M]. Useful to compare with other
 // implementations fed the same pixels.
 func (m *Model) PixelValues(ctx context.Context, req Request) ([]float32, []int64, error) {
+	done, err := m.life.enter()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
 	opt := m.imageOptions(req)
 	var rgbs []*imageproc.RGB
 	for _, msg := range req.Messages {

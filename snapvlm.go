@@ -104,6 +104,7 @@ type Model struct {
 	chunk    int
 	features *featureCache
 	loadTime time.Duration
+	life     lifecycle
 }
 
 // Load opens a model directory.
@@ -270,8 +271,12 @@ func (m *Model) ImageSeqLen() int { return m.seqLen }
 // Tokenize encodes text with the model's tokenizer (no special tokens added).
 func (m *Model) Tokenize(text string) []int64 { return m.tok.Encode(text) }
 
-// Close releases the sessions. The Model must not be used afterwards.
-func (m *Model) Close() error {
+// Close releases the sessions. It waits for running calls (Generate, Chat
+// turns, PixelValues) to return — cancel their contexts to make that quick —
+// and later calls return ErrClosed. Closing again does nothing.
+func (m *Model) Close() error { return m.life.close(m.release) }
+
+func (m *Model) release() error {
 	var errs []error
 	if m.vis != nil {
 		errs = append(errs, m.vis.Close())

@@ -1,0 +1,133 @@
+package snapvlm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCloseWhileGenerating closes the model while a Generate is between two
+// decoder steps: Close must wait for it (releasing the sessions under a
+// running call crashed in RunOrtSessionWithOptions), and every call after
+// Close returns ErrClosed instead of dereferencing released sessions.
+func TestCloseWhileGenerating(t *testing.T) {
+	m, err := Load(modelDir(t, "tiny512"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := m.NewChat()
+	req := Request{Messages: []Message{UserMessage("Tell me a story.")}, MaxNewTokens: 40}
+	started := make(chan struct{})
+	type outcome struct {
+		res *Result
+		err error
+	}
+	got := make(chan outcome, 1)
+	go func() {
+		pieces := 0
+		res, err := m.Generate(context.Background(), req, func(string) error {
+			pieces++
+			if pieces == 1 {
+				close(started)
+				// Keep generating only once Close has begun.
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					m.life.mu.Lock()
+					closing := m.life.closed
+					m.life.mu.Unlock()
+					if closing {
+						break
+					}
+				}
+			}
+			return nil
+		})
+		got <- outcome{res, err}
+	}()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	o := <-got
+	if o.err != nil || len(o.res.Tokens) < 2 {
+		t.Fatalf("Generate running across Close: %+v, %v (want it to finish normally)", o.res, o.err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after the running Generate did")
+	}
+	if _, err := m.Generate(context.Background(), req, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Generate after Close: %v, want ErrClosed", err)
+	}
+	if _, err := chat.Send(context.Background(), "hi", nil, Request{MaxNewTokens: 2}, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Chat.Send after Close: %v, want ErrClosed", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestMaxNewTokensBound loads a model whose config.json has no
+// max_position_embeddings (transformers then uses LlamaConfig's 2048) and
+// asks for more new tokens than that: an error, not a key/value cache sized
+// from the request (100M tokens took a fatal 12.8 GB allocation).
+func TestMaxNewTokensBound(t *testing.T) {
+	src := modelDir(t, "tiny512")
+	dir := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	text := cfg["text_config"].(map[string]any)
+	if _, ok := text["max_position_embeddings"]; !ok {
+		t.Fatal("the test model's text_config has no max_position_embeddings to remove")
+	}
+	delete(text, "max_position_embeddings")
+	raw, _ = json.Marshal(cfg)
+	os.Remove(filepath.Join(dir, "config.json"))
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	msgs := []Message{UserMessage("Hi")}
+	for _, n := range []int{-5, 2049, 100_000_000} {
+		_, err := m.Generate(context.Background(), Request{Messages: msgs, MaxNewTokens: n}, nil)
+		if err == nil || !strings.Contains(err.Error(), "MaxNewTokens") {
+			t.Errorf("MaxNewTokens %d: %v, want an error naming MaxNewTokens", n, err)
+		} else if n > 0 && !strings.Contains(err.Error(), "2048") {
+			t.Errorf("MaxNewTokens %d: %v, want the 2048-position bound named", n, err)
+		}
+	}
+	// Up to the bound is fine: the answer is cut where the positions end.
+	res, err := m.Generate(context.Background(), Request{Messages: msgs, MaxNewTokens: 2048}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.PromptTokens) + len(res.Tokens); n > 2048 {
+		t.Fatalf("prompt %d + answer %d tokens > 2048 positions", len(res.PromptTokens), len(res.Tokens))
+	}
+}

@@ -378,19 +378,27 @@ func roomy(need, limit int) int {
 // an earlier turn is reused for the prompt prefix it already holds and kept
 // for the next turn.
 func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Result, start time.Time, onText func(string) error, kv *kvCache) (err error) {
+	// The key/value cache is allocated for the prompt and the answer up to
+	// the model's positions, so a request for more is refused rather than
+	// sized from it.
+	limit := m.cfg.Config.TextConfig.Positions()
 	maxNew := req.MaxNewTokens
-	if maxNew <= 0 {
+	switch {
+	case maxNew < 0:
+		return fmt.Errorf("MaxNewTokens is %d, want 0 (default 256) to %d", maxNew, limit)
+	case maxNew > limit:
+		return fmt.Errorf("MaxNewTokens is %d, more than the model's %d positions (prompt and answer together)", maxNew, limit)
+	case maxNew == 0:
 		maxNew = 256
 	}
 	sp := sample.Params{Temperature: req.Temperature, TopK: req.TopK, TopP: req.TopP, MinP: req.MinP, RepetitionPenalty: req.RepetitionPenalty, Seed: req.Seed}
 	if err := sp.Validate(); err != nil {
 		return err
 	}
-	limit := m.cfg.Config.TextConfig.MaxPositionEmbeddings
-	if limit > 0 && len(p.ids) >= limit {
+	if len(p.ids) >= limit {
 		return fmt.Errorf("the prompt has %d tokens, more than the model's %d positions (max_position_embeddings); use fewer images, no splitting (Request.NoSplit, --no-split) or a smaller image size (Request.ImageSize, --image-size)", len(p.ids), limit)
 	}
-	if limit > 0 && len(p.ids)+maxNew > limit {
+	if len(p.ids)+maxNew > limit {
 		maxNew = limit - len(p.ids)
 	}
 	need := len(p.ids) + maxNew

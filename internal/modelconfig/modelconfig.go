@@ -60,6 +60,20 @@ type TextConfig struct {
 	Architectures         []string `json:"architectures,omitempty"`
 }
 
+// DefaultMaxPositionEmbeddings is max_position_embeddings of transformers'
+// LlamaConfig, the value a text_config that leaves the field out has.
+const DefaultMaxPositionEmbeddings = 2048
+
+// Positions is the most tokens, prompt and answer together, the decoder
+// takes: max_position_embeddings, or DefaultMaxPositionEmbeddings when the
+// file leaves it out (as transformers reads such a config).
+func (t TextConfig) Positions() int {
+	if t.MaxPositionEmbeddings > 0 {
+		return t.MaxPositionEmbeddings
+	}
+	return DefaultMaxPositionEmbeddings
+}
+
 // HeadDimension returns head_dim, or hidden_size / num_attention_heads when
 // the file leaves it out (as Llama configs may).
 func (t TextConfig) HeadDimension() int {
@@ -350,6 +364,7 @@ func (m *Model) Validate() error {
 		{t.NumKeyValueHeads > 0, "text_config.num_key_value_heads"},
 		{t.HeadDimension() > 0, "text_config.head_dim"},
 		{m.Config.ImageTokenID > 0, "image_token_id"},
+		{t.MaxPositionEmbeddings >= 0, "text_config.max_position_embeddings"},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -49,6 +49,9 @@ func writeRef(rdir, revision, commit string) error {
 	if revision == commit {
 		return nil
 	}
+	if err := checkRevision(revision); err != nil || !filepath.IsLocal(filepath.FromSlash(revision)) {
+		return fmt.Errorf("write ref of %s: unsafe revision %q", rdir, revision)
+	}
 	path := filepath.Join(rdir, "refs", filepath.FromSlash(revision))
 	if b, err := os.ReadFile(path); err == nil && string(b) == commit {
 		return nil

@@ -329,7 +329,53 @@ func ParseSpec(spec string) (repo, revision string, err error) {
 	if !validRepoID(repo) {
 		return "", "", fmt.Errorf("model %q: want a repo id ORG/NAME (optionally @REVISION)", spec)
 	}
+	if err := checkRevision(revision); err != nil {
+		return "", "", fmt.Errorf("model %q: %w", spec, err)
+	}
 	return repo, revision, nil
+}
+
+// checkRevision accepts what the Hub accepts as a revision: a 40-hex commit,
+// or a branch or tag name by git's rules (git check-ref-format: components
+// separated by single '/', none empty, starting with '.' or ending with
+// ".lock"; no "..", "@{", control characters, space or any of ~^:?*[\),
+// such as "main", "v1.0" or "refs/pr/3". The revision names a file under
+// the repo's refs/ folder, so these rules also keep it inside the cache.
+func checkRevision(rev string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("revision %q: %s (want a branch, tag or 40-hex commit)", rev, why)
+	}
+	switch {
+	case rev == "":
+		return bad("empty")
+	case len(rev) > 255:
+		return bad("longer than 255 bytes")
+	case rev == "@":
+		return bad("is '@'")
+	case strings.Contains(rev, ".."):
+		return bad(`contains ".."`)
+	case strings.Contains(rev, "@{"):
+		return bad(`contains "@{"`)
+	}
+	for _, r := range rev {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) {
+			return bad(fmt.Sprintf("contains %q", r))
+		}
+	}
+	for _, part := range strings.Split(rev, "/") {
+		switch {
+		case part == "":
+			return bad("has an empty path component")
+		case strings.HasPrefix(part, "."):
+			return bad("has a component starting with '.'")
+		case strings.HasSuffix(part, ".lock"):
+			return bad(`has a component ending with ".lock"`)
+		}
+	}
+	if strings.HasSuffix(rev, ".") {
+		return bad("ends with '.'")
+	}
+	return nil
 }
 
 func validRepoID(repo string) bool {

@@ -30,6 +30,21 @@ func TestParseSpec(t *testing.T) {
 		{"./org/name", "", "", false},
 		{"/abs/path", "", "", false},
 		{"org/" + strings.Repeat("x", 100), "", "", false},
+		{"org/name@0123456789abcdef0123456789abcdef01234567", "org/name", "0123456789abcdef0123456789abcdef01234567", true},
+		{"org/name@feature/x-1_2", "org/name", "feature/x-1_2", true},
+		// Revisions name a file under refs/: nothing may lead outside it.
+		{"org/name@../../../../x", "", "", false},
+		{"org/name@a/../../b", "", "", false},
+		{"org/name@/etc/x", "", "", false},
+		{"org/name@a//b", "", "", false},
+		{"org/name@a/", "", "", false},
+		{"org/name@.hidden", "", "", false},
+		{"org/name@v1.lock", "", "", false},
+		{"org/name@a b", "", "", false},
+		{"org/name@a\\b", "", "", false},
+		{"org/name@a\nb", "", "", false},
+		{"org/name@x@{1}", "", "", false},
+		{"org/name@" + strings.Repeat("x", 256), "", "", false},
 	}
 	for _, tc := range cases {
 		repo, rev, err := ParseSpec(tc.spec)

@@ -64,6 +64,9 @@ func Plan(ctx context.Context, repo, revision string, opt Options) (*PullPlan, e
 	if !validRepoID(repo) {
 		return nil, fmt.Errorf("model %q: want a repo id ORG/NAME", repo)
 	}
+	if err := checkRevision(revision); err != nil {
+		return nil, fmt.Errorf("model %s: %w", repo, err)
+	}
 	if err := checkDtypes(opt); err != nil {
 		return nil, err
 	}

@@ -633,3 +633,31 @@ func TestPlan(t *testing.T) {
 		t.Errorf("Plan made %d requests, want 1 (the listing)", len(reqs))
 	}
 }
+
+// TestPullRefusesUnsafeRevision: a revision that would name a ref file
+// outside the repo's refs/ folder ('org/name@../../../../x' wrote one) is
+// refused before any request, and nothing is written anywhere.
+func TestPullRefusesUnsafeRevision(t *testing.T) {
+	srv := hubtest.New(t, testToken, testRepoDef())
+	root := t.TempDir()
+	opt := testOptions(srv)
+	opt.CacheDir = filepath.Join(root, "hub")
+	for _, rev := range []string{"../../../../x", "main/../../x", "/tmp/x", "a\\..\\..\\x"} {
+		if _, err := Pull(context.Background(), testRepo, rev, opt); err == nil || !strings.Contains(err.Error(), "revision") {
+			t.Errorf("Pull(%s@%s) = %v, want a revision error", testRepo, rev, err)
+		}
+		if _, err := Ensure(context.Background(), testRepo+"@"+rev, opt, nil); err == nil {
+			t.Errorf("Ensure(%s@%s) succeeded", testRepo, rev)
+		}
+	}
+	if reqs := srv.Requests(); len(reqs) != 0 {
+		t.Errorf("%d requests sent for unsafe revisions, want none: %+v", len(reqs), reqs)
+	}
+	if err := writeRef(filepath.Join(opt.CacheDir, "models--org--name"), "../../../x", testCommit); err == nil {
+		t.Error("writeRef accepted a revision leading out of refs/")
+	}
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		t.Errorf("written under %s: %s", root, e.Name())
+	}
+}

@@ -542,3 +542,17 @@ func (t *Tokenizer) PreTokenize(text string) []string {
 	}
 	return out
 }
+
+// TokenBytes returns the bytes id decodes to on its own, before any UTF-8
+// repair: a model token may hold part of a multi-byte character. added
+// reports whether id is an added token (special or not), whose text is
+// never produced by byte-level merges. ok is false for an unknown id.
+// Constrained decoding uses it to see the vocabulary as byte strings.
+func (t *Tokenizer) TokenBytes(id int64) (b []byte, added, ok bool) {
+	tok, ok := t.decodable(id, false)
+	if !ok {
+		return nil, false, false
+	}
+	_, added = t.addedByID[uint32(id)]
+	return appendTokenBytes(nil, tok), added, true
+}

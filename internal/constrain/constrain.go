@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mathbits "math/bits"
 	"sync"
 )
 
@@ -175,16 +176,19 @@ func (m *Matcher) Mask(logits []float32) bool {
 		if mask != nil {
 			bits = mask[w]
 		}
-		hi := min(n, w*64+64)
-		if bits == ^uint64(0) && hi-w*64 == 64 {
+		base := w * 64
+		row := logits[base:min(n, base+64)]
+		switch {
+		case bits == 0:
+			for i := range row {
+				row[i] = ninf
+			}
+		default:
 			any = true
-			continue
-		}
-		for i := w * 64; i < hi; i++ {
-			if bits&(1<<(i&63)) == 0 {
-				logits[i] = ninf
-			} else {
-				any = true
+			for off := ^bits; off != 0; off &= off - 1 {
+				if j := mathbits.TrailingZeros64(off); j < len(row) {
+					row[j] = ninf
+				}
 			}
 		}
 	}
@@ -277,6 +281,29 @@ func (m *Matcher) Complete() bool {
 	defer c.mu.Unlock()
 	m.sync()
 	return m.st != dead && c.d.states[m.st].accept
+}
+
+// Done reports whether the output is complete and nothing but an end
+// token may follow, so generation can stop without sampling one.
+func (m *Matcher) Done() bool {
+	c := m.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m.sync()
+	return m.done || m.st != dead && c.d.states[m.st].final
+}
+
+// Matches reports whether text is a complete sentence of the language.
+func (c *Constraint) Matches(text []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := int32(0)
+	for _, b := range text {
+		if st = c.d.step(st, b); st == dead {
+			return false
+		}
+	}
+	return c.d.states[st].accept
 }
 
 // Output returns the bytes accepted so far.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -231,6 +233,37 @@ func TestEndOnlyWhenComplete(t *testing.T) {
 			if m.Complete() != want {
 				t.Errorf("%s: Complete(%q) = %v, want %v", tv.name, text, m.Complete(), want)
 			}
+			if c.Matches([]byte(text)) != want {
+				t.Errorf("%s: Matches(%q) = %v, want %v", tv.name, text, !want, want)
+			}
+		}
+	}
+}
+
+// TestDone checks that generation may stop without an end token exactly
+// where nothing else could follow.
+func TestDone(t *testing.T) {
+	tv := vocabs(t)[0]
+	cases := []struct {
+		spec Spec
+		text string
+		done bool
+	}{
+		{Spec{Kind: JSONObject}, `{"a":1}`, true},
+		{Spec{Kind: JSONObject}, `{"a":1`, false},
+		{Spec{Kind: JSONValue}, `12`, false}, // more digits may follow
+		{Spec{Kind: JSONValue}, `"x"`, true},
+		{Spec{Kind: Schema, Source: `{"enum":["a","ab"]}`}, `"a"`, true},
+		{Spec{Kind: Regex, Source: `ab?`}, `a`, false},
+		{Spec{Kind: Regex, Source: `ab?`}, `ab`, true},
+	}
+	for _, tc := range cases {
+		m := compile(t, tc.spec, tv.v).Matcher()
+		if !feedBytes(tv, m, []byte(tc.text)) {
+			t.Fatalf("%q rejected", tc.text)
+		}
+		if m.Done() != tc.done {
+			t.Errorf("%v %q: Done %v, want %v", tc.spec.Kind, tc.text, m.Done(), tc.done)
 		}
 	}
 }
@@ -270,21 +303,24 @@ func feedBytes(tv *testVocab, m *Matcher, b []byte) bool {
 	return true
 }
 
-// testSchemas are bounded schemas: every output is at most a few hundred
-// bytes, so random generation always completes.
-var testSchemas = []struct{ name, schema string }{
-	{"flat", `{"type":"object","properties":{"name":{"type":"string","maxLength":12},"age":{"type":"integer","minimum":0,"maximum":150},"ok":{"type":"boolean"}},"required":["name","age","ok"],"additionalProperties":false}`},
-	{"nested", `{"type":"object","properties":{"person":{"type":"object","properties":{"first":{"type":"string","maxLength":8},"last":{"type":"string","minLength":1,"maxLength":8}},"required":["first","last"],"additionalProperties":false},"tags":{"type":"array","items":{"type":"string","maxLength":5},"maxItems":3}},"required":["person"],"additionalProperties":false}`},
-	{"enum", `{"type":"object","properties":{"color":{"enum":["red","green","blue"]},"size":{"type":"string","enum":["S","M","L","XL"]},"n":{"enum":[1,2.5,null,true,"x"]}},"required":["color","size","n"]}`},
-	{"anyOf", `{"type":"object","properties":{"v":{"anyOf":[{"type":"integer","minimum":-5,"maximum":5},{"type":"string","maxLength":3},{"type":"null"}]}},"required":["v"]}`},
-	{"pattern", `{"type":"object","properties":{"code":{"type":"string","pattern":"^[A-Z]{3}-[0-9]{2,4}$"},"hex":{"type":"string","pattern":"(0x)?[0-9a-f]{1,6}"},"q":{"type":"string","pattern":"^[\"\\\\/a]{0,4}$"}},"required":["code","hex","q"]}`},
-	{"numbers", `{"type":"object","properties":{"i":{"type":"integer"},"n":{"type":"number"},"r":{"type":"integer","exclusiveMinimum":-1000,"maximum":99999},"neg":{"type":"integer","minimum":-120,"maximum":-7}},"required":["i","n","r","neg"]}`},
-	{"unicode", `{"type":"object","properties":{"日本":{"type":"string","maxLength":4},"café":{"const":"crème brûlée ☕"},"e":{"enum":["ü","😀","a\"b"]}},"required":["日本","café","e"]}`},
-	{"ref", `{"$defs":{"pt":{"type":"object","properties":{"x":{"type":"integer","minimum":0,"maximum":640},"y":{"type":"integer","minimum":0,"maximum":480}},"required":["x","y"],"additionalProperties":false}},"type":"object","properties":{"a":{"$ref":"#/$defs/pt"},"b":{"$ref":"#/$defs/pt"},"path":{"type":"array","items":{"$ref":"#/$defs/pt"},"minItems":1,"maxItems":2}},"required":["a","b","path"]}`},
-	{"formats", `{"type":"object","properties":{"d":{"type":"string","format":"date"},"dt":{"type":"string","format":"date-time"},"e":{"type":"string","format":"email"},"u":{"type":"string","format":"uuid"}},"required":["d","dt","e","u"]}`},
-	{"array", `{"type":"array","items":{"type":"object","properties":{"k":{"type":"string","enum":["a","b"]},"v":{"type":["number","null"]}},"required":["k"]},"minItems":2,"maxItems":4}`},
-	{"optional", `{"type":"object","properties":{"a":{"type":"integer","minimum":1,"maximum":3},"b":{"type":"boolean"},"c":{"type":"null"},"d":{"type":"string","maxLength":2}},"required":["c"],"additionalProperties":false}`},
-	{"recursive", `{"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer","minimum":0,"maximum":9},"kids":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":2}},"required":["v"],"additionalProperties":false}},"$ref":"#/$defs/node"}`},
+// testSchemas are the schemas of testdata/schemas: all but "recursive"
+// are bounded (every output is at most a few hundred bytes), so random
+// generation always completes. The root package's model tests use them too.
+func testSchemas(t testing.TB) []struct{ name, schema string } {
+	t.Helper()
+	files, err := filepath.Glob("testdata/schemas/*.json")
+	if err != nil || len(files) < 10 {
+		t.Fatalf("testdata/schemas: %d files, %v", len(files), err)
+	}
+	var out []struct{ name, schema string }
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, struct{ name, schema string }{strings.TrimSuffix(filepath.Base(f), ".json"), string(b)})
+	}
+	return out
 }
 
 // validator compiles schema with the library validator, format assertions
@@ -350,7 +386,7 @@ func walk(t testing.TB, tv *testVocab, c *Constraint, rng *rand.Rand, limit int)
 // for every test schema and checks each with the library validator.
 func TestRandomWalksValidate(t *testing.T) {
 	for _, tv := range vocabs(t) {
-		for _, ts := range testSchemas {
+		for _, ts := range testSchemas(t) {
 			t.Run(tv.name+"/"+ts.name, func(t *testing.T) {
 				c := compile(t, Spec{Kind: Schema, Source: ts.schema}, tv.v)
 				val := validator(t, ts.schema)
@@ -484,12 +520,13 @@ func TestIntRange(t *testing.T) {
 func TestCacheConcurrent(t *testing.T) {
 	tv := vocabs(t)[0]
 	cache := NewCache(tv.v, 2)
+	schemas := testSchemas(t)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := cache.Get(Spec{Kind: Schema, Source: testSchemas[g%2].schema})
+			c, err := cache.Get(Spec{Kind: Schema, Source: schemas[g%2].schema})
 			if err != nil {
 				t.Error(err)
 				return
@@ -501,8 +538,8 @@ func TestCacheConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	a, _ := cache.Get(Spec{Kind: Schema, Source: testSchemas[0].schema})
-	b, _ := cache.Get(Spec{Kind: Schema, Source: testSchemas[0].schema})
+	a, _ := cache.Get(Spec{Kind: Schema, Source: schemas[0].schema})
+	b, _ := cache.Get(Spec{Kind: Schema, Source: schemas[0].schema})
 	if a != b {
 		t.Error("the cache compiled the same schema twice")
 	}

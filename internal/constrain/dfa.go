@@ -21,6 +21,7 @@ type stackEntry struct {
 type state struct {
 	threads []thread
 	accept  bool     // a thread is at opMatch: the input is complete
+	final   bool     // every thread is at opMatch: nothing may follow
 	mask    []uint64 // allowed token ids, once computed
 }
 
@@ -138,10 +139,12 @@ func (d *dfa) intern() int32 {
 		d.buf = d.buf[:0]
 		return id
 	}
-	st := state{threads: slices.Clone(d.buf)}
+	st := state{threads: slices.Clone(d.buf), final: true}
 	for _, t := range st.threads {
 		if d.p.insts[t.pc].op == opMatch {
 			st.accept = true
+		} else {
+			st.final = false
 		}
 	}
 	d.buf = d.buf[:0]

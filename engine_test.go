@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/snapvlm/snapvlm/internal/embed"
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/ort"
 	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
@@ -475,36 +477,41 @@ func TestChatKeepsImages(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	src := modelDir(t, "tiny512")
+	cfg, err := modelconfig.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageID := cfg.Config.ImageTokenID // whichever tokenizer the model ships
 	cases := []struct {
 		name string
-		edit func(dir string)
+		edit func(t *testing.T, dir string)
 		opts Options
 		want []string
 	}{
 		{"missing variant", nil, Options{Dtype: "int8"}, []string{"no int8 variant", "variants present: fp16, fp32, q4, q4f16"}},
 		{"unknown dtype", nil, Options{Dtype: "int3"}, []string{"unknown dtype \"int3\""}},
-		{"kv heads disagree", func(dir string) {
+		{"kv heads disagree", func(t *testing.T, dir string) {
 			editJSON(t, filepath.Join(dir, "config.json"), `"num_key_value_heads": 2`, `"num_key_value_heads": 5`)
 		}, Options{}, []string{"decoder_model_merged", "num_key_value_heads is 5"}},
-		{"layers disagree", func(dir string) {
+		{"layers disagree", func(t *testing.T, dir string) {
 			editJSON(t, filepath.Join(dir, "config.json"), `"num_hidden_layers": 2,`, `"num_hidden_layers": 3,`)
 		}, Options{}, []string{"past_key_values.2.key", "num_hidden_layers is 3"}},
-		{"missing config", func(dir string) { os.Remove(filepath.Join(dir, "config.json")) }, Options{}, []string{"config.json"}},
-		{"missing graph", func(dir string) {
+		{"missing config", func(_ *testing.T, dir string) { os.Remove(filepath.Join(dir, "config.json")) }, Options{}, []string{"config.json"}},
+		{"missing graph", func(_ *testing.T, dir string) {
 			files, _ := filepath.Glob(filepath.Join(dir, "onnx", "embed_tokens*.onnx"))
 			for _, f := range files {
 				os.Remove(f)
 			}
 		}, Options{}, []string{"embed_tokens"}},
-		{"image token disagrees", func(dir string) {
-			editJSON(t, filepath.Join(dir, "config.json"), `"image_token_id": 49190`, `"image_token_id": 49189`)
-		}, Options{}, []string{"image_token_id is 49189"}},
+		{"image token disagrees", func(t *testing.T, dir string) {
+			editJSON(t, filepath.Join(dir, "config.json"), fmt.Sprintf(`"image_token_id": %d`, imageID), fmt.Sprintf(`"image_token_id": %d`, imageID-1))
+		}, Options{}, []string{fmt.Sprintf("image_token_id is %d", imageID-1)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copyDir(t, src)
 			if c.edit != nil {
-				c.edit(dir)
+				c.edit(t, dir)
 			}
 			m, err := Load(dir, c.opts)
 			if err == nil {

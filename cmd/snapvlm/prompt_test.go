@@ -10,19 +10,16 @@ import (
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/prompt"
+	"github.com/snapvlm/snapvlm/internal/testtok"
 )
-
-// sharedTokenizer is the real SmolVLM-256M tokenizer (third-party data kept
-// outside the repository).
-const sharedTokenizer = "../../../shared/smolvlm/tokenizer.json"
 
 // promptModelDir makes a model directory with the real tokenizer and the
 // SmolVLM-256M prompt settings (image_seq_len 64, chat template of §3.1).
 func promptModelDir(t *testing.T, withTemplate bool) string {
 	t.Helper()
-	tok, err := os.ReadFile(sharedTokenizer)
+	tok, err := os.ReadFile(testtok.Path(t))
 	if err != nil {
-		t.Skipf("SmolVLM tokenizer not available (%v): CLI prompt test skipped", err)
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	tmpl, _ := json.Marshal(map[string]string{"chat_template": prompt.SmolVLMTemplate})

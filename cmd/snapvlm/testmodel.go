@@ -25,8 +25,8 @@ func cmdTestmodel(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "output directory (created)")
 	variants := fs.String("variants", strings.Join(testmodel.Variants(), ","), "comma-separated variants to write (also: q4f16, float16 at every graph boundary)")
 	seed := fs.Int64("seed", 1, "random seed of the weights")
-	tokenizer := fs.String("tokenizer", "", "tokenizer.json to ship (default: the workspace's SmolVLM tokenizer if present, else a generated one)")
-	genTok := fs.Bool("generate-tokenizer", false, "ship a small generated BPE tokenizer instead of the real one")
+	tokenizer := fs.String("tokenizer", "", "tokenizer.json to ship, e.g. the real SmolVLM one (default: a small generated BPE tokenizer)")
+	genTok := fs.Bool("generate-tokenizer", false, "ship the generated tokenizer even if --tokenizer is given")
 	quiet := fs.Bool("quiet", false, "do not print progress")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -1,26 +1,20 @@
 package prompt
 
 import (
-	"errors"
-	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/snapvlm/snapvlm/internal/testtok"
 	"github.com/snapvlm/snapvlm/internal/tokenizer"
 )
 
-// tokenizerPath is the real SmolVLM-256M tokenizer, third-party data kept
-// outside the repository.
-const tokenizerPath = "../../../shared/smolvlm/tokenizer.json"
-
+// loadTokenizer loads the real SmolVLM-256M tokenizer, third-party data
+// kept outside the repository (testtok finds it or skips).
 func loadTokenizer(t *testing.T) *tokenizer.Tokenizer {
 	t.Helper()
-	tok, err := tokenizer.Load(tokenizerPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("SmolVLM tokenizer not found at %s: token-level checks skipped", tokenizerPath)
-	}
+	tok, err := tokenizer.Load(testtok.Path(t))
 	if err != nil {
 		t.Fatalf("tokenizer.Load: %v", err)
 	}

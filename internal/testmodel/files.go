@@ -74,42 +74,16 @@ func parseTokenizer(data []byte, source string) (*tokenizerInfo, error) {
 	return ti, nil
 }
 
-// DefaultTokenizerPath returns the real SmolVLM tokenizer.json of the
-// workspace (../shared/smolvlm/tokenizer.json next to the repository that
-// contains the working directory), or "" when there is none.
-func DefaultTokenizerPath() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "smolvlm", "tokenizer.json")
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-			return ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
 // loadTokenizer reads the tokenizer chosen by opt, or trains a small one.
+// The generator never looks outside what it was given: without
+// TokenizerPath it ships the generated tokenizer.
 func loadTokenizer(opt Options) (*tokenizerInfo, error) {
-	path := opt.TokenizerPath
-	if path == "" && !opt.GenerateTokenizer {
-		path = DefaultTokenizerPath()
-	}
-	if path != "" && !opt.GenerateTokenizer {
-		data, err := os.ReadFile(path)
+	if opt.TokenizerPath != "" && !opt.GenerateTokenizer {
+		data, err := os.ReadFile(opt.TokenizerPath)
 		if err != nil {
 			return nil, fmt.Errorf("tokenizer: %w", err)
 		}
-		return parseTokenizer(data, path)
+		return parseTokenizer(data, opt.TokenizerPath)
 	}
 	data, err := bpetrain.Train(bpetrain.Corpus, generatedVocab)
 	if err != nil {

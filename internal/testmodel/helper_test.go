@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -356,11 +357,35 @@ func (im image) frames(M int) []float32 {
 	return out
 }
 
+// plainIDs are the ordinary (not added) token ids of the tokenizer,
+// ascending: what plain text may encode to.
+func (ti *tokenizerInfo) plainIDs() []int64 {
+	added := map[int64]bool{}
+	for _, a := range ti.added {
+		added[a.ID] = true
+	}
+	var ids []int64
+	for _, id := range ti.ids {
+		if !added[id] {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// plainID is the i-th of a spread of arbitrary ordinary ids of the
+// tokenizer (whichever it is: generated or real).
+func (ti *tokenizerInfo) plainID(i int) int64 {
+	ids := ti.plainIDs()
+	return ids[(300+37*i)%len(ids)]
+}
+
 // promptIDs is a chat prompt with a rows×cols image expanded as in spec
 // §3.2; plain text tokens are arbitrary ordinary ids.
 func (m *testModel) promptIDs(rows, cols int) []int64 {
 	id := func(s string) int64 { return m.tok.ids[s] }
-	plain := func(i int) int64 { return int64(300 + 37*i) }
+	plain := m.tok.plainID
 	N := m.p.imageSeqLen()
 	ids := []int64{id(tokIMStart), plain(0), plain(1)}
 	imageRun := func() {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/snapvlm/snapvlm/internal/testtok"
 )
 
 func TestRealParamCounts(t *testing.T) {
@@ -42,11 +44,13 @@ func TestRealPresetRuns(t *testing.T) {
 	}
 	dir := t.TempDir()
 	start := time.Now()
-	if err := Generate(context.Background(), "real256m", dir, Options{Seed: 1, Variants: []string{Q4}}); err != nil {
+	// The real tokenizer gives the real vocabulary, hence the real size.
+	opt := Options{Seed: 1, Variants: []string{Q4}, TokenizerPath: testtok.Path(t)}
+	if err := Generate(context.Background(), "real256m", dir, opt); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("generated q4 in %s", time.Since(start))
-	tok, err := loadTokenizer(Options{})
+	tok, err := loadTokenizer(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +60,11 @@ func TestRealPresetRuns(t *testing.T) {
 	if k != 1 {
 		t.Fatalf("%d frames", k)
 	}
-	ids := []int64{tok.ids[tokIMStart], 300, 301, tok.ids[tokFake], tok.ids[tokGlobal]}
+	ids := []int64{tok.ids[tokIMStart], tok.plainID(0), tok.plainID(1), tok.ids[tokFake], tok.ids[tokGlobal]}
 	for i := 0; i < m.p.imageSeqLen(); i++ {
 		ids = append(ids, tok.ids[tokImage])
 	}
-	ids = append(ids, tok.ids[tokFake], 302, 303)
+	ids = append(ids, tok.ids[tokFake], tok.plainID(2), tok.plainID(3))
 	start = time.Now()
 	r := m.greedy(t, Q4, ids, feat, 0, 3)
 	t.Logf("tokens %v gaps %v (%s)", r.tokens, r.gaps, time.Since(start))

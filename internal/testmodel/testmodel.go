@@ -70,11 +70,11 @@ type Options struct {
 	Variants []string
 	// Seed makes the weights; the same seed gives the same files.
 	Seed int64
-	// TokenizerPath is the tokenizer.json to ship. Empty means the real
-	// SmolVLM tokenizer of the workspace (DefaultTokenizerPath) when
-	// present, else a small generated one.
+	// TokenizerPath is the tokenizer.json to ship (for example the real
+	// SmolVLM one). Empty means a small generated tokenizer.
 	TokenizerPath string
-	// GenerateTokenizer forces the generated tokenizer.
+	// GenerateTokenizer ships the generated tokenizer even when
+	// TokenizerPath is set.
 	GenerateTokenizer bool
 	// ExternalDataBytes is the weight size above which a graph is written
 	// with external data; 0 means 1 GiB.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/testtok"
 )
 
 var tinyPresets = []string{"tiny512", "tiny384"}
@@ -336,34 +337,56 @@ func TestConfigs(t *testing.T) {
 	}
 }
 
-// TestGeneratedTokenizer writes configs with the bpetrain tokenizer and
-// checks the ids and vocab size follow it.
-func TestGeneratedTokenizer(t *testing.T) {
-	dir := t.TempDir()
-	err := Generate(context.Background(), "tiny384", dir, Options{Seed: 2, GenerateTokenizer: true, Variants: []string{Q4}})
-	if err != nil {
-		t.Fatal(err)
+// TestTokenizerChoice writes configs with the default (generated)
+// tokenizer and with the real SmolVLM one, and checks the ids and vocab
+// size follow the tokenizer shipped.
+func TestTokenizerChoice(t *testing.T) {
+	cases := []struct {
+		name      string
+		opt       func(t *testing.T) Options
+		wantVocab int
+		wantImage int64 // 0: whatever the generated tokenizer says
+	}{
+		{"default is generated", func(*testing.T) Options { return Options{} }, generatedVocab + 128, 0},
+		{"generate overrides path", func(*testing.T) Options {
+			return Options{TokenizerPath: "does-not-exist.json", GenerateTokenizer: true}
+		}, generatedVocab + 128, 0},
+		// SmolVLM's vocabulary and <image> id (spec §1.2).
+		{"real", func(t *testing.T) Options { return Options{TokenizerPath: testtok.Path(t)} }, 49280, 49190},
 	}
-	cfg, err := modelconfig.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := loadTokenizer(Options{GenerateTokenizer: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.vocabSize != generatedVocab+128 {
-		t.Errorf("generated vocab %d, want %d base + 128 added", tok.vocabSize, generatedVocab)
-	}
-	if cfg.Config.TextConfig.VocabSize != tok.vocabSize || cfg.Config.ImageTokenID != tok.ids[tokImage] {
-		t.Errorf("config vocab %d image id %d, tokenizer has %d and %d",
-			cfg.Config.TextConfig.VocabSize, cfg.Config.ImageTokenID, tok.vocabSize, tok.ids[tokImage])
-	}
-	m := &testModel{dir: dir, p: presets["tiny384"], tok: tok}
-	testEnv(t)
-	dec := m.session(t, "decoder_model_merged", Q4)
-	if got := dec.Outputs()[0].Shape[2]; got != int64(tok.vocabSize) {
-		t.Errorf("logits width %d, want %d", got, tok.vocabSize)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opt := c.opt(t)
+			opt.Seed, opt.Variants = 2, []string{Q4}
+			dir := t.TempDir()
+			if err := Generate(context.Background(), "tiny384", dir, opt); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := modelconfig.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := loadTokenizer(opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.vocabSize != c.wantVocab {
+				t.Errorf("vocab %d, want %d", tok.vocabSize, c.wantVocab)
+			}
+			if c.wantImage != 0 && tok.ids[tokImage] != c.wantImage {
+				t.Errorf("<image> id %d, want %d", tok.ids[tokImage], c.wantImage)
+			}
+			if cfg.Config.TextConfig.VocabSize != tok.vocabSize || cfg.Config.ImageTokenID != tok.ids[tokImage] {
+				t.Errorf("config vocab %d image id %d, tokenizer has %d and %d",
+					cfg.Config.TextConfig.VocabSize, cfg.Config.ImageTokenID, tok.vocabSize, tok.ids[tokImage])
+			}
+			m := &testModel{dir: dir, p: presets["tiny384"], tok: tok}
+			testEnv(t)
+			dec := m.session(t, "decoder_model_merged", Q4)
+			if got := dec.Outputs()[0].Shape[2]; got != int64(tok.vocabSize) {
+				t.Errorf("logits width %d, want %d", got, tok.vocabSize)
+			}
+		})
 	}
 }
 

@@ -9,12 +9,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/snapvlm/snapvlm/internal/testtok"
 	"github.com/snapvlm/snapvlm/internal/tokenizer"
 )
-
-// smolvlmPath is the real SmolVLM tokenizer, third-party data kept outside
-// the repository.
-const smolvlmPath = "../../../shared/smolvlm/tokenizer.json"
 
 // The golden files are written by scripts/tokenizer-golden/regen.sh with
 // the official Hugging Face tokenizers (npm tokenizers@0.23.2).
@@ -42,12 +39,11 @@ func readJSON(t testing.TB, path string, v any) {
 	}
 }
 
+// loadSmolVLM loads the real SmolVLM tokenizer, third-party data kept
+// outside the repository (testtok finds it or skips).
 func loadSmolVLM(t testing.TB) *tokenizer.Tokenizer {
 	t.Helper()
-	if _, err := os.Stat(smolvlmPath); err != nil {
-		t.Skipf("SmolVLM tokenizer not available (%v); it is third-party data outside the repo", err)
-	}
-	tok, err := tokenizer.Load(smolvlmPath)
+	tok, err := tokenizer.Load(testtok.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,19 +95,19 @@ func checkDecode(t *testing.T, tok *tokenizer.Tokenizer, c goldenCase) {
 }
 
 func TestGolden(t *testing.T) {
+	fixed := func(p string) func(testing.TB) string { return func(testing.TB) string { return p } }
 	tests := []struct {
-		name, tokenizer, golden string
+		name      string
+		tokenizer func(testing.TB) string
+		golden    string
 	}{
-		{"smolvlm", smolvlmPath, "testdata/golden_smolvlm.json"},
-		{"tiny", "testdata/tiny_tokenizer.json", "testdata/golden_tiny.json"},
-		{"flags", "testdata/flags_tokenizer.json", "testdata/golden_flags.json"},
+		{"smolvlm", testtok.Path, "testdata/golden_smolvlm.json"},
+		{"tiny", fixed("testdata/tiny_tokenizer.json"), "testdata/golden_tiny.json"},
+		{"flags", fixed("testdata/flags_tokenizer.json"), "testdata/golden_flags.json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := os.Stat(tt.tokenizer); err != nil {
-				t.Skipf("%s not available (%v); it is third-party data outside the repo", tt.tokenizer, err)
-			}
-			tok, err := tokenizer.Load(tt.tokenizer)
+			tok, err := tokenizer.Load(tt.tokenizer(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/snapvlm/snapvlm/internal/testtok"
 	"github.com/snapvlm/snapvlm/internal/tokenizer"
 )
 
@@ -289,10 +290,10 @@ func BenchmarkEncodeText(b *testing.B) {
 }
 
 func BenchmarkLoad(b *testing.B) {
-	loadSmolVLM(b)
+	path := testtok.Path(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := tokenizer.Load(smolvlmPath); err != nil {
+		if _, err := tokenizer.Load(path); err != nil {
 			b.Fatal(err)
 		}
 	}

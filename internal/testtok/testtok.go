@@ -78,7 +78,8 @@ func Find() (string, error) {
 		return p, nil
 	}
 	candidates := []string{sharedPath()}
-	candidates = append(candidates, cachedPaths()...)
+	cached, pattern := cachedPaths()
+	candidates = append(candidates, cached...)
 	for _, c := range candidates {
 		p, ok, err := try(c)
 		if err != nil {
@@ -87,6 +88,9 @@ func Find() (string, error) {
 		if ok {
 			return p, nil
 		}
+	}
+	if len(cached) == 0 {
+		tried = append(tried, pattern)
 	}
 	return "", fmt.Errorf("not found at $SNAPVLM_TEST_TOKENIZER (unset), %s; set SNAPVLM_TEST_TOKENIZER or run 'snapvlm pull %s'", strings.Join(tried, ", "), Repo)
 }
@@ -110,11 +114,13 @@ func sharedPath() string {
 	}
 }
 
-// cachedPaths are the tokenizer.json files of Repo's cached snapshots.
-func cachedPaths() []string {
+// cachedPaths are the tokenizer.json files of Repo's cached snapshots, and
+// the pattern that finds them.
+func cachedPaths() (paths []string, pattern string) {
 	dir := hub.OptionsFromEnv().CacheDir
-	m, _ := filepath.Glob(filepath.Join(dir, "models--"+strings.ReplaceAll(Repo, "/", "--"), "snapshots", "*", "tokenizer.json"))
-	return m
+	pattern = filepath.Join(dir, "models--"+strings.ReplaceAll(Repo, "/", "--"), "snapshots", "*", "tokenizer.json")
+	m, _ := filepath.Glob(pattern)
+	return m, pattern
 }
 
 func checkSum(p string) error {

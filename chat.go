@@ -29,7 +29,8 @@ func (m *Model) NewChat() *Chat { return &Chat{m: m} }
 // Send adds a user turn (images first, then text, as UserMessage) and
 // generates the answer with the sampling settings of opts (its Messages are
 // ignored). The answer joins the history unless generation failed or was
-// cancelled before any text.
+// cancelled before any text. When the conversation no longer fits the
+// model's context, its oldest turns are dropped from the history.
 func (c *Chat) Send(ctx context.Context, text string, images []*Image, opts Request, onText func(string) error) (*Result, error) {
 	if text == "" && len(images) == 0 {
 		return nil, errors.New("chat: empty message")
@@ -38,21 +39,29 @@ func (c *Chat) Send(ctx context.Context, text string, images []*Image, opts Requ
 	defer c.mu.Unlock()
 	user := UserMessage(text, images...)
 	req := opts
-	req.Messages = nil
-	if c.System != "" {
-		req.Messages = append(req.Messages, Message{Role: System, Content: []Part{{Text: c.System}}})
-	}
-	req.Messages = append(req.Messages, c.msgs...)
-	req.Messages = append(req.Messages, user)
-	res, err := c.m.generate(ctx, req, onText, &c.kv)
-	if err != nil {
-		return nil, err
-	}
-	if res.FinishReason == FinishCancelled && res.Text == "" {
+	// When the history outgrows the model's context, the oldest turns (a
+	// question and its answer) are left out until the prompt fits; images
+	// still in the history keep their cached features.
+	for drop := 0; ; drop += 2 {
+		req.Messages = nil
+		if c.System != "" {
+			req.Messages = append(req.Messages, Message{Role: System, Content: []Part{{Text: c.System}}})
+		}
+		req.Messages = append(req.Messages, c.msgs[drop:]...)
+		req.Messages = append(req.Messages, user)
+		res, err := c.m.generate(ctx, req, onText, &c.kv)
+		if errors.Is(err, ErrPromptTooLong) && drop+2 <= len(c.msgs) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if res.FinishReason == FinishCancelled && res.Text == "" {
+			return res, nil
+		}
+		c.msgs = append(c.msgs[drop:], user, Message{Role: Assistant, Content: []Part{{Text: res.Text}}})
 		return res, nil
 	}
-	c.msgs = append(c.msgs, user, Message{Role: Assistant, Content: []Part{{Text: res.Text}}})
-	return res, nil
 }
 
 // History returns a copy of the conversation so far.

@@ -396,7 +396,7 @@ func (m *Model) decode(ctx context.Context, req Request, p *prepared, res *Resul
 		return err
 	}
 	if len(p.ids) >= limit {
-		return fmt.Errorf("the prompt has %d tokens, more than the model's %d positions (max_position_embeddings); use fewer images, no splitting (Request.NoSplit, --no-split) or a smaller image size (Request.ImageSize, --image-size)", len(p.ids), limit)
+		return fmt.Errorf("%w: %d tokens, more than the model's %d positions (max_position_embeddings); use fewer images, no splitting (Request.NoSplit) or a smaller Request.ImageSize", ErrPromptTooLong, len(p.ids), limit)
 	}
 	if len(p.ids)+maxNew > limit {
 		maxNew = limit - len(p.ids)

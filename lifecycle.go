@@ -9,6 +9,11 @@ import (
 // Close.
 var ErrClosed = errors.New("snapvlm: the model is closed")
 
+// ErrPromptTooLong is returned (wrapped, with the counts) when the prompt
+// does not fit the model's context. A Chat leaves its oldest turns out
+// instead.
+var ErrPromptTooLong = errors.New("the prompt is too long for the model")
+
 // lifecycle lets Close wait for the calls that use the ONNX Runtime sessions
 // and refuse the calls made after it: releasing a session while a run uses
 // it crashes the C library.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,35 +80,12 @@ func TestCloseWhileGenerating(t *testing.T) {
 // asks for more new tokens than that: an error, not a key/value cache sized
 // from the request (100M tokens took a fatal 12.8 GB allocation).
 func TestMaxNewTokensBound(t *testing.T) {
-	src := modelDir(t, "tiny512")
-	dir := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			t.Fatal(err)
+	dir := tinyWithTextConfig(t, func(text map[string]any) {
+		if _, ok := text["max_position_embeddings"]; !ok {
+			t.Fatal("the test model's text_config has no max_position_embeddings to remove")
 		}
-	}
-	raw, err := os.ReadFile(filepath.Join(src, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	text := cfg["text_config"].(map[string]any)
-	if _, ok := text["max_position_embeddings"]; !ok {
-		t.Fatal("the test model's text_config has no max_position_embeddings to remove")
-	}
-	delete(text, "max_position_embeddings")
-	raw, _ = json.Marshal(cfg)
-	os.Remove(filepath.Join(dir, "config.json"))
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+		delete(text, "max_position_embeddings")
+	})
 	m, err := Load(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -129,5 +107,79 @@ func TestMaxNewTokensBound(t *testing.T) {
 	}
 	if n := len(res.PromptTokens) + len(res.Tokens); n > 2048 {
 		t.Fatalf("prompt %d + answer %d tokens > 2048 positions", len(res.PromptTokens), len(res.Tokens))
+	}
+}
+
+// tinyWithTextConfig is the tiny512 test model with its config.json's
+// text_config changed by edit (the other files are symlinks).
+func tinyWithTextConfig(t *testing.T, edit func(text map[string]any)) string {
+	t.Helper()
+	src := modelDir(t, "tiny512")
+	dir := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "config.json" {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	edit(cfg["text_config"].(map[string]any))
+	raw, _ = json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestChatOutgrowsContext chats past a 160-token context: the oldest turns
+// are left out and every turn is answered (every turn used to fail once the
+// history was too long).
+func TestChatOutgrowsContext(t *testing.T) {
+	dir := tinyWithTextConfig(t, func(text map[string]any) { text["max_position_embeddings"] = 160 })
+	m, err := Load(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	chat := m.NewChat()
+	chat.System = "Answer briefly."
+	dropped := false
+	for i := range 12 {
+		q := fmt.Sprintf("Question number %d: what can you tell me about the weather today?", i)
+		res, err := chat.Send(context.Background(), q, nil, Request{MaxNewTokens: 24}, nil)
+		if err != nil {
+			t.Fatalf("turn %d: %v", i, err)
+		}
+		if n := len(res.PromptTokens); n >= 160 {
+			t.Fatalf("turn %d: prompt of %d tokens in a 160-token context", i, n)
+		}
+		h := chat.History()
+		if len(h) < 2*(i+1) {
+			dropped = true
+		}
+		if last := h[len(h)-2]; last.Content[0].Text != q {
+			t.Fatalf("turn %d: the last question in the history is %q", i, last.Content[0].Text)
+		}
+	}
+	if !dropped {
+		t.Fatal("12 turns fit in 160 tokens; the test does not reach the limit")
+	}
+	// A single question longer than the context is still an error.
+	long := strings.Repeat("weather ", 200)
+	if _, err := chat.Send(context.Background(), long, nil, Request{MaxNewTokens: 4}, nil); !errors.Is(err, ErrPromptTooLong) {
+		t.Fatalf("a 200-word question in 160 tokens: %v, want ErrPromptTooLong", err)
 	}
 }

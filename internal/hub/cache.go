@@ -151,31 +151,31 @@ func notCached(repo, revision string, opt Options, missing string) error {
 // CachedModel is one repo in the cache.
 type CachedModel struct {
 	// Repo is the repo id, "org/name".
-	Repo string
+	Repo string `json:"repo"`
 	// Dir is the repo's cache directory (models--org--name).
-	Dir string
+	Dir string `json:"dir"`
 	// Size is the bytes of all its blobs, finished or not.
-	Size int64
+	Size int64 `json:"size"`
 	// Revisions are its snapshots, newest first by modification time.
-	Revisions []CachedRevision
+	Revisions []CachedRevision `json:"revisions"`
 }
 
 // CachedRevision is one snapshot of a cached repo.
 type CachedRevision struct {
 	// Commit is the snapshot's commit hash.
-	Commit string
+	Commit string `json:"commit"`
 	// Refs are the branches or tags that point to Commit.
-	Refs []string
+	Refs []string `json:"refs"`
 	// Dir is the snapshot directory, usable as a model directory.
-	Dir string
+	Dir string `json:"dir"`
 	// ModelType is config.json's model_type ("" when absent).
-	ModelType string
+	ModelType string `json:"model_type"`
 	// Variants are the dtypes whose three graphs are all present.
-	Variants []string
+	Variants []string `json:"variants"`
 	// Size is the bytes of the distinct blobs the snapshot uses.
-	Size int64
+	Size int64 `json:"size"`
 	// Files is the number of files in the snapshot.
-	Files int
+	Files int `json:"files"`
 }
 
 // List returns the SmolVLM-like models in the cache: repos with a snapshot

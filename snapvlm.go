@@ -268,6 +268,15 @@ func (m *Model) ORTVersion() string { return m.env.Version() }
 // ImageSeqLen is the number of image tokens per tile.
 func (m *Model) ImageSeqLen() int { return m.seqLen }
 
+// ContextLength is the most tokens, prompt and answer together, the model
+// takes (text_config.max_position_embeddings, 2048 when absent).
+func (m *Model) ContextLength() int { return m.cfg.Config.TextConfig.Positions() }
+
+// MaxImageSize is the longest edge images are resized to before tiling
+// (preprocessor_config.json size.longest_edge), the largest
+// Request.ImageSize; 0 for a model loaded text-only.
+func (m *Model) MaxImageSize() int { return m.imgOpts.LongestEdge }
+
 // Tokenize encodes text with the model's tokenizer (no special tokens added).
 func (m *Model) Tokenize(text string) []int64 { return m.tok.Encode(text) }
 

@@ -71,7 +71,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *runs < 1 {
 		return fmt.Errorf("--runs must be at least 1, got %d", *runs)
 	}
-	images, err := readImages(f.images)
+	if err := f.validate(); err != nil {
+		return err
+	}
+	images, err := f.readImages()
 	if err != nil {
 		return err
 	}
@@ -88,8 +91,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer m.Close()
+	if err := f.validateFor(m); err != nil {
+		return err
+	}
 	req := f.request()
-	req.Messages = []snapvlm.Message{snapvlm.UserMessage(*question, images...)}
+	req.Messages = append(f.systemMessages(), snapvlm.UserMessage(*question, images...))
 	rep := benchReport{Model: dir, Files: m.Files(), ORT: m.ORTVersion(), Runs: *runs, LoadMS: msOf(m.LoadTime())}
 	var pre, vis, prefill, ttft, tps, total []float64
 	var last *snapvlm.Result

@@ -13,52 +13,98 @@ import (
 	"time"
 
 	"github.com/snapvlm/snapvlm"
+	"github.com/snapvlm/snapvlm/internal/imageproc"
 	"golang.org/x/term"
 )
 
 const chatHelp = `Type a question and press Enter. Commands:
-  /image PATH   attach an image to your next message (repeat for several)
+  /image PATH   attach an image to your next message (repeat for several;
+                quotes, backslash-escaped spaces and ~/ work as in a shell)
   /reset        forget the conversation
-  /quit         leave (or Ctrl-D)
-Ctrl-C stops the current answer.`
+  /quit         leave (or Ctrl-D, or Ctrl-C twice at the prompt)
+Ctrl-C stops the current answer; at the prompt it clears the line.`
 
 func cmdChat(ctx context.Context, args []string) error {
+	return runChat(ctx, args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// runChat is `snapvlm chat` with its streams injected.
+func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var f engineFlags
 	f.register(fs)
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: snapvlm chat --model DIR|REPO [--image IMG]... [flags] [QUESTION]\n\n"+
+			"Multi-turn chat in the terminal. QUESTION, when given, is asked as the first turn;\n"+
+			"--image files are attached to the first message.\n\n%s\n\nFlags:\n", chatHelp)
+		fs.PrintDefaults()
+	}
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	in := stdin
+	if q := strings.Join(rest, " "); q != "" {
+		// Asked as if typed at the first prompt.
+		in = io.MultiReader(strings.NewReader(strings.ReplaceAll(q, "\n", " ")+"\n"), in)
 	}
 	m, err := f.load(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	return chatLoop(ctx, m, &f, os.Stdin, os.Stdout, os.Stderr)
+	return chatLoop(ctx, m, &f, in, stdout, stderr)
 }
 
-// chatLoop runs the conversation until /quit or end of input. Interrupts
-// cancel the answer being generated, not the loop.
+// chatLoop runs the conversation until /quit, end of input or two Ctrl-C
+// at the prompt. An interrupt while an answer is generated stops the answer;
+// at the prompt it clears the line (the terminal discards it).
 func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reader, out, errOut io.Writer) error {
 	chat := m.NewChat()
-	pending, err := readImages(f.images)
-	if err != nil {
-		return err
+	chat.System = f.system
+	var pending []*snapvlm.Image
+	for _, p := range f.images {
+		img, err := chatImage(f, p)
+		if err != nil {
+			return err
+		}
+		pending = append(pending, img)
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
 	defer signal.Stop(sigs)
 
+	done := make(chan struct{})
+	defer close(done)
+	lines, readErr := readLines(done, in)
 	fmt.Fprintln(errOut, chatHelp)
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	interrupts := 0
 	for {
 		fmt.Fprint(out, "\n> ")
-		if !sc.Scan() {
-			fmt.Fprintln(out)
-			return sc.Err()
+		var line string
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sigs:
+			interrupts++
+			if interrupts >= 2 {
+				fmt.Fprintln(out)
+				return nil
+			}
+			fmt.Fprint(errOut, "^C (Ctrl-C again or Ctrl-D to leave)")
+			continue
+		case l, ok := <-lines:
+			if !ok {
+				fmt.Fprintln(out)
+				return <-readErr
+			}
+			line = strings.TrimSpace(l)
 		}
-		line := strings.TrimSpace(sc.Text())
+		interrupts = 0
 		switch {
 		case line == "":
 			continue
@@ -72,11 +118,15 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 		case line == "/help":
 			fmt.Fprintln(errOut, chatHelp)
 			continue
-		case strings.HasPrefix(line, "/image"):
-			path := strings.TrimSpace(strings.TrimPrefix(line, "/image"))
-			img, err := snapvlm.ImageFile(path)
+		case line == "/image" || strings.HasPrefix(line, "/image "):
+			path := shellPath(strings.TrimSpace(strings.TrimPrefix(line, "/image")))
+			if path == "" {
+				fmt.Fprintln(errOut, "usage: /image PATH")
+				continue
+			}
+			img, err := chatImage(f, path)
 			if err != nil {
-				fmt.Fprintf(errOut, "error: %v\n", err)
+				fmt.Fprintf(errOut, "error: %v (not attached)\n", err)
 				continue
 			}
 			pending = append(pending, img)
@@ -96,6 +146,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 		}()
 		spin := startSpinner(errOut, len(pending) > 0, isTerminal(errOut))
 		req := f.request()
+		before := len(chat.History())
 		res, err := chat.Send(turnCtx, line, pending, req, func(s string) error {
 			spin.stop()
 			_, err := io.WriteString(out, s)
@@ -105,6 +156,11 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 		cancel()
 		if err != nil {
 			fmt.Fprintf(errOut, "\nerror: %v\n", err)
+			if len(pending) > 0 {
+				// The images may be what failed: do not fail every later turn.
+				fmt.Fprintf(errOut, "(%d attached image(s) dropped)\n", len(pending))
+				pending = nil
+			}
 			continue
 		}
 		if res.FinishReason == snapvlm.FinishCancelled {
@@ -114,6 +170,9 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 		// images stay attached to the next message.
 		if res.FinishReason != snapvlm.FinishCancelled || res.Text != "" {
 			pending = nil
+			if dropped := before + 2 - len(chat.History()); dropped > 0 {
+				fmt.Fprintf(errOut, "\n(the conversation outgrew the model's %d-token context: the %d oldest messages were left out)", m.ContextLength(), dropped)
+			}
 		} else if len(pending) > 0 {
 			fmt.Fprintf(errOut, " (%d image(s) still attached)", len(pending))
 		}
@@ -122,6 +181,67 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 			printStats(errOut, res)
 		}
 	}
+}
+
+// readLines reads in line by line on its own goroutine, so that the chat can
+// wait for a line and an interrupt at once; it stops when done is closed.
+// The error channel yields the read error (nil at end of input) after lines
+// is closed.
+func readLines(done <-chan struct{}, in io.Reader) (<-chan string, <-chan error) {
+	lines := make(chan string)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-done:
+				errc <- nil
+				return
+			}
+		}
+		errc <- sc.Err()
+	}()
+	return lines, errc
+}
+
+// chatImage reads and decodes an image file, so that a bad one is refused
+// when it is attached rather than failing the turns after it.
+func chatImage(f *engineFlags, path string) (*snapvlm.Image, error) {
+	img, err := f.readImage(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := imageproc.DecodeBytes(img.Data, img.Name, 0); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// shellPath undoes the quoting a terminal adds to a dragged-in path or a
+// user types as in a shell: surrounding single or double quotes, backslash
+// escapes (\ , \(, ...) and a leading ~/ for the home directory.
+func shellPath(s string) string {
+	if len(s) >= 2 && (s[0] == '\'' || s[0] == '"') && s[len(s)-1] == s[0] {
+		s = s[1 : len(s)-1]
+	} else if strings.Contains(s, "\\") {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			if s[i] == '\\' && i+1 < len(s) {
+				i++
+			}
+			b.WriteByte(s[i])
+		}
+		s = b.String()
+	}
+	if s == "~" || strings.HasPrefix(s, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			s = home + s[1:]
+		}
+	}
+	return s
 }
 
 // isTerminal reports whether w is a terminal (the spinner's \r redraws are

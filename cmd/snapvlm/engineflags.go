@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +40,8 @@ type engineFlags struct {
 	seed                          uint64
 	stops                         multiFlag
 	verbose                       bool
+	maxImageBytes                 int64
+	system                        string
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -65,11 +68,16 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.seed, "seed", 0, "sampling seed for reproducible output (0: random)")
 	fs.Var(&f.stops, "stop", "stop string (repeatable)")
 	fs.BoolVar(&f.verbose, "verbose", false, "print timings and token counts to stderr")
+	fs.Int64Var(&f.maxImageBytes, "max-image-bytes", snapvlm.DefaultMaxImageBytes, "refuse image files larger than this many bytes")
+	fs.StringVar(&f.system, "system", "", "system message sent before the conversation")
 }
 
 func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, error) {
 	if f.model == "" {
 		return nil, fmt.Errorf("--model is required (a model directory or a Hugging Face repo id)")
+	}
+	if err := f.validate(); err != nil {
+		return nil, err
 	}
 	dir, err := resolveModel(ctx, f.model, f.yes, f.dtype, f.graphDtypes())
 	if err != nil {
@@ -80,6 +88,10 @@ func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, 
 		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, VisionBatch: f.visionBatch,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := f.validateFor(m); err != nil {
+		m.Close()
 		return nil, err
 	}
 	if f.verbose {
@@ -112,10 +124,28 @@ func (f *engineFlags) request() snapvlm.Request {
 	}
 }
 
-func readImages(paths []string) ([]*snapvlm.Image, error) {
+// systemMessages is the --system message, if any, to put first.
+func (f *engineFlags) systemMessages() []snapvlm.Message {
+	if f.system == "" {
+		return nil
+	}
+	return []snapvlm.Message{{Role: snapvlm.System, Content: []snapvlm.Part{{Text: f.system}}}}
+}
+
+// readImage reads one image file within --max-image-bytes.
+func (f *engineFlags) readImage(path string) (*snapvlm.Image, error) {
+	img, err := snapvlm.ImageFileLimit(path, f.maxImageBytes)
+	if errors.Is(err, snapvlm.ErrImageTooLarge) {
+		return nil, fmt.Errorf("%w (--max-image-bytes raises the limit)", err)
+	}
+	return img, err
+}
+
+// readImages reads the --image files.
+func (f *engineFlags) readImages() ([]*snapvlm.Image, error) {
 	var out []*snapvlm.Image
-	for _, p := range paths {
-		img, err := snapvlm.ImageFile(p)
+	for _, p := range f.images {
+		img, err := f.readImage(p)
 		if err != nil {
 			return nil, err
 		}

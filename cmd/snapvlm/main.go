@@ -81,10 +81,19 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
+		if errors.Is(err, errStopped) || ctx.Err() != nil {
+			// Interrupted: the shell's convention for SIGINT.
+			fmt.Fprintln(os.Stderr, "[stopped]")
+			os.Exit(130)
+		}
 		fmt.Fprintf(os.Stderr, "snapvlm %s: %s\n", name, strings.TrimSpace(err.Error()))
 		os.Exit(1)
 	}
 }
+
+// errStopped is returned by a command whose work was interrupted (Ctrl-C);
+// main prints "[stopped]" and exits with status 130.
+var errStopped = errors.New("stopped")
 
 // parseArgs parses fs allowing flags after positional arguments
 // (snapvlm run --model M "question" --image x.jpg) and returns the

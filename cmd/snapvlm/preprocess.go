@@ -61,8 +61,11 @@ func cmdPreprocess(ctx context.Context, args []string) error {
 	if *noSplit {
 		opt.Split = false
 	}
-	if *imageSize < 0 {
-		return fmt.Errorf("--image-size %d: must be positive", *imageSize)
+	if err := intRange("image-size", *imageSize, 0, opt.LongestEdge, "0: the model's size; at most its size.longest_edge"); err != nil {
+		return err
+	}
+	if *maxPixels < 1 {
+		return fmt.Errorf("--max-pixels %d: want 1 or more", *maxPixels)
 	}
 	if *imageSize > 0 {
 		opt.LongestEdge = *imageSize

@@ -63,10 +63,11 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		grids       promptGridList
 	)
 	imageSize := fs.Int("image-size", 0, "longest edge images are resized to before tiling (default from the model)")
+	qfile := fs.String("question-file", "", "read the question from this file (- for stdin)")
 	fs.Var(&images, "image", "image file (repeatable); its tile grid is computed as the image processor does")
 	fs.Var(&grids, "grid", "tile grid ROWSxCOLS of the next image, e.g. 4x4; 0x0 = single form (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: snapvlm prompt --model DIR [--image IMG]... [--grid RxC]... [--no-split] [--json] QUESTION\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: snapvlm prompt --model DIR [--image IMG]... [--grid RxC]... [--no-split] [--json] QUESTION|-\n\n"+
 			"Renders the chat template for one user turn (images first, then QUESTION), expands\n"+
 			"the image placeholders and tokenizes the result, without running a model.\n"+
 			"Without --image, each --grid (or a lone --no-split) stands for one image.\n\nFlags:\n")
@@ -79,10 +80,13 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *modelDir == "" {
 		return errors.New("--model DIR is required")
 	}
-	if len(rest) == 0 {
-		return errors.New("missing QUESTION (flags go before it)")
+	if len(rest) == 0 && *qfile == "" {
+		return errors.New("missing QUESTION (or - / --question-file FILE)")
 	}
-	question := strings.Join(rest, " ")
+	question, err := questionText(rest, *qfile, os.Stdin)
+	if err != nil {
+		return err
+	}
 
 	for _, img := range images {
 		// Given grids make the pixels unnecessary, but a wrong path should not pass.
@@ -92,6 +96,9 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	m, err := modelconfig.Load(*modelDir)
 	if err != nil {
+		return err
+	}
+	if err := intRange("image-size", *imageSize, 0, m.Preprocessor.Size.LongestEdge, "0: the model's size; at most its size.longest_edge"); err != nil {
 		return err
 	}
 	layout, err := imageGrids(len(images), grids, *noSplit)

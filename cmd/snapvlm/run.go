@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/snapvlm/snapvlm"
 )
@@ -16,25 +16,37 @@ func cmdRun(ctx context.Context, args []string) error {
 	return runRun(ctx, args, os.Stdout, os.Stderr)
 }
 
+// runRun is `snapvlm run` reading a "-" question from os.Stdin.
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runRunIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f engineFlags
 	f.register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object with the answer, token ids and timings instead of streaming")
+	qfile := fs.String("question-file", "", "read the question from this file (- for stdin)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: snapvlm run --model DIR|REPO [--image IMG]... [flags] QUESTION")
+		fmt.Fprintln(fs.Output(), "Usage: snapvlm run --model DIR|REPO [--image IMG]... [flags] QUESTION|-")
 		fs.PrintDefaults()
 	}
 	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	question := strings.Join(rest, " ")
-	if question == "" {
-		return fmt.Errorf("no question given (usage: snapvlm run --model DIR --image IMG QUESTION)")
+	question, err := questionText(rest, *qfile, stdin)
+	if err != nil {
+		return err
 	}
-	images, err := readImages(f.images)
+	if question == "" {
+		return fmt.Errorf("no question given (usage: snapvlm run --model DIR --image IMG QUESTION, or - / --question-file FILE)")
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	images, err := f.readImages()
 	if err != nil {
 		return err
 	}
@@ -44,7 +56,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer m.Close()
 	req := f.request()
-	req.Messages = []snapvlm.Message{snapvlm.UserMessage(question, images...)}
+	req.Messages = append(f.systemMessages(), snapvlm.UserMessage(question, images...))
 	var onText func(string) error
 	if !*asJSON {
 		onText = func(s string) error {
@@ -53,6 +65,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	res, err := m.Generate(ctx, req, onText)
+	if errors.Is(err, snapvlm.ErrPromptTooLong) {
+		return fmt.Errorf("%w\n(fewer --image files, --no-split or a smaller --image-size make it shorter)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -67,6 +82,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if f.verbose {
 		printStats(stderr, res)
+	}
+	if res.FinishReason == snapvlm.FinishCancelled {
+		return errStopped
 	}
 	return nil
 }

@@ -19,15 +19,18 @@ import (
 // cmdTokenize prints the token ids (and token strings) of a text, encoded
 // with DIR/tokenizer.json exactly as the model sees it.
 func cmdTokenize(ctx context.Context, args []string) error {
-	return runTokenize(args, os.Stdout)
+	return runTokenizeIO(args, os.Stdin, os.Stdout)
 }
 
-func runTokenize(args []string, w io.Writer) error {
+func runTokenize(args []string, w io.Writer) error { return runTokenizeIO(args, os.Stdin, w) }
+
+func runTokenizeIO(args []string, stdin io.Reader, w io.Writer) error {
 	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
 	model := fs.String("model", "", "model `DIR` containing tokenizer.json")
 	asJSON := fs.Bool("json", false, `print {"ids": [...], "tokens": [...]}`)
+	qfile := fs.String("question-file", "", "read TEXT from this file (- for stdin)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: snapvlm tokenize --model DIR [--json] TEXT\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: snapvlm tokenize --model DIR [--json] TEXT|-\n\n"+
 			"Prints the token ids of TEXT on one line and the tokens on the next.\n"+
 			"Special tokens such as <image> in TEXT encode to their single ids.\n\n")
 		fs.PrintDefaults()
@@ -39,14 +42,18 @@ func runTokenize(args []string, w io.Writer) error {
 	if *model == "" {
 		return errors.New("--model DIR is required")
 	}
-	if len(rest) != 1 {
-		return fmt.Errorf("want exactly one TEXT argument, got %d (quote the text)", len(rest))
+	if len(rest) != 1 && *qfile == "" {
+		return fmt.Errorf("want exactly one TEXT argument, got %d (quote the text, or use - / --question-file FILE)", len(rest))
+	}
+	text, err := questionText(rest, *qfile, stdin)
+	if err != nil {
+		return err
 	}
 	tok, err := tokenizer.Load(filepath.Join(*model, modelconfig.TokenizerFile))
 	if err != nil {
 		return err
 	}
-	ids := tok.Encode(rest[0])
+	ids := tok.Encode(text)
 	tokens := make([]string, len(ids))
 	for i, id := range ids {
 		tokens[i], _ = tok.IDToToken(id)

@@ -44,7 +44,8 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"--top-p", "1.5"}, "--top-p 1.5: want 0 to 1"},
 		{[]string{"--min-p", "-0.1"}, "--min-p -0.1: want 0 to 1"},
 		{[]string{"--repetition-penalty", "-2"}, "--repetition-penalty -2: want 0 or more"},
-		{[]string{"--max-image-bytes", "0"}, "--max-image-bytes 0: want 1 or more"},
+		{[]string{"--max-image-bytes", "-1"}, "--max-image-bytes -1: want 0 or more"},
+		{[]string{"--image", sampleImage, "--max-image-bytes", "1000"}, "35619 bytes, more than the limit of 1000 (--max-image-bytes raises the limit)"},
 		{[]string{"--stop", ""}, "--stop: the stop string is empty"},
 	}
 	for _, c := range cases {

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/snapvlm/snapvlm"
 )
 
 // Flag checks: a bad value is refused naming the flag, the value and the
@@ -60,8 +62,8 @@ func (f *engineFlags) validate() error {
 		floatRange("min-p", f.minP, 0, 1, "0: off"),
 		floatRange("repetition-penalty", f.repPenalty, 0, math.Inf(1), "0 or 1: off"),
 	}
-	if f.maxImageBytes < 1 {
-		errs = append(errs, fmt.Errorf("--max-image-bytes %d: want 1 or more", f.maxImageBytes))
+	if f.maxImageBytes < 0 {
+		errs = append(errs, fmt.Errorf("--max-image-bytes %d: want 0 or more (0: the default, %d)", f.maxImageBytes, snapvlm.DefaultMaxImageBytes))
 	}
 	for _, s := range f.stops {
 		if s == "" {

@@ -22,27 +22,47 @@ func TestAgainstTransformersJS(t *testing.T) {
 		name, preset, dtype string
 		images              []*Image
 		noSplit             bool
+		visionBatch         int
 	}{
-		{"512 split fp32", "tiny512", "fp32", []*Image{wide}, false},
-		{"512 no-split fp32", "tiny512", "fp32", []*Image{wide}, true},
-		{"512 two images q4", "tiny512", "q4", []*Image{wide, square}, true},
-		{"512 split fp16 kv", "tiny512", "fp16", []*Image{wide}, false},
-		{"512 text only q4", "tiny512", "q4", nil, false},
-		{"512 split q4f16 (float16 I/O)", "tiny512", "q4f16", []*Image{wide}, false},
-		{"384 split fp32", "tiny384", "fp32", []*Image{wide}, false},
-		{"384 no-split q4", "tiny384", "q4", []*Image{square}, true},
-		{"384 text only fp16", "tiny384", "fp16", nil, false},
+		{"512 split fp32", "tiny512", "fp32", []*Image{wide}, false, 0},
+		{"512 no-split fp32", "tiny512", "fp32", []*Image{wide}, true, 0},
+		{"512 two images q4", "tiny512", "q4", []*Image{wide, square}, true, 0},
+		{"512 split fp16 kv", "tiny512", "fp16", []*Image{wide}, false, 0},
+		{"512 text only q4", "tiny512", "q4", nil, false, 0},
+		{"512 split q4f16 (float16 I/O)", "tiny512", "q4f16", []*Image{wide}, false, 0},
+		{"384 split fp32", "tiny384", "fp32", []*Image{wide}, false, 0},
+		{"384 no-split q4", "tiny384", "q4", []*Image{square}, true, 0},
+		{"384 text only fp16", "tiny384", "fp16", nil, false, 0},
+		// The exports' other quantizations (transformers.js names
+		// "quantized" q8). Their activations are quantized per tensor, so
+		// results depend on what runs together: transformers.js runs all
+		// tiles at once and prefills the whole prompt at once, snapvlm one
+		// tile and 256 tokens at a time by default; 64 (and an unbounded
+		// prefill chunk) run them as transformers.js does.
+		{"512 split int8 (all tiles in one run)", "tiny512", "int8", []*Image{wide}, false, 64},
+		{"512 no-split uint8", "tiny512", "uint8", []*Image{wide}, true, 0},
+		{"512 no-split quantized", "tiny512", "quantized", []*Image{square}, true, 0},
+		{"512 split bnb4", "tiny512", "bnb4", []*Image{wide}, false, 0},
+		{"384 no-split int8", "tiny384", "int8", []*Image{square}, true, 0},
 	}
 	const maxNew = 20
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m := loadModel(t, c.preset, Options{Dtype: c.dtype, TextOnly: len(c.images) == 0})
+			prefillChunk := 0
+			if c.visionBatch > 0 {
+				prefillChunk = 1 << 20
+			}
+			m := loadModel(t, c.preset, Options{Dtype: c.dtype, TextOnly: len(c.images) == 0, VisionBatch: c.visionBatch, PrefillChunk: prefillChunk})
 			req := Request{Messages: []Message{UserMessage("Can you describe this?", c.images...)}, MaxNewTokens: maxNew, NoSplit: c.noSplit}
 			ours := greedy(t, m, req)
 
+			jsDtype := c.dtype
+			if jsDtype == "quantized" {
+				jsDtype = "q8"
+			}
 			jr := jsref.Request{
 				ModelDir:     m.Dir(),
-				Dtype:        map[string]string{jsref.VisionEncoder: c.dtype, jsref.EmbedTokens: c.dtype, jsref.Decoder: c.dtype},
+				Dtype:        map[string]string{jsref.VisionEncoder: jsDtype, jsref.EmbedTokens: jsDtype, jsref.Decoder: jsDtype},
 				InputIDs:     ours.PromptTokens,
 				MaxNewTokens: maxNew,
 				LoadVision:   len(c.images) > 0,

@@ -178,15 +178,17 @@ func Load(dir string, opts Options) (*Model, error) {
 		}
 		batch := opts.VisionBatch
 		if batch <= 0 {
-			batch = 2
+			if batch, err = defaultVisionBatch(files[GraphVision]); err != nil {
+				return nil, err
+			}
 		}
 		if m.vis, err = vision.New(m.env, files[GraphVision], so, vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize, FramesPerRun: batch}); err != nil {
-			return nil, err
+			return nil, refuseVariant(err, dir, GraphVision, files[GraphVision], m.env.Version(), opts.Provider)
 		}
 	}
 	if m.emb, err = embed.New(m.env, files[GraphEmbed], so, t.HiddenSize); err != nil {
 		m.Close()
-		return nil, err
+		return nil, refuseVariant(err, dir, GraphEmbed, files[GraphEmbed], m.env.Version(), opts.Provider)
 	}
 	dso := so
 	if opts.DecoderInt8 {
@@ -196,7 +198,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		Layers: t.NumHiddenLayers, KVHeads: t.NumKeyValueHeads, HeadDim: t.HeadDimension(), Hidden: t.HiddenSize, Vocab: t.VocabSize,
 	}); err != nil {
 		m.Close()
-		return nil, err
+		return nil, refuseVariant(err, dir, GraphDecoder, files[GraphDecoder], m.env.Version(), opts.Provider)
 	}
 	m.files = files
 	m.loadTime = time.Since(start)

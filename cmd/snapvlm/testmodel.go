@@ -23,7 +23,7 @@ func cmdTestmodel(ctx context.Context, args []string) error {
 	}
 	preset := fs.String("preset", "", "model preset: "+strings.Join(testmodel.Presets(), ", "))
 	out := fs.String("out", "", "output directory (created)")
-	variants := fs.String("variants", strings.Join(testmodel.Variants(), ","), "comma-separated variants to write (also: q4f16, float16 at every graph boundary)")
+	variants := fs.String("variants", strings.Join(testmodel.Variants(), ","), "comma-separated variants to write (also: q4f16, float16 at every graph boundary; int8, uint8, quantized, bnb4)")
 	seed := fs.Int64("seed", 1, "random seed of the weights")
 	tokenizer := fs.String("tokenizer", "", "tokenizer.json to ship, e.g. the real SmolVLM one (default: a small generated BPE tokenizer)")
 	genTok := fs.Bool("generate-tokenizer", false, "ship the generated tokenizer even if --tokenizer is given")

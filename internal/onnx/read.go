@@ -198,3 +198,38 @@ func UsesExternalData(model []byte) (bool, error) {
 	}
 	return external, nil
 }
+
+// ReadOpTypes counts the nodes of the main graph by operator, keyed
+// "domain:op" for operators outside the default ONNX domain ("ai.onnx" is
+// the default domain too). Weights are skipped, not decoded.
+func ReadOpTypes(model []byte) (map[string]int, error) {
+	graph, err := findField(model, modelGraph)
+	if err != nil {
+		return nil, fmt.Errorf("reading ONNX model: %w", err)
+	}
+	ops := map[string]int{}
+	err = eachRaw(graph, func(num protowire.Number, typ protowire.Type, _, node []byte) error {
+		if num != graphNode || typ != protowire.BytesType {
+			return nil
+		}
+		var op, dom string
+		err := eachRaw(node, func(num protowire.Number, typ protowire.Type, _, v []byte) error {
+			switch {
+			case num == nodeOpType && typ == protowire.BytesType:
+				op = string(v)
+			case num == nodeDomain && typ == protowire.BytesType:
+				dom = string(v)
+			}
+			return nil
+		})
+		if dom != "" && dom != "ai.onnx" {
+			op = dom + ":" + op
+		}
+		ops[op]++
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading ONNX graph: %w", err)
+	}
+	return ops, nil
+}

@@ -44,3 +44,18 @@ func ReadFileIO(path string) ([]ValueInfo, []ValueInfo, error) {
 	}
 	return in, out, nil
 }
+
+// ReadFileOpTypes maps the model file read-only and counts its nodes by
+// operator (see ReadOpTypes).
+func ReadFileOpTypes(path string) (map[string]int, error) {
+	data, unmap, err := MapFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unmap()
+	ops, err := ReadOpTypes(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ops, nil
+}

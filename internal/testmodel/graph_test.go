@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/onnx"
@@ -153,7 +154,7 @@ func TestMatMulNBitsPacking(t *testing.T) {
 // exports (spec §5.3, §5.4) and logs the full list.
 func TestOperators(t *testing.T) {
 	p := presets["tiny512"]
-	for _, v := range Variants() {
+	for _, v := range append(Variants(), ExtraVariants()...) {
 		for _, gbld := range graphBuilders {
 			g, err := gbld.fn(p, 1000, 1, v)
 			if err != nil {
@@ -189,10 +190,45 @@ func TestOperators(t *testing.T) {
 				want = []string{"Gather"}
 			}
 			switch v {
-			case Q4:
+			case Q4, Q4F16:
 				if gbld.name != "embed_tokens" {
 					want = append(want, "com.microsoft:MatMulNBits")
 					absent = append(absent, "MatMul:weights")
+				}
+			case BNB4:
+				if gbld.name != "embed_tokens" {
+					want = append(want, "com.microsoft:MatMulBnb4")
+					absent = append(absent, "MatMul:weights", "com.microsoft:MatMulNBits")
+				}
+			case Int8, Uint8, Quantized:
+				// IntegerOps dynamic quantization (spec §5.4).
+				absent = append(absent, "com.microsoft:MatMulNBits")
+				switch gbld.name {
+				case "embed_tokens":
+					want = append(want, "DequantizeLinear")
+				case "vision_encoder":
+					want = slices.DeleteFunc(want, func(op string) bool { return op == "Conv" })
+					want = append(want, "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger")
+					absent = append(absent, "MatMul:weights", "Conv")
+				default:
+					want = append(want, "DynamicQuantizeLinear", "MatMulInteger")
+					absent = append(absent, "MatMul:weights")
+				}
+				// Weight types: int8 symmetric, uint8; quantized ("q8")
+				// uint8 where the graph has a Conv or MultiHeadAttention.
+				wantType := onnx.Uint8
+				if v == Int8 {
+					wantType = onnx.Int8
+				}
+				for _, n := range graph.Nodes {
+					if n.OpType != "MatMulInteger" && n.OpType != "ConvInteger" {
+						continue
+					}
+					for _, in := range graph.Initializers {
+						if in.Name == n.Inputs[1] && in.Type != wantType {
+							t.Errorf("%s%s: %s weight %s is %v, want %v", gbld.name, suffix(v), n.OpType, in.Name, in.Type, wantType)
+						}
+					}
 				}
 			default:
 				absent = append(absent, "com.microsoft:MatMulNBits")

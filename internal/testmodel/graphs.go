@@ -9,7 +9,8 @@ import (
 	"github.com/snapvlm/snapvlm/internal/onnx"
 )
 
-// Variant names (file suffixes: "", "_q4", "_fp16", "_q4f16").
+// Variant names (file suffixes: "", "_q4", "_fp16", "_q4f16"; see also
+// quant8.go).
 const (
 	FP32  = "fp32"
 	Q4    = "q4"
@@ -46,13 +47,15 @@ const (
 // variant decides their storage (float32, float16 + Cast, 4-bit).
 type gb struct {
 	*onnx.Builder
+	graph   string
 	seed    int64
 	variant string
-	params  int64 // number of weight elements (not RoPE caches)
+	params  int64                // number of weight elements (not RoPE caches)
+	dq      map[string][3]string // activation -> its DynamicQuantizeLinear outputs
 }
 
 func newGB(name string, seed int64, variant string) *gb {
-	return &gb{Builder: onnx.NewBuilder(name), seed: seed, variant: variant}
+	return &gb{Builder: onnx.NewBuilder(name), graph: name, seed: seed, variant: variant, dq: map[string][3]string{}}
 }
 
 // quantized reports whether weight matmuls are 4-bit MatMulNBits.
@@ -95,6 +98,12 @@ func (g *gb) linear(x, name string, k, n int, gain float64) string {
 // linearTo is linear writing to the value out (generated when empty).
 func (g *gb) linearTo(x, name string, k, n int, gain float64, out string) string {
 	w := gridMatrix(g.seed, name, k, n, gain)
+	switch {
+	case g.eightBit():
+		return g.integerOp("MatMulInteger", x, w, out)
+	case g.variant == BNB4:
+		return g.bnb4MatMul(x, w, out)
+	}
 	if out == "" {
 		out = g.Unique("MatMul/output_0")
 	}
@@ -120,10 +129,19 @@ func buildEmbed(p preset, vocab int, seed int64, variant string) (*gb, error) {
 	w := gridTensor(seed, "model.embed_tokens.weight", []int64{int64(vocab), int64(p.hidden)}, 0, gainTextEmbed)
 	var table string
 	g.params += w.elements()
-	if variant == FP16 {
+	switch {
+	case variant == FP16:
 		table = g.Init(float16Tensor(w))
-	} else {
-		// The real q4 export leaves the embedding Gather in float32.
+	case g.eightBit():
+		// ONNX Runtime's GatherQuant quantizes the table like an
+		// activation (uint8, asymmetric) and dequantizes the rows.
+		q, s, z := q8Tensors(w, onnx.Uint8)
+		gq := g.Gather(g.Init(q), ids, 0)
+		out := g.Op1("DequantizeLinear", []string{gq, g.Init(s), g.Init(z)})
+		g.OutputAs(out, "inputs_embeds", g.ioType(), onnx.S("batch_size"), onnx.S("sequence_length"), onnx.N(p.hidden))
+		return g, nil
+	default:
+		// The real q4 and bnb4 exports leave the embedding Gather in float32.
 		table = g.Init(float32Tensor(w))
 	}
 	out := g.Gather(table, ids, 0)

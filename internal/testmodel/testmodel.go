@@ -7,7 +7,7 @@
 // processor_config.json, generation_config.json, tokenizer.json,
 // tokenizer_config.json (with prompt.SmolVLMTemplate as chat_template),
 // special_tokens_map.json and onnx/{vision_encoder,embed_tokens,
-// decoder_model_merged}{,_q4,_fp16}.onnx.
+// decoder_model_merged}{,_q4,_fp16}.onnx (and the other variants asked for).
 //
 // Graphs:
 //   - vision_encoder: pixel_values float32 [batch_size, num_images, 3, M, M]
@@ -39,7 +39,13 @@
 // other inputs and outputs stay float32 — transformers.js float16.py's
 // keep_io_types, with the KV cache in float16 as SmolLM2's
 // transformers.js_config.kv_cache_dtype says; consumers must read the KV
-// dtype from the session metadata, as transformers.js v4 does).
+// dtype from the session metadata, as transformers.js v4 does). On request
+// (ExtraVariants): q4f16 (float16 at every graph boundary), and the other
+// quantizations the exports ship, in ONNX Runtime's operator structure
+// (quant8.go): int8, uint8 and quantized (dynamic IntegerOps quantization:
+// DynamicQuantizeLinear, MatMulInteger, ConvInteger for the patch Conv, a
+// quantized embedding Gather) and bnb4 (MatMulBnb4, NF4). Their weights are
+// not exact in 8 bits or NF4, so their outputs only approximate fp32's.
 //
 // Weights are seeded from Options.Seed and each weight's name, and are
 // small integers times powers of two, exact in float16 and losslessly 4-bit
@@ -65,8 +71,8 @@ import (
 
 // Options tunes Generate.
 type Options struct {
-	// Variants to write: any of "fp32", "q4", "fp16", "q4f16"; nil means
-	// the first three (Variants).
+	// Variants to write: any of Variants and ExtraVariants; nil means
+	// Variants.
 	Variants []string
 	// Seed makes the weights; the same seed gives the same files.
 	Seed int64
@@ -88,8 +94,9 @@ func Variants() []string { return []string{FP32, Q4, FP16} }
 
 // ExtraVariants are written only when asked for: q4f16 carries embeddings,
 // logits and image features across its graph boundaries as float16 (and
-// its cache), to exercise consumers' float16 paths.
-func ExtraVariants() []string { return []string{Q4F16} }
+// its cache), to exercise consumers' float16 paths; int8, uint8, quantized
+// and bnb4 are the exports' other quantizations (see quant8.go).
+func ExtraVariants() []string { return []string{Q4F16, Int8, Uint8, Quantized, BNB4} }
 
 // Generate writes the model preset (see Presets) to outDir, creating it.
 func Generate(ctx context.Context, presetName, outDir string, opt Options) error {

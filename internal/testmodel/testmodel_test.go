@@ -395,7 +395,7 @@ func TestGenerateErrors(t *testing.T) {
 	if err := Generate(ctx, "nope", t.TempDir(), Options{}); err == nil {
 		t.Error("unknown preset accepted")
 	}
-	if err := Generate(ctx, "tiny512", t.TempDir(), Options{Variants: []string{"int8"}}); err == nil {
+	if err := Generate(ctx, "tiny512", t.TempDir(), Options{Variants: []string{"int4"}}); err == nil {
 		t.Error("unknown variant accepted")
 	}
 	cctx, cancel := context.WithCancel(ctx)

@@ -63,11 +63,19 @@ func buildVision(p preset, textHidden int, seed int64, variant string) (*gb, err
 	bias := g.Mul(g.Sub(pmask, g.ScalarFloat(1)), g.ScalarFloat(math.MaxFloat32))
 
 	g.Prefix = "/embeddings/"
-	patchW := g.param(gridTensor(seed, "vision.embeddings.patch_embedding.weight", []int64{D, 3, int64(p.patch), int64(p.patch)}, 0,
-		vGainPatch/math.Sqrt(float64(3*p.patch*p.patch))))
+	pw := gridTensor(seed, "vision.embeddings.patch_embedding.weight", []int64{D, 3, int64(p.patch), int64(p.patch)}, 0,
+		vGainPatch/math.Sqrt(float64(3*p.patch*p.patch)))
 	patchB := g.param(gridTensor(seed, "vision.embeddings.patch_embedding.bias", []int64{D}, 0, vBiasStd))
-	x := g.Op1("Conv", []string{frames, patchW, patchB},
-		onnx.Ints("kernel_shape", int64(p.patch), int64(p.patch)), onnx.Ints("strides", int64(p.patch), int64(p.patch)))
+	convAttrs := []onnx.Attr{onnx.Ints("kernel_shape", int64(p.patch), int64(p.patch)), onnx.Ints("strides", int64(p.patch), int64(p.patch))}
+	var x string
+	if g.eightBit() {
+		// ConvInteger without bias, then the bias added per channel, as
+		// ONNX Runtime's dynamic ConvInteger quantizer writes it.
+		x = g.integerOp("ConvInteger", frames, pw, "", convAttrs...)
+		x = g.Add(x, g.Reshape(patchB, 1, D, 1, 1))
+	} else {
+		x = g.Op1("Conv", []string{frames, g.param(pw), patchB}, convAttrs...)
+	}
 	x = g.Transpose(g.Reshape(x, 0, D, P), 0, 2, 1)
 	// Full tiles: position ids are 0..P-1, i.e. the whole table in order.
 	x = g.Add(x, g.param(gridTensor(seed, "vision.embeddings.position_embedding.weight", []int64{P, D}, 0, vPosStd)))

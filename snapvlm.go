@@ -15,6 +15,7 @@
 package snapvlm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -82,6 +83,13 @@ type Options struct {
 	// faster decoding on CPU, at the cost of exactness (a near-tie token may
 	// come out differently from the reference implementations).
 	DecoderInt8 bool
+	// VisionInt8 runs the vision encoder as an int8 rewrite of the chosen
+	// vision file (see VisionInt8MinCosine): every float MatMul weight
+	// quantized to int8 per column, activations to uint8 at run time, the
+	// u8×s8 integer path of ONNX Runtime's CPU provider. Written once to
+	// the user cache dir and checked on a probe tile; a rewrite that fails
+	// the check is not used (Model.FileReasons says so).
+	VisionInt8 bool
 	// FeatureCacheSize is how many images' features are kept for reuse
 	// across questions; 0 = 32, negative disables the cache.
 	FeatureCacheSize int
@@ -101,6 +109,7 @@ type Model struct {
 	emb      *embed.Embedder
 	dec      *decoder.Decoder
 	files    map[string]string // graph -> file used
+	why      map[string]string // graph -> why that file
 	chunk    int
 	features *featureCache
 	loadTime time.Duration
@@ -152,7 +161,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		}
 	}
 
-	files := map[string]string{}
+	files, why := map[string]string{}, map[string]string{}
 	for _, g := range []struct{ graph, dtype string }{
 		{GraphVision, firstNonEmpty(opts.VisionDtype, opts.Dtype)},
 		{GraphEmbed, firstNonEmpty(opts.EmbedDtype, opts.Dtype)},
@@ -166,6 +175,7 @@ func Load(dir string, opts Options) (*Model, error) {
 			return nil, err
 		}
 		files[g.graph] = f
+		why[g.graph] = fileReason(g.graph, g.dtype, opts)
 	}
 	if m.env, err = ort.Open(ort.Options{LibPath: opts.ORTLib}); err != nil {
 		return nil, err
@@ -176,13 +186,21 @@ func Load(dir string, opts Options) (*Model, error) {
 		if m.imgOpts, err = imageproc.OptionsFromConfig(cfg.Preprocessor); err != nil {
 			return nil, fmt.Errorf("model %s: %w", dir, err)
 		}
+		vcfg := vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize}
+		if opts.VisionInt8 {
+			src := int8VisionSource(dir, files[GraphVision], firstNonEmpty(opts.VisionDtype, opts.Dtype))
+			if files[GraphVision], why[GraphVision], err = int8VisionFile(context.Background(), m.env, src, so, vcfg, VisionInt8MinCosine); err != nil {
+				return nil, err
+			}
+		}
 		batch := opts.VisionBatch
 		if batch <= 0 {
 			if batch, err = defaultVisionBatch(files[GraphVision]); err != nil {
 				return nil, err
 			}
 		}
-		if m.vis, err = vision.New(m.env, files[GraphVision], so, vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize, FramesPerRun: batch}); err != nil {
+		vcfg.FramesPerRun = batch
+		if m.vis, err = vision.New(m.env, files[GraphVision], so, vcfg); err != nil {
 			return nil, refuseVariant(err, dir, GraphVision, files[GraphVision], m.env.Version(), opts.Provider)
 		}
 	}
@@ -193,6 +211,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	dso := so
 	if opts.DecoderInt8 {
 		dso.MatMulNBitsAccuracy = 4
+		why[GraphDecoder] += "; 4-bit matmuls with int8 activations (accuracy_level 4 rewrite, --decoder-int8)"
 	}
 	if m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, decoder.Config{
 		Layers: t.NumHiddenLayers, KVHeads: t.NumKeyValueHeads, HeadDim: t.HeadDimension(), Hidden: t.HiddenSize, Vocab: t.VocabSize,
@@ -200,7 +219,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		m.Close()
 		return nil, refuseVariant(err, dir, GraphDecoder, files[GraphDecoder], m.env.Version(), opts.Provider)
 	}
-	m.files = files
+	m.files, m.why = files, why
 	m.loadTime = time.Since(start)
 	return m, nil
 }
@@ -260,6 +279,10 @@ func (m *Model) Dir() string { return m.dir }
 
 // Files are the graph files in use, by graph name.
 func (m *Model) Files() map[string]string { return m.files }
+
+// FileReasons says, by graph name, why the file in Files was chosen (the
+// option or default that picked it, or a rewrite and its probe check).
+func (m *Model) FileReasons() map[string]string { return m.why }
 
 // LoadTime is how long Load took.
 func (m *Model) LoadTime() time.Duration { return m.loadTime }

@@ -93,3 +93,17 @@ func dtypeFlag(graph string) string {
 	}
 	return "--decoder-dtype"
 }
+
+// fileReason says why file was chosen for graph: the option that asked for
+// its variant, or the default order.
+func fileReason(graph, dtype string, opts Options) string {
+	switch {
+	case dtype == "":
+		return fmt.Sprintf("default: first present of %s", strings.Join(defaultOrder(), ", "))
+	case graph == GraphVision && firstNonEmpty(opts.VisionDtype) != "",
+		graph == GraphEmbed && firstNonEmpty(opts.EmbedDtype) != "",
+		graph == GraphDecoder && firstNonEmpty(opts.DecoderDtype) != "":
+		return fmt.Sprintf("asked for: %s %s", dtypeFlag(graph), dtype)
+	}
+	return "asked for: --dtype " + dtype
+}

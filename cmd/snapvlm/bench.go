@@ -27,6 +27,7 @@ func cmdBench(ctx context.Context, args []string) error {
 type benchReport struct {
 	Model        string            `json:"model"`
 	Files        map[string]string `json:"files"`
+	FileReasons  map[string]string `json:"file_reasons"`
 	ORT          string            `json:"onnxruntime"`
 	Runs         int               `json:"runs"`
 	PromptTokens int               `json:"prompt_tokens"`
@@ -85,6 +86,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m, err := snapvlm.Load(dir, snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
 		Threads: f.threads, Provider: f.provider, TextOnly: len(images) == 0, DecoderInt8: f.decoderInt8, VisionBatch: f.visionBatch,
+		VisionInt8:       f.visionInt8,
 		FeatureCacheSize: -1, // every run encodes its images
 	})
 	if err != nil {
@@ -96,7 +98,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	req := f.request()
 	req.Messages = append(f.systemMessages(), snapvlm.UserMessage(*question, images...))
-	rep := benchReport{Model: dir, Files: m.Files(), ORT: m.ORTVersion(), Runs: *runs, LoadMS: msOf(m.LoadTime())}
+	rep := benchReport{Model: dir, Files: m.Files(), FileReasons: m.FileReasons(), ORT: m.ORTVersion(), Runs: *runs, LoadMS: msOf(m.LoadTime())}
 	var pre, vis, prefill, ttft, tps, total []float64
 	var last *snapvlm.Result
 	for i := 0; i < *runs; i++ {

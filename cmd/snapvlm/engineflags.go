@@ -28,6 +28,7 @@ type engineFlags struct {
 	dtype, vdtype, edtype, ddtype string
 	threads                       int
 	decoderInt8                   bool
+	visionInt8                    bool
 	visionBatch                   int
 	provider                      string
 	images                        multiFlag
@@ -53,6 +54,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.edtype, "embed-dtype", "", "variant of the token embedder (overrides --dtype)")
 	fs.StringVar(&f.ddtype, "decoder-dtype", "", "variant of the decoder (overrides --dtype)")
 	fs.BoolVar(&f.decoderInt8, "decoder-int8", false, "run the decoder's 4-bit matmuls with int8 activations: ~2.5x faster decoding on CPU, not bit-exact")
+	fs.BoolVar(&f.visionInt8, "vision-int8", false, "run the vision encoder as an int8 rewrite of its file (made once, cached, checked on a probe tile): faster on CPU, not bit-exact")
 	fs.IntVar(&f.visionBatch, "vision-batch", 0, "tiles the vision encoder runs at once: fewer use less memory, more are a little faster (default 2)")
 	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per physical core)")
 	fs.StringVar(&f.provider, "provider", "", "execution provider (default CPU; cuda, coreml, XNNPACK where the library has them)")
@@ -86,6 +88,7 @@ func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, 
 	m, err := snapvlm.Load(dir, snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
 		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, VisionBatch: f.visionBatch,
+		VisionInt8: f.visionInt8,
 	})
 	if err != nil {
 		return nil, err
@@ -98,7 +101,7 @@ func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, 
 		fmt.Fprintf(os.Stderr, "loaded %s in %s (ONNX Runtime %s)\n", dir, m.LoadTime().Round(1e6), m.ORTVersion())
 		for _, g := range []string{snapvlm.GraphVision, snapvlm.GraphEmbed, snapvlm.GraphDecoder} {
 			if p, ok := m.Files()[g]; ok {
-				fmt.Fprintf(os.Stderr, "  %s\n", p)
+				fmt.Fprintf(os.Stderr, "  %s (%s)\n", p, m.FileReasons()[g])
 			}
 		}
 	}

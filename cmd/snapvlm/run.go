@@ -74,7 +74,12 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(resultJSON(res)); err != nil {
+		out := resultJSON(res)
+		out.Files = map[string]graphFileJSON{}
+		for g, p := range m.Files() {
+			out.Files[g] = graphFileJSON{File: p, Why: m.FileReasons()[g]}
+		}
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	} else {
@@ -99,6 +104,13 @@ type runJSON struct {
 	Images       []snapvlm.ImageInfo `json:"images"`
 	FinishReason string              `json:"finish_reason"`
 	Timings      map[string]float64  `json:"timings"`
+	// Files are the graph files run, by graph, and why each was chosen.
+	Files map[string]graphFileJSON `json:"files,omitempty"`
+}
+
+type graphFileJSON struct {
+	File string `json:"file"`
+	Why  string `json:"why"`
 }
 
 func resultJSON(r *snapvlm.Result) runJSON {

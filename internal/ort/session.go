@@ -170,6 +170,19 @@ func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, erro
 // errExternalData marks a model that cannot be moved away from its files.
 var errExternalData = errors.New("model uses external data")
 
+// ErrExternalData is returned by RewrittenFile for a model whose weights are
+// in external data files (it cannot be moved away from them).
+var ErrExternalData = errExternalData
+
+// RewrittenFile returns the path of the rewrite of the model file at path
+// in the user cache dir (~/.cache/snapvlm/rewritten/), running rewrite on
+// the memory-mapped file first when it is not cached yet. what names the
+// rewrite: the cache key covers it and the file's path, size and
+// modification time.
+func RewrittenFile(path, what string, rewrite func([]byte) ([]byte, error)) (string, error) {
+	return rewrittenFile(path, what, rewrite)
+}
+
 // rewrittenFile returns the cached rewrite of the model at path, writing it
 // first when missing. The cache key covers the file's path, size and
 // modification time and what the rewrite does, so an updated model is

@@ -277,34 +277,15 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 	grids := make([]prompt.ImageGrid, 0, len(images))
 	keys := make([][32]byte, 0, len(images))
 	for _, img := range images {
-		key := featureKey(img, opt)
-		keys = append(keys, key)
-		ent, ok := m.features.get(key)
-		if !ok {
-			t := time.Now()
-			rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			batch, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
-			}
-			res.Timings.Preprocess += time.Since(t)
-			t = time.Now()
-			feats, err := m.vis.Encode(ctx, batch.Pixels, batch.Frames)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
-			}
-			res.Timings.Vision += time.Since(t)
-			info := batch.Images[0]
-			ent = &featureEntry{features: feats, grid: prompt.ImageGrid{Rows: info.Rows, Cols: info.Cols}, frames: batch.Frames}
-			m.features.put(key, ent)
+		ent, key, cached, err := m.imageFeature(ctx, img, opt, res)
+		if err != nil {
+			return nil, nil, nil, err
 		}
+		keys = append(keys, key)
 		all = append(all, ent.features...)
 		grids = append(grids, ent.grid)
 		res.Tiles += ent.frames
-		res.Images = append(res.Images, ImageInfo{Rows: ent.grid.Rows, Cols: ent.grid.Cols, Frames: ent.frames, Cached: ok})
+		res.Images = append(res.Images, ImageInfo{Rows: ent.grid.Rows, Cols: ent.grid.Cols, Frames: ent.frames, Cached: cached})
 	}
 	return all, grids, keys, nil
 }

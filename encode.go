@@ -1,0 +1,93 @@
+package snapvlm
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/snapvlm/snapvlm/internal/imageproc"
+	"github.com/snapvlm/snapvlm/internal/prompt"
+)
+
+// ImageOptions are the per-request preprocessing choices that change an
+// image's features (and so its feature-cache entry).
+type ImageOptions struct {
+	// NoSplit encodes the image as one tile (see Request.NoSplit).
+	NoSplit bool
+	// ImageSize overrides the longest edge before tiling (see Request.ImageSize).
+	ImageSize int
+}
+
+// Encoded describes an image whose features are in the model's cache.
+type Encoded struct {
+	// ID identifies the image and its preprocessing (hex SHA-256 of the
+	// bytes and options): the same photo with the same options has the
+	// same ID in every process.
+	ID string `json:"id"`
+	ImageInfo
+	// Tokens is the number of <image> tokens the image adds to a prompt.
+	Tokens int `json:"tokens"`
+	// Preprocess and Vision are the time this call spent decoding and
+	// tiling, and in the vision encoder (zero when the features were cached
+	// or another call was already encoding the same image).
+	Preprocess time.Duration `json:"-"`
+	Vision     time.Duration `json:"-"`
+}
+
+// Encode computes the features of img with the preprocessing of opt and
+// keeps them in the model's feature cache, so a later Generate (or Chat
+// turn) with the same image and options skips the vision encoder. A server
+// can call it when a photo is uploaded, while the user types the question.
+// Concurrent calls (and Generate calls) for the same image run the encoder
+// once; the others wait for it.
+func (m *Model) Encode(ctx context.Context, img *Image, opt ImageOptions) (*Encoded, error) {
+	if m.vis == nil {
+		return nil, errors.New("encode: the model was loaded text-only (Options.TextOnly)")
+	}
+	if img == nil || len(img.Data) == 0 {
+		return nil, errors.New("encode: no image data")
+	}
+	var res Result
+	ent, key, cached, err := m.imageFeature(ctx, img, m.imageOptions(Request{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize}), &res)
+	if err != nil {
+		return nil, err
+	}
+	return &Encoded{
+		ID:         hex.EncodeToString(key[:]),
+		ImageInfo:  ImageInfo{Rows: ent.grid.Rows, Cols: ent.grid.Cols, Frames: ent.frames, Cached: cached},
+		Tokens:     ent.frames * m.seqLen,
+		Preprocess: res.Timings.Preprocess,
+		Vision:     res.Timings.Vision,
+	}, nil
+}
+
+// imageFeature returns the features of one image from the cache, from an
+// encoding of it already running, or by preprocessing and encoding it (the
+// time it spends is added to res.Timings). cached is false only when this
+// call ran the vision encoder.
+func (m *Model) imageFeature(ctx context.Context, img *Image, opt imageproc.Options, res *Result) (ent *featureEntry, key [32]byte, cached bool, err error) {
+	key = featureKey(img, opt)
+	ent, computed, err := m.features.do(ctx, key, func() (*featureEntry, error) {
+		t := time.Now()
+		rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
+		if err != nil {
+			return nil, err
+		}
+		batch, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		res.Timings.Preprocess += time.Since(t)
+		t = time.Now()
+		feats, err := m.vis.Encode(ctx, batch.Pixels, batch.Frames)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		res.Timings.Vision += time.Since(t)
+		info := batch.Images[0]
+		return &featureEntry{features: feats, grid: prompt.ImageGrid{Rows: info.Rows, Cols: info.Cols}, frames: batch.Frames}, nil
+	})
+	return ent, key, !computed, err
+}

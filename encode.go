@@ -63,6 +63,13 @@ func (m *Model) Encode(ctx context.Context, img *Image, opt ImageOptions) (*Enco
 	}, nil
 }
 
+// ImageID is the ID Encode reports for img with opt, computed without
+// encoding (a hash of the bytes and the preprocessing).
+func (m *Model) ImageID(img *Image, opt ImageOptions) string {
+	key := featureKey(img, m.imageOptions(Request{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize}))
+	return hex.EncodeToString(key[:])
+}
+
 // imageFeature returns the features of one image from the cache, from an
 // encoding of it already running, or by preprocessing and encoding it (the
 // time it spends is added to res.Timings). cached is false only when this

@@ -56,12 +56,6 @@ func (c *featureCache) getLocked(k [32]byte) (*featureEntry, bool) {
 	return c.vals[k], true
 }
 
-func (c *featureCache) put(k [32]byte, v *featureEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.putLocked(k, v)
-}
-
 func (c *featureCache) putLocked(k [32]byte, v *featureEntry) {
 	if c.size <= 0 {
 		return

@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"run":        {summary: "answer one question about images (or text only)", run: cmdRun},
 		"bench":      {summary: "time load, vision, prefill, first token and decoding", run: cmdBench},
 		"chat":       {summary: "interactive multi-turn chat in the terminal", run: cmdChat, ownSignals: true},
+		"serve":      {summary: "serve an OpenAI-compatible API and a snap-and-ask web page", run: cmdServe, ownSignals: true},
 		"pull":       {summary: "download a model from the Hugging Face Hub", run: cmdPull},
 		"models":     {summary: "list models in the Hugging Face cache", run: cmdModels},
 		"rm":         {summary: "remove a model from the Hugging Face cache", run: cmdRm},

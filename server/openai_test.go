@@ -1,0 +1,246 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/snapvlm/snapvlm"
+)
+
+func client(base string, opts ...option.RequestOption) openai.Client {
+	return openai.NewClient(append([]option.RequestOption{option.WithBaseURL(base + "/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0)}, opts...)...)
+}
+
+// TestOpenAIClient: the official client, non-stream and stream, gets the
+// same text and token ids as Model.Generate for the same request: text
+// only, a data-URL photo, and a multi-turn conversation about it.
+func TestOpenAIClient(t *testing.T) {
+	_, hs := startServer(t, Config{Parallel: 1, Queue: 4})
+	m := testModel(t)
+	url, img := sampleDataURL(t)
+	c := client(hs.URL)
+	ctx := context.Background()
+
+	tests := []struct {
+		name   string
+		params openai.ChatCompletionNewParams
+		extra  []option.RequestOption
+		want   snapvlm.Request
+	}{
+		{
+			name: "text",
+			params: openai.ChatCompletionNewParams{Model: testModelID, MaxTokens: openai.Int(12),
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say something.")}},
+			want: snapvlm.Request{MaxNewTokens: 12, Messages: []snapvlm.Message{snapvlm.UserMessage("Say something.")}},
+		},
+		{
+			name: "image data URL, no split, sampled with a seed",
+			params: openai.ChatCompletionNewParams{Model: "tiny-alias", MaxCompletionTokens: openai.Int(10), Temperature: openai.Float(0.8), Seed: openai.Int(7), TopP: openai.Float(0.9),
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+					openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: url}),
+					openai.TextContentPart("What is in this picture?"),
+				})}},
+			extra: []option.RequestOption{option.WithJSONSet("no_split", true), option.WithJSONSet("top_k", 40)},
+			want: snapvlm.Request{MaxNewTokens: 10, Temperature: 0.8, Seed: 7, TopP: 0.9, TopK: 40, NoSplit: true,
+				Messages: []snapvlm.Message{snapvlm.UserMessage("What is in this picture?", img)}},
+		},
+		{
+			name: "multi-turn with a system prompt and the split photo",
+			params: openai.ChatCompletionNewParams{Model: testModelID, MaxTokens: openai.Int(8), Stop: openai.ChatCompletionNewParamsStopUnion{OfStringArray: []string{"zzzz"}},
+				Messages: []openai.ChatCompletionMessageParamUnion{
+					openai.SystemMessage("Answer briefly."),
+					openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+						openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: url}),
+						openai.TextContentPart("What is it?"),
+					}),
+					openai.AssistantMessage("A photo."),
+					openai.UserMessage("And the colours?"),
+				}},
+			want: snapvlm.Request{MaxNewTokens: 8, Stop: []string{"zzzz"}, Messages: []snapvlm.Message{
+				{Role: snapvlm.System, Content: []snapvlm.Part{{Text: "Answer briefly."}}},
+				snapvlm.UserMessage("What is it?", img),
+				{Role: snapvlm.Assistant, Content: []snapvlm.Part{{Text: "A photo."}}},
+				snapvlm.UserMessage("And the colours?"),
+			}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := m.Generate(ctx, tc.want, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want.Text == "" {
+				t.Fatalf("the reference answer is empty; pick a prompt that produces text")
+			}
+
+			// Non-stream.
+			res, err := c.Chat.Completions.New(ctx, tc.params, tc.extra...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Object != "chat.completion" || !strings.HasPrefix(res.ID, "chatcmpl-") || res.Model != testModelID || len(res.Choices) != 1 {
+				t.Fatalf("response object: %+v", res)
+			}
+			ch := res.Choices[0]
+			if ch.Message.Content != want.Text || string(ch.FinishReason) != string(want.FinishReason) {
+				t.Errorf("non-stream: %q (%s), Generate: %q (%s)", ch.Message.Content, ch.FinishReason, want.Text, want.FinishReason)
+			}
+			if ids := tokenIDs(t, ch.JSON.ExtraFields["token_ids"].Raw()); !slices.Equal(ids, want.Tokens) {
+				t.Errorf("non-stream token_ids %v, Generate %v", ids, want.Tokens)
+			}
+			if res.Usage.PromptTokens != int64(len(want.PromptTokens)) || res.Usage.CompletionTokens != int64(len(want.Tokens)) ||
+				res.Usage.TotalTokens != res.Usage.PromptTokens+res.Usage.CompletionTokens {
+				t.Errorf("usage %+v, want prompt %d completion %d", res.Usage, len(want.PromptTokens), len(want.Tokens))
+			}
+			var tm timings
+			if err := json.Unmarshal([]byte(res.JSON.ExtraFields["timings"].Raw()), &tm); err != nil || tm.TTFTMS <= 0 || tm.PromptTokens != len(want.PromptTokens) || tm.Tiles != want.Tiles {
+				t.Errorf("timings %+v (%v), want ttft > 0, %d prompt tokens, %d tiles", tm, err, len(want.PromptTokens), want.Tiles)
+			}
+
+			// Stream, with usage.
+			sp := tc.params
+			sp.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+			stream := c.Chat.Completions.NewStreaming(ctx, sp, tc.extra...)
+			var text strings.Builder
+			var ids []int64
+			var finish string
+			var roleFirst, sawUsage bool
+			n := 0
+			for stream.Next() {
+				chunk := stream.Current()
+				if chunk.Object != "chat.completion.chunk" || (n > 0 && chunk.ID == "") {
+					t.Errorf("chunk %d: %s", n, chunk.RawJSON())
+				}
+				if n == 0 {
+					roleFirst = len(chunk.Choices) == 1 && chunk.Choices[0].Delta.Role == "assistant"
+				}
+				n++
+				if len(chunk.Choices) == 0 {
+					sawUsage = chunk.Usage.TotalTokens == int64(len(want.PromptTokens)+len(want.Tokens))
+					continue
+				}
+				if sawUsage {
+					t.Errorf("a choice after the usage chunk")
+				}
+				cc := chunk.Choices[0]
+				text.WriteString(cc.Delta.Content)
+				if cc.FinishReason != "" {
+					finish = cc.FinishReason
+					ids = tokenIDs(t, cc.JSON.ExtraFields["token_ids"].Raw())
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if !roleFirst {
+				t.Errorf("the first chunk does not carry role assistant")
+			}
+			if text.String() != want.Text || finish != string(want.FinishReason) || !slices.Equal(ids, want.Tokens) {
+				t.Errorf("stream: %q (%s) %v; Generate: %q (%s) %v", text.String(), finish, ids, want.Text, want.FinishReason, want.Tokens)
+			}
+			if !sawUsage {
+				t.Errorf("no usage chunk with the right totals")
+			}
+		})
+	}
+}
+
+func tokenIDs(t *testing.T, raw string) []int64 {
+	t.Helper()
+	var ids []int64
+	if err := json.Unmarshal([]byte(raw), &ids); err != nil {
+		t.Errorf("token_ids %q: %v", raw, err)
+	}
+	return ids
+}
+
+// TestOpenAIErrors: the client sees typed errors with OpenAI's fields and
+// the right status codes.
+func TestOpenAIErrors(t *testing.T) {
+	url, _ := sampleDataURL(t)
+	ctx := context.Background()
+	user := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")}
+	_, open := startServer(t, Config{Parallel: 1, Queue: 0, MaxBody: 16 << 10})
+	_, keyed := startServer(t, Config{APIKey: "sesame"})
+
+	tests := []struct {
+		name       string
+		base       string
+		opts       []option.RequestOption
+		params     openai.ChatCompletionNewParams
+		status     int
+		param      string
+		code, kind string
+	}{
+		{"n=2", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID, Messages: user, N: openai.Int(2)}, 400, "n", "", "invalid_request_error"},
+		{"temperature", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID, Messages: user, Temperature: openai.Float(3)}, 400, "temperature", "", "invalid_request_error"},
+		{"no messages", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID}, 400, "messages", "", "invalid_request_error"},
+		{"not an image", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "data:image/png;base64,aGVsbG8="})})}}, 400, "messages[0].content[0].image_url.url", "", "invalid_request_error"},
+		{"remote image not allowed", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "http://169.254.169.254/latest"})})}}, 400, "messages[0].content[0].image_url.url", "", "invalid_request_error"},
+		{"json_schema not yet", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID, Messages: user, ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}}, 400, "response_format", "", "invalid_request_error"},
+		{"wrong key", keyed.URL, []option.RequestOption{option.WithAPIKey("open sesame")}, openai.ChatCompletionNewParams{Model: testModelID, Messages: user}, 401, "", "invalid_api_key", "invalid_request_error"},
+		{"unknown model", open.URL, nil, openai.ChatCompletionNewParams{Model: "gpt-5", Messages: user}, 404, "model", "model_not_found", "invalid_request_error"},
+		{"body over the limit", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: url})})}}, 413, "", "request_too_large", "invalid_request_error"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := client(tc.base, tc.opts...)
+			_, err := c.Chat.Completions.New(ctx, tc.params)
+			checkAPIError(t, err, tc.status, tc.param, tc.code, tc.kind)
+		})
+	}
+
+	t.Run("right key", func(t *testing.T) {
+		c := client(keyed.URL, option.WithAPIKey("sesame"))
+		if _, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: testModelID, Messages: user, MaxTokens: openai.Int(2)}); err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := http.Get(keyed.URL + "/health"); err != nil || resp.StatusCode != 200 {
+			t.Errorf("/health needs no key: %v %v", resp, err)
+		}
+	})
+
+	t.Run("queue full", func(t *testing.T) {
+		// One slot, no queue: hold the slot with a long stream, then ask again.
+		c := client(open.URL)
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream := c.Chat.Completions.NewStreaming(sctx, openai.ChatCompletionNewParams{Model: testModelID, Messages: user, MaxTokens: openai.Int(4000)})
+		if !stream.Next() {
+			t.Fatalf("stream: %v", stream.Err())
+		}
+		_, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: testModelID, Messages: user, MaxTokens: openai.Int(2)})
+		apiErr := checkAPIError(t, err, 429, "", "queue_full", "rate_limit_error")
+		if apiErr != nil && apiErr.Response.Header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+		cancel()
+		waitMetric(t, open.URL, "snapvlm_busy_slots", 0, 5*time.Second)
+	})
+}
+
+func checkAPIError(t *testing.T, err error, status int, param, code, kind string) *openai.Error {
+	t.Helper()
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("err %v (%T), want *openai.Error %d", err, err, status)
+	}
+	if apiErr.StatusCode != status || apiErr.Param != param || apiErr.Code != code || apiErr.Type != kind || apiErr.Message == "" {
+		t.Errorf("got %d param %q code %q type %q (%s), want %d param %q code %q type %q",
+			apiErr.StatusCode, apiErr.Param, apiErr.Code, apiErr.Type, apiErr.Message, status, param, code, kind)
+	}
+	return apiErr
+}

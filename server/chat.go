@@ -474,14 +474,21 @@ func usageOf(res *snapvlm.Result) usage {
 	return usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
 }
 
-// generateError classifies an engine error. The engine does not yet export
-// error kinds to branch on, so the images (the usual culprit) are checked
-// before generation and what is left is reported as a server error.
+// generateError classifies an engine error: a closed model is 503, an
+// image over the pixel budget 413; the rest of what Generate refuses is the
+// request's doing (prompt or answer over the model's positions, sampling
+// settings), so 400. Images are checked before generation, so what fails
+// there is rarely the engine itself.
 func (s *Server) generateError(err error) error {
-	if isCanceled(err) {
+	switch {
+	case isCanceled(err):
 		return err
+	case errors.Is(err, snapvlm.ErrClosed):
+		return unavailable("the model is closed (the server is shutting down)")
+	case errors.Is(err, snapvlm.ErrImageTooLarge):
+		return tooLarge("messages", err.Error())
 	}
-	return internal(err)
+	return badRequest("", "%v", err)
 }
 
 // observe records a finished generation in the metrics and the log line.

@@ -14,7 +14,7 @@ import (
 func TestDisconnectFreesSlot(t *testing.T) {
 	_, hs := startServer(t, Config{Parallel: 1, Queue: 0})
 	ctx, cancel := context.WithCancel(context.Background())
-	body := `{"model":"tiny","stream":true,"max_tokens":4000,"messages":[{"role":"user","content":"Hi"}]}`
+	body := `{"model":"tiny","stream":true,` + longAnswer(t) + `}`
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/v1/chat/completions", strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -56,7 +57,7 @@ func testModel(t testing.TB) *snapvlm.Model {
 	}
 	shared.root = root
 	dir := filepath.Join(root, "tiny512")
-	if err := testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Seed: 1, Variants: []string{testmodel.Q4}}); err != nil {
+	if err := testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Seed: 1, Variants: []string{testmodel.Q4}, GenerateTokenizer: true}); err != nil {
 		t.Fatalf("generating the test model: %v", err)
 	}
 	if shared.m, err = snapvlm.Load(dir, snapvlm.Options{}); err != nil {
@@ -152,4 +153,35 @@ func sseLines(r io.Reader) <-chan string {
 		}
 	}()
 	return ch
+}
+
+var long struct {
+	sync.Once
+	prompt string
+	seed   uint64
+}
+
+// longAnswer finds a question and sampling seed (greedy first, then temperature 1) the
+// random-weight test model answers with at least 500 tokens (no end
+// token), so a test can act while it streams. It returns the request body
+// fields for them.
+func longAnswer(t testing.TB) string {
+	t.Helper()
+	m := testModel(t)
+	long.Do(func() {
+		for seed := uint64(0); seed <= 8; seed++ {
+			for _, p := range []string{"Hi", "Tell me a story.", "What?", "Go on."} {
+				res, err := m.Generate(context.Background(), snapvlm.Request{MaxNewTokens: 500, Temperature: float32(min(seed, 1)), Seed: seed,
+					Messages: []snapvlm.Message{snapvlm.UserMessage(p)}}, nil)
+				if err == nil && res.FinishReason == snapvlm.FinishLength {
+					long.prompt, long.seed = p, seed
+					return
+				}
+			}
+		}
+	})
+	if long.prompt == "" {
+		t.Fatal("no candidate prompt and seed give the test model a 500-token answer")
+	}
+	return fmt.Sprintf(`"max_tokens":500,"temperature":%d,"seed":%d,"messages":[{"role":"user","content":%q}]`, min(long.seed, 1), long.seed, long.prompt)
 }

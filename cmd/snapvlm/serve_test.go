@@ -14,7 +14,7 @@ import (
 )
 
 // TestServeSIGTERM: a real SIGTERM during a stream ends it cleanly (the
-// answer is cut at the shutdown timeout, the client gets the final chunk
+// answer is cut at the (1 ms) shutdown timeout, the client gets the final chunk
 // and [DONE]), new requests are refused and serve returns nil.
 func TestServeSIGTERM(t *testing.T) {
 	dir := tinyModel(t)
@@ -24,7 +24,7 @@ func TestServeSIGTERM(t *testing.T) {
 	done := make(chan error, 1)
 	var out, logs bytes.Buffer
 	go func() {
-		done <- runServe(ctx, []string{"--model", "t=" + dir, "--port", "0", "--shutdown-timeout", "300ms", "--max-tokens", "8"}, &out, &logs, ready)
+		done <- runServe(ctx, []string{"--model", "t=" + dir, "--port", "0", "--shutdown-timeout", "1ms", "--max-tokens", "8"}, &out, &logs, ready)
 	}()
 	var addr string
 	select {
@@ -35,7 +35,7 @@ func TestServeSIGTERM(t *testing.T) {
 		t.Fatal("serve did not become ready")
 	}
 	base := "http://" + addr
-	body := `{"model":"t","stream":true,"max_tokens":100000,"messages":[{"role":"user","content":"Hi"}]}`
+	body := `{"model":"t","stream":true,"max_tokens":8000,"messages":[{"role":"user","content":"Hi"}]}`
 	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,8 @@ GOFLAGS ?=
 
 all: build
 
-# sysdeps: the C libraries linked with cgo (libjpeg, libwebp: Pillow's decoders).
+# sysdeps: the C libraries linked with cgo (libjpeg, libwebp: Pillow's decoders)
+# and ffmpeg (video input).
 sysdeps:
 	scripts/sysdeps.sh
 
@@ -26,7 +27,7 @@ deps:
 	scripts/deps.sh
 
 test: setup deps
-	SNAPVLM_REQUIRE_ORT=1 SNAPVLM_REQUIRE_JSREF=1 $(GO) test $(GOFLAGS) ./...
+	SNAPVLM_REQUIRE_ORT=1 SNAPVLM_REQUIRE_JSREF=1 SNAPVLM_REQUIRE_FFMPEG=1 $(GO) test $(GOFLAGS) ./...
 
 demo: setup
 	scripts/demo.sh

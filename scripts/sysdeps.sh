@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the C libraries the build links with cgo, when their headers are
 # missing: libjpeg(-turbo) and libwebp, the decoders Pillow uses, so that
-# snapvlm decodes images bit for bit as the Python processor does.
+# snapvlm decodes images bit for bit as the Python processor does; and
+# ffmpeg, which video input runs.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 need=()
@@ -10,6 +11,8 @@ have_header stdio.h || { echo "sysdeps: no working C compiler (cc); install gcc 
 # jpeglib.h needs stdio.h first, so test with both.
 printf '#include <stdio.h>\n#include <jpeglib.h>\n' | ${CC:-cc} -E -x c - >/dev/null 2>&1 || need+=(jpeg)
 have_header webp/decode.h || need+=(webp)
+# ffmpeg/ffprobe: video decoding (internal/video, `--video`).
+{ command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || need+=(ffmpeg)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -18,6 +21,7 @@ if command -v apt-get >/dev/null 2>&1; then
     case $n in
       jpeg) pkgs+=(libjpeg62-turbo-dev) ;;
       webp) pkgs+=(libwebp-dev) ;;
+      ffmpeg) pkgs+=(ffmpeg) ;;
     esac
   done
   sudo=""
@@ -26,9 +30,9 @@ if command -v apt-get >/dev/null 2>&1; then
   $sudo apt-get update -qq >/dev/null
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
 elif command -v brew >/dev/null 2>&1; then
-  echo "sysdeps: installing jpeg-turbo webp with Homebrew" >&2
-  brew install jpeg-turbo webp
+  echo "sysdeps: installing jpeg-turbo webp ffmpeg with Homebrew" >&2
+  brew install jpeg-turbo webp ffmpeg
 else
-  echo "sysdeps: missing C headers for: ${need[*]}; install libjpeg(-turbo) and libwebp development packages" >&2
+  echo "sysdeps: missing: ${need[*]}; install libjpeg(-turbo) and libwebp development packages and ffmpeg" >&2
   exit 1
 fi

@@ -57,6 +57,12 @@ func (g ImageGrid) validate() error {
 type VideoFrames struct {
 	Timestamps []float64
 	Duration   float64
+	// Count is the frame count the intro spells out; 0 means
+	// len(Timestamps). transformers writes pixel_values.shape[1] there,
+	// which for several videos in one call is the largest frame count of
+	// them all (shorter videos are padded), so callers expanding several
+	// videos set it to that maximum.
+	Count int
 }
 
 // ImageTokenCount is the number of tokens one image's expansion tokenizes
@@ -184,7 +190,11 @@ func (e Expander) writeRun(b *strings.Builder) {
 // writeVideo writes the intro, one single-form image per frame headed by its
 // MM:SS time, and the outro (spec §4.1).
 func (e Expander) writeVideo(b *strings.Builder, v VideoFrames) error {
-	words, err := numberWords(len(v.Timestamps))
+	n := len(v.Timestamps)
+	if v.Count > 0 {
+		n = v.Count
+	}
+	words, err := numberWords(n)
 	if err != nil {
 		return fmt.Errorf("frame count: %w", err)
 	}
@@ -202,8 +212,11 @@ func validateVideo(v VideoFrames) error {
 	if len(v.Timestamps) == 0 {
 		return fmt.Errorf("no frames")
 	}
-	if len(v.Timestamps) > maxWords {
-		return fmt.Errorf("%d frames, more than %d", len(v.Timestamps), maxWords)
+	if len(v.Timestamps) > maxWords || v.Count > maxWords {
+		return fmt.Errorf("%d frames, more than %d", max(len(v.Timestamps), v.Count), maxWords)
+	}
+	if v.Count != 0 && v.Count < len(v.Timestamps) {
+		return fmt.Errorf("frame count %d is less than the %d timestamps", v.Count, len(v.Timestamps))
 	}
 	if !(v.Duration >= 0) || math.IsInf(v.Duration, 0) {
 		return fmt.Errorf("duration %v s: want a finite value >= 0", v.Duration)

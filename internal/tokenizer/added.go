@@ -176,13 +176,9 @@ func (m *matcher) split(dst []segment, s string, tokens []*addedToken) []segment
 	return dst
 }
 
-// isWordRune is Rust regex's Unicode \w: Alphabetic, marks, decimal
-// digits, connector punctuation and Join_Control.
-func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.Is(unicode.Nd, r) ||
-		unicode.Is(unicode.Nl, r) || unicode.Is(unicode.Pc, r) ||
-		unicode.Is(unicode.Other_Alphabetic, r) || unicode.Is(unicode.Join_Control, r)
-}
+// isWordRune is Rust regex's Unicode \w (Unicode 16.0): Alphabetic, marks,
+// decimal digits, connector punctuation and Join_Control.
+func isWordRune(r rune) bool { return unicode.Is(word16, r) }
 
 func endsWithWord(s string) bool {
 	r, _ := utf8.DecodeLastRuneInString(s)

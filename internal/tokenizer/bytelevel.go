@@ -70,9 +70,10 @@ var asciiClass = func() [128]runeClass {
 
 func classifySlow(r rune) runeClass {
 	switch {
-	case unicode.IsLetter(r):
+	// Oniguruma's \p{L} and \p{N} follow Unicode 16.0, not Go's 15.0.
+	case unicode.Is(letter16, r):
 		return classLetter
-	case unicode.IsNumber(r):
+	case unicode.Is(number16, r):
 		return classNumber
 	case unicode.IsSpace(r):
 		// unicode.IsSpace is exactly the Unicode White_Space property, which

@@ -99,6 +99,10 @@ func applyBehavior(dst []string, s string, spans []span, beh splitBehavior) []st
 	return dst
 }
 
+// isNumeric is Rust's char::is_numeric, which the Digits pre-tokenizer of
+// Hugging Face tokenizers uses: General_Category N of Unicode 17.0.
+func isNumeric(r rune) bool { return unicode.Is(numeric17, r) }
+
 // digitsSplitter is the Digits pre-tokenizer.
 type digitsSplitter struct{ individual bool }
 
@@ -106,7 +110,7 @@ func (d digitsSplitter) split(dst []string, s string) []string {
 	// Fast path: no digit at all leaves s whole.
 	has := false
 	for _, r := range s {
-		if unicode.IsNumber(r) {
+		if isNumeric(r) {
 			has = true
 			break
 		}
@@ -121,7 +125,7 @@ func (d digitsSplitter) split(dst []string, s string) []string {
 	var spans []span
 	last := 0
 	for i, r := range s {
-		if unicode.IsNumber(r) {
+		if isNumeric(r) {
 			if last < i {
 				spans = append(spans, span{last, i, false})
 			}

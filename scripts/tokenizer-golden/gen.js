@@ -73,6 +73,48 @@ const fixed = [
   'Assistant:', 'User: hi', 'Assistant: The image shows a cat.', 'System: You are helpful.',
 ];
 
+// Code points whose letter, number, mark or alphabetic class changed after
+// Unicode 15.0 (Go's unicode tables) up to 16.0/17.0: CJK Extension I,
+// Egyptian Hieroglyphs Extended-A, Garay, Kirat Rai, Tolong Siki digits, …
+// (the difference of the @unicode/unicode-* data; scripts/unicode-tables).
+// The last two are letters only since 17.0, which tokenizers does not use.
+const sinceUnicode15 = [
+  [0x363, 0x36f], [0x897, 0x897], [0x1c89, 0x1c8a], [0x1dd3, 0x1de6], [0xa7cb, 0xa7cd], [0xa7da, 0xa7dc], [0x105c0, 0x105f3],
+  [0x10d40, 0x10d65], [0x10d69, 0x10d6d], [0x10d6f, 0x10d85], [0x10ec2, 0x10ec4], [0x10efc, 0x10efc], [0x11380, 0x11389],
+  [0x1138b, 0x1138b], [0x1138e, 0x1138e], [0x11390, 0x113b5], [0x113b7, 0x113c0], [0x113c2, 0x113c2], [0x113c5, 0x113c5],
+  [0x113c7, 0x113ca], [0x113cc, 0x113d3], [0x113e1, 0x113e2], [0x116d0, 0x116e3], [0x11bc0, 0x11be0], [0x11bf0, 0x11bf9],
+  [0x11de0, 0x11de9], [0x11f5a, 0x11f5a], [0x13460, 0x143fa], [0x16100, 0x16139], [0x16d40, 0x16d6c], [0x16d70, 0x16d79],
+  [0x16ff4, 0x16ff6], [0x18cff, 0x18cff], [0x1ccf0, 0x1ccf9], [0x1e5d0, 0x1e5fa], [0x2ebf0, 0x2ee5d],
+  [0xa7ce, 0xa7cf], [0x323b0, 0x323bf],
+];
+
+function newCodePoint(r) {
+  const [lo, hi] = sinceUnicode15[Math.floor(r() * sinceUnicode15.length)];
+  return String.fromCodePoint(lo + Math.floor(r() * (hi - lo + 1)));
+}
+
+// unicodeStrings put the code points above next to what the pre-tokenizers
+// split on: contractions ('ll, 's), ASCII letters and digits, spaces,
+// punctuation. The first ones are the cases HF and Go (Unicode 15.0 tables)
+// disagreed on.
+function unicodeStrings(seed, n) {
+  const out = [];
+  const picks = [0x14150, 0x2ede6, 0x2ebf0, 0x10d4a, 0x10d40, 0x11de0, 0x16d70, 0x1c89, 0xa7cb, 0x363, 0x323b0, 0xa7ce];
+  for (const cp of picks) {
+    const x = String.fromCodePoint(cp);
+    out.push(x + "'ll", x + "'s", 'a' + x + "'s", ' ' + x + x, '1' + x + '2', x + '!', 'word' + x, x + 'word');
+  }
+  const r = rng(seed);
+  const parts = ["'ll", "'s", "'re", 'a', 'Z', 'é', '日', '1', '٣', ' ', '  ', '\n', '!', '.', '_', '\u0301', 'word'];
+  for (let i = 0; i < n; i++) {
+    let s = '';
+    const len = 1 + Math.floor(r() * 12);
+    for (let k = 0; k < len; k++) s += r() < 0.5 ? newCodePoint(r) : parts[Math.floor(r() * parts.length)];
+    out.push(s);
+  }
+  return out;
+}
+
 function randomString(r) {
   const pools = [
     'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', '0123456789', '       ', '\n\n\t\r',
@@ -111,7 +153,8 @@ function buildStrings(seed, nRandom, nLong) {
   for (let i = 0; i < 300; i++) out.push(short[Math.floor(r() * short.length)] + short[Math.floor(r() * short.length)]);
   for (let i = 0; i < nRandom; i++) out.push(randomString(r));
   for (let i = 0; i < nLong; i++) out.push(longRandom(r));
-  return out;
+  // Appended last (own seed) so that the strings above stay as they were.
+  return out.concat(unicodeStrings(seed + 100, 300));
 }
 
 // Random id sequences check Decode on byte fragments (invalid UTF-8).
@@ -198,7 +241,7 @@ function flagsStrings(seed, n) {
     for (let k = 0; k < len; k++) s += parts[Math.floor(r() * parts.length)];
     out.push(s);
   }
-  return out;
+  return out.concat(unicodeStrings(seed + 100, 100));
 }
 
 // splitPreTokenizer is a pre-tokenizer with a Split step of the given
@@ -270,6 +313,7 @@ function modelVariant(tinyText, opts) {
   const r = rng(7);
   const splitStrings = [...fixed];
   for (let i = 0; i < 100; i++) splitStrings.push(randomString(r));
+  splitStrings.push(...unicodeStrings(107, 100));
   const doc = [];
   for (const [beh, pat, inv] of variants) {
     const pre = splitPreTokenizer(beh, pat, inv);

@@ -4,11 +4,12 @@
 # tokenizers (npm tokenizers@0.23.2, installed into this folder).
 #
 # usage: scripts/tokenizer-golden/regen.sh [SMOLVLM_TOKENIZER_JSON]
-# default tokenizer: ../shared/smolvlm/tokenizer.json relative to the repo.
+# default tokenizer: $SNAPVLM_TEST_TOKENIZER, else ../shared/smolvlm/tokenizer.json
+# beside the repository (see internal/testtok).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-smol=${1:-$repo/../shared/smolvlm/tokenizer.json}
+smol=${1:-${SNAPVLM_TEST_TOKENIZER:-$repo/../shared/smolvlm/tokenizer.json}}
 out=$repo/internal/tokenizer/testdata
 [ -f "$smol" ] || { echo "regen.sh: $smol not found" >&2; exit 1; }
 (cd "$here" && npm install --no-audit --no-fund --silent)

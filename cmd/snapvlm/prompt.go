@@ -66,10 +66,14 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	qfile := fs.String("question-file", "", "read the question from this file (- for stdin)")
 	fs.Var(&images, "image", "image file (repeatable); its tile grid is computed as the image processor does")
 	fs.Var(&grids, "grid", "tile grid ROWSxCOLS of the next image, e.g. 4x4; 0x0 = single form (repeatable)")
+	var vf videoFlags
+	vf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: snapvlm prompt --model DIR [--image IMG]... [--grid RxC]... [--no-split] [--json] QUESTION|-\n\n"+
-			"Renders the chat template for one user turn (images first, then QUESTION), expands\n"+
-			"the image placeholders and tokenizes the result, without running a model.\n"+
+		fmt.Fprintf(fs.Output(), "Usage: snapvlm prompt --model DIR [--image IMG]... [--grid RxC]... [--no-split] [--json] QUESTION|-\n"+
+			"       snapvlm prompt --model DIR --video CLIP [--max-frames N] [--fps F] [--json] QUESTION|-\n\n"+
+			"Renders the chat template for one user turn (images or videos first, then QUESTION),\n"+
+			"expands the image and video placeholders and tokenizes the result, without running a\n"+
+			"model (videos are probed and their frames picked, not decoded).\n"+
 			"Without --image, each --grid (or a lone --no-split) stands for one image.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -86,6 +90,12 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	question, err := questionText(rest, *qfile, os.Stdin)
 	if err != nil {
 		return err
+	}
+	if err := vf.validate(); err != nil {
+		return err
+	}
+	if len(vf.paths) > 0 && (len(images) > 0 || len(grids) > 0 || *noSplit) {
+		return errors.New("give images (--image, --grid, --no-split) or --video, not both (SmolVLM2's processor takes one or the other)")
 	}
 
 	for _, img := range images {
@@ -127,7 +137,25 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			*modelDir, modelconfig.ProcessorFile, modelconfig.ConfigFile)
 	}
 
-	content := make([]prompt.Part, 0, len(layout)+1)
+	var videos []prompt.VideoFrames
+	if len(vf.paths) > 0 {
+		opt, err := vf.options(m)
+		if err != nil {
+			return err
+		}
+		vs, err := sampleVideos(ctx, vf.paths, opt, false)
+		if err != nil {
+			return err
+		}
+		videos = promptVideos(vs)
+		if seqLen <= 0 {
+			return fmt.Errorf("model %s: cannot tell the tokens per frame: %s has no image_seq_len", *modelDir, modelconfig.ProcessorFile)
+		}
+	}
+	content := make([]prompt.Part, 0, len(videos)+len(layout)+1)
+	for range videos {
+		content = append(content, prompt.Part{Type: prompt.PartVideo})
+	}
 	for range layout {
 		content = append(content, prompt.Part{Type: prompt.PartImage})
 	}
@@ -136,7 +164,7 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	text, err := prompt.Expander{ImageSeqLen: seqLen}.Expand(rendered, layout, nil)
+	text, err := prompt.Expander{ImageSeqLen: seqLen}.Expand(rendered, layout, videos)
 	if err != nil {
 		return err
 	}

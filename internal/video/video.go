@@ -159,25 +159,43 @@ func FrameSize(w, h, l int) (int, int) {
 	return max(w, 1), max(h, 1)
 }
 
-// Load samples, decodes and resizes the frames of the video at path.
-func Load(ctx context.Context, path string, opt Options) (*Video, error) {
+// Sample reads the metadata of the video at path and picks its frames
+// without decoding any: everything of Video but Frames (enough for the
+// prompt text).
+func Sample(ctx context.Context, path string, opt Options) (*Video, error) {
+	v, _, err := sample(ctx, path, opt)
+	return v, err
+}
+
+func sample(ctx context.Context, path string, opt Options) (*Video, []packet, error) {
 	if err := opt.validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opt = opt.withDefaults()
 	t0 := time.Now()
 	m, pkts, err := probe(ctx, path, opt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := &Video{Path: path, Meta: m, Size: opt.FrameSize, Probe: time.Since(t0)}
 	if v.Indices, err = opt.Sampling.Indices(m); err != nil {
-		return nil, fmt.Errorf("video %s: %w", path, err)
+		return nil, nil, fmt.Errorf("video %s: %w", path, err)
 	}
 	v.Timestamps = make([]float64, len(v.Indices))
 	for k, i := range v.Indices {
 		v.Timestamps[k] = float64(i) / m.FPS
 	}
+	return v, pkts, nil
+}
+
+// Load samples, decodes and resizes the frames of the video at path.
+func Load(ctx context.Context, path string, opt Options) (*Video, error) {
+	v, pkts, err := sample(ctx, path, opt)
+	if err != nil {
+		return nil, err
+	}
+	opt = opt.withDefaults()
+	m := v.Meta
 	t1 := time.Now()
 	v.Frames = make([]*imageproc.RGB, len(v.Indices))
 	w1, h1 := FrameSize(m.Width, m.Height, opt.VideoSize)

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/snapvlm/snapvlm/internal/modelconfig"
+	"github.com/snapvlm/snapvlm/internal/prompt"
+	"github.com/snapvlm/snapvlm/internal/video"
+)
+
+// videoFlags are the flags of the commands that take videos.
+type videoFlags struct {
+	paths     multiFlag
+	maxFrames int
+	fps       float64
+}
+
+func (v *videoFlags) register(fs *flag.FlagSet) {
+	fs.Var(&v.paths, "video", "video file (repeatable; MP4, WebM, MOV, MKV, AVI, animated GIF...): frames sampled as SmolVLM2's processor does (needs ffmpeg)")
+	fs.IntVar(&v.maxFrames, "max-frames", 0, "most frames sampled from a video (0: the model's video_sampling.max_frames, 64)")
+	fs.Float64Var(&v.fps, "fps", 0, "frames sampled per second of video (0: the model's video_sampling.fps, 1)")
+}
+
+// validate checks the flags that need no model.
+func (v *videoFlags) validate() error {
+	if err := intRange("max-frames", v.maxFrames, 0, 1024, "0: the model's video_sampling.max_frames"); err != nil {
+		return err
+	}
+	return floatRange("fps", v.fps, 0, 1000, "0: the model's video_sampling.fps")
+}
+
+// options are the model's video options with the flags' overrides.
+func (v *videoFlags) options(m *modelconfig.Model) (video.Options, error) {
+	opt, err := video.OptionsFromConfig(m.Preprocessor)
+	if err != nil {
+		return opt, fmt.Errorf("model %s: %w", m.Dir, err)
+	}
+	if v.maxFrames > 0 {
+		opt.Sampling.MaxFrames = v.maxFrames
+	}
+	if v.fps > 0 {
+		opt.Sampling.FPS = v.fps
+	}
+	return opt, nil
+}
+
+// sampleVideos samples (decode = false: picks frames only) or loads every
+// video.
+func sampleVideos(ctx context.Context, paths []string, opt video.Options, decode bool) ([]*video.Video, error) {
+	vs := make([]*video.Video, 0, len(paths))
+	for _, p := range paths {
+		var v *video.Video
+		var err error
+		if decode {
+			v, err = video.Load(ctx, p, opt)
+		} else {
+			v, err = video.Sample(ctx, p, opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
+}
+
+// promptVideos is what the prompt expander needs of each video; every
+// intro spells the largest frame count, as transformers does for several
+// videos in one call.
+func promptVideos(vs []*video.Video) []prompt.VideoFrames {
+	count := 0
+	for _, v := range vs {
+		count = max(count, len(v.Indices))
+	}
+	out := make([]prompt.VideoFrames, len(vs))
+	for i, v := range vs {
+		out[i] = prompt.VideoFrames{Timestamps: v.Timestamps, Duration: v.Meta.Duration}
+		if len(vs) > 1 {
+			out[i].Count = count
+		}
+	}
+	return out
+}
+
+// videoInfo is one video in the JSON of `preprocess --video`.
+type videoInfo struct {
+	File        string    `json:"file"`
+	Width       int       `json:"width"`
+	Height      int       `json:"height"`
+	TotalFrames int       `json:"total_frames"`
+	Rate        string    `json:"fps"`
+	Duration    float64   `json:"duration"`
+	Indices     []int     `json:"indices"`
+	Timestamps  []float64 `json:"timestamps"`
+	Frames      int       `json:"frames"`
+	ImageTokens int       `json:"image_tokens"`
+	Tokens      int       `json:"tokens"`
+	Decode      string    `json:"decode"`
+	DecodeMS    float64   `json:"decode_ms"`
+}
+
+func newVideoInfo(v *video.Video, seqLen, tokens int) videoInfo {
+	return videoInfo{
+		File: v.Path, Width: v.Meta.Width, Height: v.Meta.Height,
+		TotalFrames: v.Meta.Frames, Rate: v.Meta.Rate, Duration: v.Meta.Duration,
+		Indices: v.Indices, Timestamps: v.Timestamps, Frames: len(v.Indices),
+		ImageTokens: len(v.Indices) * seqLen, Tokens: tokens,
+		Decode: v.Mode.String(), DecodeMS: ms(v.Decode),
+	}
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }

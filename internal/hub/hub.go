@@ -142,6 +142,11 @@ type Options struct {
 	// Progress receives a progress bar per file on a terminal and plain
 	// lines otherwise; nil is quiet.
 	Progress io.Writer
+	// OnProgress, when set, is called on the downloading goroutine as a
+	// file's bytes arrive: its repo path, the bytes of it present and its
+	// size (-1 when unknown). After a dropped connection that forces a
+	// restart, done goes down again.
+	OnProgress func(file string, done, size int64)
 	// HTTPClient is used for all requests (default http.DefaultClient's
 	// transport). Its redirect policy is replaced: redirects are followed by
 	// this package so the token never leaves Endpoint's host.

@@ -239,7 +239,7 @@ func TestProgress(t *testing.T) {
 		}
 	})
 	t.Run("nil is quiet", func(t *testing.T) {
-		p := newProgress(nil)
+		p := newProgress(nil, nil)
 		b := p.start("x", 1, 0)
 		if n, err := b.Write([]byte("x")); n != 1 || err != nil {
 			t.Errorf("nil bar Write = %d, %v", n, err)

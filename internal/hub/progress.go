@@ -21,16 +21,20 @@ const (
 // terminal, plain lines otherwise. A nil *progress is quiet.
 type progress struct {
 	w     io.Writer
+	fn    func(file string, done, size int64) // Options.OnProgress
 	tty   bool
 	width int
 	now   func() time.Time
 }
 
-func newProgress(w io.Writer) *progress {
-	if w == nil {
+func newProgress(w io.Writer, fn func(file string, done, size int64)) *progress {
+	if w == nil && fn == nil {
 		return nil
 	}
-	p := &progress{w: w, width: 80, now: time.Now}
+	if w == nil {
+		w = io.Discard
+	}
+	p := &progress{w: w, fn: fn, width: 80, now: time.Now}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.tty = true
 		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 20 {
@@ -71,6 +75,7 @@ func (p *progress) start(name string, size, offset int64) *bar {
 	}
 	now := p.now()
 	b := &bar{p: p, name: name, size: size, done: offset, base: offset, started: now, lastPlain: now}
+	b.notify()
 	switch {
 	case p.tty:
 		b.draw()
@@ -88,6 +93,7 @@ func (b *bar) Write(buf []byte) (int, error) {
 		return len(buf), nil
 	}
 	b.done += int64(len(buf))
+	b.notify()
 	now := b.p.now()
 	if b.p.tty && now.Sub(b.lastDraw) >= redrawEvery {
 		b.draw()
@@ -105,6 +111,14 @@ func (b *bar) reset(n int64) {
 		return
 	}
 	b.done, b.base, b.started = n, n, b.p.now()
+	b.notify()
+}
+
+// notify passes the count to Options.OnProgress.
+func (b *bar) notify() {
+	if b.p.fn != nil {
+		b.p.fn(b.name, b.done, b.size)
+	}
 }
 
 // note prints a remark about the download (a resume after a dropped

@@ -235,7 +235,7 @@ func Download(ctx context.Context, plan *PullPlan, opt Options) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	prog := newProgress(opt.Progress)
+	prog := newProgress(opt.Progress, opt.OnProgress)
 	rdir := repoDir(opt.CacheDir, plan.Repo)
 	if plan.Downloads > 0 {
 		prog.printf("pulling %s@%s (commit %.12s): %d files, %s to download into %s",
@@ -269,7 +269,7 @@ func Pull(ctx context.Context, repo, revision string, opt Options) (string, erro
 	plan, err := Plan(ctx, repo, revision, opt)
 	if errors.Is(err, ErrUnavailable) {
 		if dir, cerr := cachedSnapshot(repo, revision, opt); cerr == nil {
-			newProgress(opt.Progress).printf("the Hub is unreachable; using the cached %s", dir)
+			newProgress(opt.Progress, opt.OnProgress).printf("the Hub is unreachable; using the cached %s", dir)
 			return dir, nil
 		}
 		return "", newError(ErrNotCached, err, "%s is not in the cache and cannot be downloaded", repo)

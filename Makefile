@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin/snapvlm
 GOFLAGS ?=
 
-.PHONY: all sysdeps build setup deps test demo bench lint clean
+.PHONY: all sysdeps build lib setup deps test demo bench lint clean
 
 all: build
 
@@ -17,6 +17,16 @@ sysdeps:
 
 build: sysdeps
 	$(GO) build $(GOFLAGS) -o $(BIN) ./cmd/snapvlm
+
+# lib: libsnapvlm, the C library (capi/snapvlm.h is its API), shared and
+# static, with the header, in build/lib. cgo's generated header is removed:
+# the hand-written snapvlm.h is the interface.
+LIBDIR := build/lib
+lib: sysdeps
+	$(GO) build $(GOFLAGS) -buildmode=c-shared -o $(LIBDIR)/libsnapvlm.so ./capi
+	$(GO) build $(GOFLAGS) -buildmode=c-archive -o $(LIBDIR)/libsnapvlm.a ./capi
+	rm -f $(LIBDIR)/libsnapvlm.h
+	cp capi/snapvlm.h $(LIBDIR)/snapvlm.h
 
 # setup: the ONNX Runtime library (npm tarball, pinned sha256) in the user cache.
 setup: build
@@ -41,4 +51,4 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin build

@@ -16,6 +16,11 @@ func (m *Model) EncodeImage(ctx context.Context, img *Image, req Request) (Image
 	if img == nil {
 		return ImageInfo{}, Timings{}, errors.New("encode image: nil image")
 	}
+	done, err := m.life.enter()
+	if err != nil {
+		return ImageInfo{}, Timings{}, err
+	}
+	defer done()
 	res := &Result{}
 	if _, _, _, err := m.imageFeatures(ctx, []*Image{img}, req, res); err != nil {
 		return ImageInfo{}, Timings{}, err

@@ -2,6 +2,7 @@ package snapvlm
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 )
@@ -52,5 +53,16 @@ func TestEncodeImage(t *testing.T) {
 	}
 	if _, _, err := loadModel(t, "tiny512", Options{}).EncodeImage(context.Background(), &Image{Name: "junk", Data: []byte("junk")}, Request{}); err == nil {
 		t.Error("EncodeImage of junk bytes: no error")
+	}
+}
+
+func TestEncodeImageAfterClose(t *testing.T) {
+	m, err := Load(modelDir(t, "tiny512"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if _, _, err := m.EncodeImage(context.Background(), pngImage(t, 64, 64, 0, false), Request{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("EncodeImage after Close: %v, want ErrClosed", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"unsafe"
 
+	"github.com/snapvlm/snapvlm"
 	"github.com/snapvlm/snapvlm/internal/hub"
 	"github.com/snapvlm/snapvlm/internal/ort"
 )
@@ -69,6 +70,8 @@ func statusOf(err error) int {
 		return ce.code
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return statusCancelled
+	case errors.Is(err, snapvlm.ErrClosed), errors.Is(err, snapvlm.ErrPromptTooLong):
+		return statusInvalidArgument
 	case errors.Is(err, hub.ErrChecksum):
 		return statusChecksum
 	case errors.Is(err, hub.ErrNotCached), errors.Is(err, hub.ErrRepoNotFound), errors.Is(err, hub.ErrRevisionNotFound),

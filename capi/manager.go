@@ -7,11 +7,7 @@ import "C"
 
 import (
 	"context"
-	"errors"
-	"path/filepath"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/snapvlm/snapvlm/internal/hub"
 )
@@ -249,25 +245,4 @@ func snapvlm_models_disk_usage(optionsJSON *C.snapvlm_cchar, out **C.char) (rc C
 		err = setOut(out, s)
 	}
 	return report(err)
-}
-
-// freeBytes is the space available to the user on the file system holding
-// dir (or its nearest existing parent), -1 when unknown.
-func freeBytes(dir string) int64 {
-	for d := dir; d != ""; {
-		var st unix.Statfs_t
-		err := unix.Statfs(d, &st)
-		if err == nil {
-			return int64(st.Bavail) * int64(st.Bsize)
-		}
-		if !errors.Is(err, unix.ENOENT) {
-			return -1
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
-	}
-	return -1
 }

@@ -3,14 +3,12 @@ package snapvlm
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
-	"github.com/snapvlm/snapvlm/internal/onnx"
 	"github.com/snapvlm/snapvlm/internal/ort"
 	"github.com/snapvlm/snapvlm/internal/vision"
 )
@@ -20,10 +18,6 @@ import (
 // rewrite is not used (README, "Choosing a variant": the exports' q4 vision
 // encoder scores 0.968 on the 256M-size test model, the rewrite 0.999).
 const VisionInt8MinCosine = 0.995
-
-// visionInt8Rewrite names the rewrite in the cache key; bump it when
-// onnx.QuantizeMatMulsInt8 changes what it writes.
-const visionInt8Rewrite = "vision-int8-matmulinteger-v1"
 
 // probeResult is the comparison of a rewritten vision encoder with its
 // source on the probe tile, cached next to the rewritten file.
@@ -40,13 +34,7 @@ type probeResult struct {
 // The rewrite is written once to the user cache dir and checked once on a
 // probe tile against src; both are reused by later loads.
 func int8VisionFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg vision.Config, minCosine float64) (file, why string, err error) {
-	dst, err := ort.RewrittenFile(src, visionInt8Rewrite, func(data []byte) ([]byte, error) {
-		out, n, err := onnx.QuantizeMatMulsInt8(data)
-		if err == nil && n == 0 {
-			err = errors.New("no MatMul with a float32 weight")
-		}
-		return out, err
-	})
+	dst, err := vision.Int8Rewrite(src)
 	if err != nil {
 		return src, fmt.Sprintf("int8 rewrite of %s not made (%v)", filepath.Base(src), err), nil
 	}

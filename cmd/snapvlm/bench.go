@@ -62,6 +62,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	question := fs.String("question", "Can you describe this image?", "the question asked")
 	compareJS := fs.Bool("compare-js", false, "also time transformers.js (scripts/jsref, from a checkout after 'make deps') on the same ids and pixels")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	variants := fs.Bool("variants", false, "time every variant of every graph (and the int8 rewrites) and measure each against fp32 on the same inputs")
+	steps := fs.Int("steps", 512, "with --variants: forced decoder steps compared with fp32")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: snapvlm bench --model DIR|REPO [--image IMG]... [flags]\n\nTimes load, preprocessing, vision encoder, prefill, first token and decoding (image features are not cached between runs).")
 		fs.PrintDefaults()
@@ -82,6 +84,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir, err := resolveModel(ctx, f.model, f.yes, f.dtype, f.graphDtypes())
 	if err != nil {
 		return err
+	}
+	if *variants {
+		return benchVariants(ctx, &f, dir, images, *question, *runs, *steps, *asJSON, stdout, stderr)
 	}
 	m, err := snapvlm.Load(dir, snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,

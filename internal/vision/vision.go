@@ -4,9 +4,11 @@ package vision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/snapvlm/snapvlm/internal/float16"
+	"github.com/snapvlm/snapvlm/internal/onnx"
 	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
@@ -173,3 +175,22 @@ func (e *Encoder) run(ctx context.Context, pixels []float32, frames int, feats [
 
 // Close releases the session.
 func (e *Encoder) Close() error { return e.s.Close() }
+
+// Int8RewriteName names the int8 rewrite in the rewritten-file cache key;
+// it changes whenever onnx.QuantizeMatMulsInt8 changes what it writes.
+const Int8RewriteName = "vision-int8-matmulinteger-v1"
+
+// Int8Rewrite returns the int8 rewrite of the vision encoder file src
+// (onnx.QuantizeMatMulsInt8: int8 weights per column, activations
+// quantized at run time), written once to the user cache dir and reused
+// (ort.RewrittenFile). It fails for a file without float MatMul weights
+// (such as a q4 export) or with external data.
+func Int8Rewrite(src string) (string, error) {
+	return ort.RewrittenFile(src, Int8RewriteName, func(data []byte) ([]byte, error) {
+		out, n, err := onnx.QuantizeMatMulsInt8(data)
+		if err == nil && n == 0 {
+			err = errors.New("no MatMul with a float32 weight")
+		}
+		return out, err
+	})
+}

@@ -590,7 +590,7 @@ func TestDecoderInt8(t *testing.T) {
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
 	rewritten := func() []string {
-		files, _ := filepath.Glob(filepath.Join(cache, "snapvlm", "rewritten", "*"))
+		files, _ := filepath.Glob(filepath.Join(cache, "snapvlm", "rewritten", "*.onnx"))
 		return files
 	}
 	fast := loadModel(t, "tiny512", Options{Dtype: "q4", DecoderInt8: true})

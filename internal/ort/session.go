@@ -1,6 +1,7 @@
 package ort
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -135,11 +136,22 @@ func (e *Env) NewSession(path string, o SessionOptions) (*Session, error) {
 // a model with external data, which must stay next to its data files, is
 // loaded from memory instead.
 func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, error) {
-	rewrite := func(data []byte) ([]byte, error) {
-		out, _, err := onnx.SetNodeAttrInt(data, "com.microsoft", "MatMulNBits", "accuracy_level", int64(o.MatMulNBitsAccuracy))
-		return out, err
+	plain := o
+	plain.MatMulNBitsAccuracy = 0
+	// A graph without MatMulNBits (an fp32 or fp16 decoder) has nothing to
+	// rewrite: it is loaded as it is, without a copy.
+	if has, err := fileContains(path, []byte("MatMulNBits")); err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	} else if !has {
+		return e.NewSession(path, plain)
+	}
+	rewrite := func(data []byte) ([]byte, int, error) {
+		return onnx.SetNodeAttrInt(data, "com.microsoft", "MatMulNBits", "accuracy_level", int64(o.MatMulNBitsAccuracy))
 	}
 	cached, err := rewrittenFile(path, fmt.Sprintf("matmulnbits-accuracy-%d", o.MatMulNBitsAccuracy), rewrite)
+	if errors.Is(err, errNothingToRewrite) {
+		return e.NewSession(path, plain)
+	}
 	if err == nil {
 		// A fresh rewrite left a model-sized buffer behind; return it to the
 		// OS before ONNX Runtime allocates the session's own copy.
@@ -157,8 +169,12 @@ func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, erro
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
-	if data, err = rewrite(data); err != nil {
+	data, n, err := rewrite(data)
+	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	if n == 0 {
+		return e.NewSession(path, plain)
 	}
 	in, out, err := onnx.ReadGraphIO(data)
 	if err != nil {
@@ -180,14 +196,125 @@ var ErrExternalData = errExternalData
 // rewrite: the cache key covers it and the file's path, size and
 // modification time.
 func RewrittenFile(path, what string, rewrite func([]byte) ([]byte, error)) (string, error) {
-	return rewrittenFile(path, what, rewrite)
+	return rewrittenFile(path, what, func(data []byte) ([]byte, int, error) {
+		out, err := rewrite(data)
+		return out, 1, err
+	})
+}
+
+// errNothingToRewrite marks a model the rewrite leaves as it is.
+var errNothingToRewrite = errors.New("nothing to rewrite")
+
+// fileContains reports whether the file at path contains sub (the file is
+// mapped, not read into memory).
+func fileContains(path string, sub []byte) (bool, error) {
+	data, unmap, err := onnx.MapFile(path)
+	if err != nil {
+		return false, err
+	}
+	defer unmap()
+	return bytes.Contains(data, sub), nil
+}
+
+// RewrittenDir is where rewritten models are kept:
+// <user cache dir>/snapvlm/rewritten (~/.cache/snapvlm/rewritten on Linux).
+func RewrittenDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("user cache dir: %w", err)
+	}
+	return filepath.Join(base, "snapvlm", "rewritten"), nil
+}
+
+// sourceSuffix names the file beside each rewritten model that records the
+// model it was made from and how (two lines: path, rewrite).
+const sourceSuffix = ".source"
+
+// rewriteKey names the rewrite of the model file at abs (its path, size and
+// modification time) by what.
+func rewriteKey(abs string, st os.FileInfo, what string) string {
+	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d|%s", abs, st.Size(), st.ModTime().UnixNano(), what)))
+	return hex.EncodeToString(key[:12]) + "-" + filepath.Base(abs)
+}
+
+// RewrittenCopy is one rewritten model in RewrittenDir.
+type RewrittenCopy struct {
+	Path   string // the rewritten model
+	Source string // the model it was made from ("" when not recorded)
+	Size   int64  // bytes, with its source record
+	// Stale is true when the source is gone or has changed since: the copy
+	// will never be loaded again.
+	Stale bool
+}
+
+// ListRewritten lists the rewritten models kept in RewrittenDir.
+func ListRewritten() ([]RewrittenCopy, error) {
+	dir, err := RewrittenDir()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []RewrittenCopy
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasSuffix(name, sourceSuffix) {
+			continue
+		}
+		f := RewrittenCopy{Path: filepath.Join(dir, name), Stale: true}
+		if info, err := e.Info(); err == nil {
+			f.Size = info.Size()
+		}
+		if strings.HasPrefix(name, ".rewrite-") {
+			out = append(out, f) // left by an interrupted rewrite
+			continue
+		}
+		if b, err := os.ReadFile(f.Path + sourceSuffix); err == nil {
+			f.Size += int64(len(b))
+			src, what, _ := strings.Cut(strings.TrimSuffix(string(b), "\n"), "\n")
+			f.Source = src
+			if st, err := os.Stat(src); err == nil && rewriteKey(src, st, what) == name {
+				f.Stale = false
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// RemoveRewritten deletes the rewritten models for which keep returns false
+// (nil keep removes all) and returns what it removed.
+func RemoveRewritten(keep func(RewrittenCopy) bool) ([]RewrittenCopy, error) {
+	files, err := ListRewritten()
+	if err != nil {
+		return nil, err
+	}
+	var removed []RewrittenCopy
+	var errs []error
+	for _, f := range files {
+		if keep != nil && keep(f) {
+			continue
+		}
+		if err := os.Remove(f.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		os.Remove(f.Path + sourceSuffix)
+		removed = append(removed, f)
+	}
+	return removed, errors.Join(errs...)
 }
 
 // rewrittenFile returns the cached rewrite of the model at path, writing it
 // first when missing. The cache key covers the file's path, size and
 // modification time and what the rewrite does, so an updated model is
 // rewritten again.
-func rewrittenFile(path, what string, rewrite func([]byte) ([]byte, error)) (string, error) {
+func rewrittenFile(path, what string, rewrite func([]byte) ([]byte, int, error)) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
@@ -196,12 +323,11 @@ func rewrittenFile(path, what string, rewrite func([]byte) ([]byte, error)) (str
 	if err != nil {
 		return "", err
 	}
-	base, err := os.UserCacheDir()
+	dir, err := RewrittenDir()
 	if err != nil {
-		return "", fmt.Errorf("user cache dir: %w", err)
+		return "", err
 	}
-	key := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d|%s", abs, st.Size(), st.ModTime().UnixNano(), what)))
-	dst := filepath.Join(base, "snapvlm", "rewritten", hex.EncodeToString(key[:12])+"-"+filepath.Base(abs))
+	dst := filepath.Join(dir, rewriteKey(abs, st, what))
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
@@ -215,9 +341,12 @@ func rewrittenFile(path, what string, rewrite func([]byte) ([]byte, error)) (str
 	} else if ext {
 		return "", errExternalData
 	}
-	out, err := rewrite(data)
+	out, n, err := rewrite(data)
 	if err != nil {
 		return "", err
+	}
+	if n == 0 {
+		return "", errNothingToRewrite
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err
@@ -232,6 +361,11 @@ func rewrittenFile(path, what string, rewrite func([]byte) ([]byte, error)) (str
 		return "", fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	// The source record lets `snapvlm rm` and `snapvlm cache` find copies
+	// whose model is gone.
+	if err := os.WriteFile(dst+sourceSuffix, []byte(abs+"\n"+what+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	return dst, os.Rename(tmp.Name(), dst)

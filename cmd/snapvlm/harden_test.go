@@ -365,3 +365,64 @@ func TestSystemFlag(t *testing.T) {
 		t.Errorf("--system text %v not in the prompt %v (without it: %v)", ids.IDs, withSystem, plain)
 	}
 }
+
+// TestCacheCommandAndRm: `snapvlm cache` lists the decoders --decoder-int8
+// rewrote, `snapvlm rm` removes those whose model is gone and `cache clear`
+// removes the rest (they used to stay in ~/.cache/snapvlm/rewritten for good).
+func TestCacheCommandAndRm(t *testing.T) {
+	src := tinyModel(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	// Two model directories (symlinks to the tiny model's files): the copy
+	// of the first goes stale when it is deleted.
+	load := func() string {
+		dir := t.TempDir()
+		entries, _ := os.ReadDir(src)
+		for _, e := range entries {
+			if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f := engineFlags{model: dir, dtype: "q4", decoderInt8: true, maxTokens: 1}
+		m, err := f.load(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		return dir
+	}
+	gone, kept := load(), load()
+	var out bytes.Buffer
+	if err := runCache(context.Background(), nil, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "in use"); n != 2 || !strings.Contains(out.String(), kept) {
+		t.Fatalf("cache list shows %d copies in use, want 2:\n%s", n, out.String())
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	repo := hubtest.Repo{ID: pullTestRepo, Commit: pullTestCommit, Files: pullTestFiles()}
+	srv := hubtest.New(t, "", repo)
+	opt := pullTestOptions(srv, t.TempDir())
+	if _, err := hub.Pull(context.Background(), pullTestRepo, "main", opt); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := runRm(context.Background(), []string{pullTestRepo}, &out, &out, opt); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "removed 1 rewritten decoder(s)") {
+		t.Errorf("rm did not remove the stale copy:\n%s", out.String())
+	}
+	out.Reset()
+	if err := runCache(context.Background(), []string{"clear"}, &out, &out); err != nil || !strings.Contains(out.String(), "removed 1 rewritten decoder(s)") {
+		t.Errorf("cache clear: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := runCache(context.Background(), []string{"list"}, &out, &out); err != nil || !strings.Contains(out.String(), "no rewritten decoders") {
+		t.Errorf("cache list after clear: %v\n%s", err, out.String())
+	}
+	if err := runCache(context.Background(), []string{"bogus"}, &out, &out); err == nil {
+		t.Error("cache bogus: no error")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/snapvlm/snapvlm/internal/hub"
+	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
 func cmdRm(ctx context.Context, args []string) error {
@@ -21,7 +22,8 @@ func runRm(ctx context.Context, args []string, stdout, stderr io.Writer, opt hub
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: snapvlm rm REPO[@REVISION]...\n\n"+
 			"Removes models from the Hugging Face cache (%s). REPO removes every\n"+
-			"revision; REPO@REVISION removes one snapshot and the files only it uses.\n", opt.CacheDir)
+			"revision; REPO@REVISION removes one snapshot and the files only it uses.\n"+
+			"Decoders --decoder-int8 rewrote from removed files are removed too.\n", opt.CacheDir)
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args)
@@ -39,7 +41,12 @@ func runRm(ctx context.Context, args []string, stdout, stderr io.Writer, opt hub
 		}
 		fmt.Fprintf(stdout, "removed %s (%s freed)\n", spec, hub.FormatBytes(before-cachedBytes(opt, spec)))
 	}
-	return nil
+	// Decoders --decoder-int8 rewrote from files that are now gone.
+	removed, err := ort.RemoveRewritten(func(f ort.RewrittenFile) bool { return !f.Stale })
+	if len(removed) > 0 {
+		reportRewrittenRemoved(stdout, removed)
+	}
+	return err
 }
 
 // cachedBytes is the size of the repo spec names in the cache (0 if absent).

@@ -49,8 +49,13 @@ func (m *Model) Encode(ctx context.Context, img *Image, opt ImageOptions) (*Enco
 	if img == nil || len(img.Data) == 0 {
 		return nil, errors.New("encode: no image data")
 	}
+	done, err := m.life.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	var res Result
-	ent, key, cached, err := m.imageFeature(ctx, img, m.imageOptions(Request{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize}), &res)
+	ent, key, cached, err := m.imageFeature(ctx, img, m.imageOptions(Request{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize}), &res, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +79,7 @@ func (m *Model) ImageID(img *Image, opt ImageOptions) string {
 // encoding of it already running, or by preprocessing and encoding it (the
 // time it spends is added to res.Timings). cached is false only when this
 // call ran the vision encoder.
-func (m *Model) imageFeature(ctx context.Context, img *Image, opt imageproc.Options, res *Result) (ent *featureEntry, key [32]byte, cached bool, err error) {
+func (m *Model) imageFeature(ctx context.Context, img *Image, opt imageproc.Options, res *Result, progress func(done, tiles int)) (ent *featureEntry, key [32]byte, cached bool, err error) {
 	key = featureKey(img, opt)
 	ent, computed, err := m.features.do(ctx, key, func() (*featureEntry, error) {
 		t := time.Now()
@@ -88,7 +93,12 @@ func (m *Model) imageFeature(ctx context.Context, img *Image, opt imageproc.Opti
 		}
 		res.Timings.Preprocess += time.Since(t)
 		t = time.Now()
-		feats, err := m.vis.Encode(ctx, batch.Pixels, batch.Frames)
+		var onRun func(int)
+		if progress != nil {
+			progress(0, batch.Frames)
+			onRun = func(done int) { progress(done, batch.Frames) }
+		}
+		feats, err := m.vis.EncodeProgress(ctx, batch.Pixels, batch.Frames, onRun)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", img.Name, err)
 		}

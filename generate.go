@@ -100,6 +100,15 @@ type Request struct {
 	// ImageSize overrides the longest edge images are resized to before
 	// tiling (preprocessor_config.json size.longest_edge); 0 keeps it.
 	ImageSize int
+	// OnProgress, when set, is called as the vision encoder works through
+	// the tiles of each image whose features are not cached.
+	OnProgress func(Progress)
+}
+
+// Progress is the vision encoder's progress on one image of a request.
+type Progress struct {
+	Image, Images int // the image being encoded (1-based) and the request's images
+	Done, Tiles   int // tiles of that image encoded so far, and in all
 }
 
 // Finish reasons.
@@ -276,8 +285,14 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 	var all []float32
 	grids := make([]prompt.ImageGrid, 0, len(images))
 	keys := make([][32]byte, 0, len(images))
-	for _, img := range images {
-		ent, key, cached, err := m.imageFeature(ctx, img, opt, res)
+	for i, img := range images {
+		var progress func(done, tiles int)
+		if req.OnProgress != nil {
+			progress = func(done, tiles int) {
+				req.OnProgress(Progress{Image: i + 1, Images: len(images), Done: done, Tiles: tiles})
+			}
+		}
+		ent, key, cached, err := m.imageFeature(ctx, img, opt, res, progress)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,32 @@ func TestChatOutgrowsContext(t *testing.T) {
 	long := strings.Repeat("weather ", 200)
 	if _, err := chat.Send(context.Background(), long, nil, Request{MaxNewTokens: 4}, nil); !errors.Is(err, ErrPromptTooLong) {
 		t.Fatalf("a 200-word question in 160 tokens: %v, want ErrPromptTooLong", err)
+	}
+}
+
+// TestProgress: OnProgress follows the vision encoder through the tiles of
+// an image (assets/sample.jpg, 640x480: 3x4 tiles and the global one, 13),
+// in groups of Options.VisionBatch; cached features report nothing.
+func TestProgress(t *testing.T) {
+	m := loadModel(t, "tiny512", Options{VisionBatch: 4})
+	img, err := ImageFile("assets/sample.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Progress
+	req := Request{Messages: []Message{UserMessage("What is this?", img)}, MaxNewTokens: 1, OnProgress: func(p Progress) { got = append(got, p) }}
+	if _, err := m.Generate(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []Progress{{1, 1, 0, 13}, {1, 1, 4, 13}, {1, 1, 8, 13}, {1, 1, 12, 13}, {1, 1, 13, 13}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("progress %v, want %v", got, want)
+	}
+	got = nil
+	if _, err := m.Generate(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("progress for cached features: %v", got)
 	}
 }

@@ -67,9 +67,9 @@ func runCache(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(tw, "%s\ttotal\t\t\n", hub.FormatBytes(total))
 		return tw.Flush()
 	}
-	var keep func(ort.RewrittenFile) bool
+	var keep func(ort.RewrittenCopy) bool
 	if *stale {
-		keep = func(f ort.RewrittenFile) bool { return !f.Stale }
+		keep = func(f ort.RewrittenCopy) bool { return !f.Stale }
 	}
 	removed, err := ort.RemoveRewritten(keep)
 	reportRewrittenRemoved(stdout, removed)
@@ -77,7 +77,7 @@ func runCache(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // reportRewrittenRemoved says how many rewritten decoders were removed.
-func reportRewrittenRemoved(w io.Writer, removed []ort.RewrittenFile) {
+func reportRewrittenRemoved(w io.Writer, removed []ort.RewrittenCopy) {
 	var freed int64
 	for _, f := range removed {
 		freed += f.Size

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapvlm/snapvlm"
 	"github.com/snapvlm/snapvlm/internal/hub"
 	"github.com/snapvlm/snapvlm/internal/hub/hubtest"
 )
@@ -424,5 +425,28 @@ func TestCacheCommandAndRm(t *testing.T) {
 	}
 	if err := runCache(context.Background(), []string{"bogus"}, &out, &out); err == nil {
 		t.Error("cache bogus: no error")
+	}
+}
+
+// TestRunProgress: the vision progress line is drawn and cleared on a
+// terminal, and nothing is written when stderr is not one.
+func TestRunProgress(t *testing.T) {
+	var b bytes.Buffer
+	p := &progressLine{w: &b}
+	p.show(snapvlm.Progress{Image: 1, Images: 2, Done: 0, Tiles: 13})
+	p.show(snapvlm.Progress{Image: 1, Images: 2, Done: 12, Tiles: 13})
+	p.clear()
+	p.clear()
+	want := "\rencoding image 1/2: tile 0/13" + "\rencoding image 1/2: tile 12/13" + "\r" + strings.Repeat(" ", 30) + "\r"
+	if b.String() != want {
+		t.Errorf("progress line %q, want %q", b.String(), want)
+	}
+	dir := tinyModel(t)
+	var out, errOut bytes.Buffer
+	if err := runRun(context.Background(), []string{"--model", dir, "--image", sampleImage, "--max-tokens", "2", "hi"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("stderr not a terminal, yet: %q", errOut.String())
 	}
 }

@@ -42,7 +42,7 @@ func runRm(ctx context.Context, args []string, stdout, stderr io.Writer, opt hub
 		fmt.Fprintf(stdout, "removed %s (%s freed)\n", spec, hub.FormatBytes(before-cachedBytes(opt, spec)))
 	}
 	// Decoders --decoder-int8 rewrote from files that are now gone.
-	removed, err := ort.RemoveRewritten(func(f ort.RewrittenFile) bool { return !f.Stale })
+	removed, err := ort.RemoveRewritten(func(f ort.RewrittenCopy) bool { return !f.Stale })
 	if len(removed) > 0 {
 		reportRewrittenRemoved(stdout, removed)
 	}

@@ -57,14 +57,22 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	defer m.Close()
 	req := f.request()
 	req.Messages = append(f.systemMessages(), snapvlm.UserMessage(question, images...))
+	// On a terminal, a line shows the vision encoder's progress on long
+	// encodes; it is cleared before the answer.
+	prog := &progressLine{w: stderr}
+	if isTerminal(stderr) {
+		req.OnProgress = prog.show
+	}
 	var onText func(string) error
 	if !*asJSON {
 		onText = func(s string) error {
+			prog.clear()
 			_, err := io.WriteString(stdout, s)
 			return err
 		}
 	}
 	res, err := m.Generate(ctx, req, onText)
+	prog.clear()
 	if errors.Is(err, snapvlm.ErrPromptTooLong) {
 		return fmt.Errorf("%w\n(fewer --image files, --no-split or a smaller --image-size make it shorter)", err)
 	}
@@ -128,5 +136,24 @@ func resultJSON(r *snapvlm.Result) runJSON {
 			"prefill_ms": ms(t.Prefill), "ttft_ms": ms(t.FirstToken), "decode_ms": ms(t.Decode),
 			"decode_tokens_per_sec": t.DecodeTokensPerSec,
 		},
+	}
+}
+
+// progressLine redraws one status line on a terminal.
+type progressLine struct {
+	w     io.Writer
+	width int // of the line shown, 0 when none
+}
+
+func (p *progressLine) show(pr snapvlm.Progress) {
+	line := fmt.Sprintf("encoding image %d/%d: tile %d/%d", pr.Image, pr.Images, pr.Done, pr.Tiles)
+	fmt.Fprintf(p.w, "\r%-*s", p.width, line)
+	p.width = max(p.width, len(line))
+}
+
+func (p *progressLine) clear() {
+	if p.width > 0 {
+		fmt.Fprintf(p.w, "\r%*s\r", p.width, "")
+		p.width = 0
 	}
 }

@@ -109,6 +109,12 @@ func (e *Encoder) Config() Config { return e.cfg }
 // independently, so running them in groups of FramesPerRun gives the same
 // features with bounded memory.
 func (e *Encoder) Encode(ctx context.Context, pixels []float32, frames int) ([]float32, error) {
+	return e.EncodeProgress(ctx, pixels, frames, nil)
+}
+
+// EncodeProgress is Encode calling progress, when not nil, with the number
+// of tiles done after each run of the encoder.
+func (e *Encoder) EncodeProgress(ctx context.Context, pixels []float32, frames int, progress func(done int)) ([]float32, error) {
 	m := e.cfg.TileSize
 	if want := frames * 3 * m * m; len(pixels) != want || frames <= 0 {
 		return nil, fmt.Errorf("vision encoder: %d pixel values for %d frames of %dx%d, want %d", len(pixels), frames, m, m, want)
@@ -123,6 +129,9 @@ func (e *Encoder) Encode(ctx context.Context, pixels []float32, frames int) ([]f
 		n := min(group, frames-f)
 		if err := e.run(ctx, pixels[f*per:(f+n)*per], n, feats[f*perFeat:(f+n)*perFeat]); err != nil {
 			return nil, err
+		}
+		if progress != nil {
+			progress(f + n)
 		}
 	}
 	return feats, nil

@@ -57,6 +57,10 @@ func TestDecodeGIFFirstFrameOnly(t *testing.T) {
 			t.Fatalf("pixel %d = %v, want the first frame's colour [200 10 20]", i, got)
 		}
 	}
+	// The pixel budget covers the logical screen, which bounds every frame.
+	if _, err := DecodeBytes(data, "anim.gif", w*h-1); err == nil || !strings.Contains(err.Error(), "anim.gif") || !strings.Contains(err.Error(), "more than the limit") {
+		t.Fatalf("a %dx%d GIF under a %d-pixel budget: %v, want a limit error naming anim.gif", w, h, w*h-1, err)
+	}
 	// One frame of indices (1 MB), the RGB result (3 MB) and the LZW
 	// decoder's buffers; 40 frames would be 40 MB more.
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 12<<20 {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the C libraries the build links with cgo, when their headers are
 # missing: libjpeg(-turbo) and libwebp, the decoders Pillow uses, so that
-# snapvlm decodes images bit for bit as the Python processor does; and
-# ffmpeg, which video input runs.
+# snapvlm decodes images bit for bit as the Python processor does;
+# ffmpeg, which video input runs; and chromium, in which the tests drive
+# the server's web page.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 need=()
@@ -13,6 +14,8 @@ printf '#include <stdio.h>\n#include <jpeglib.h>\n' | ${CC:-cc} -E -x c - >/dev/
 have_header webp/decode.h || need+=(webp)
 # ffmpeg/ffprobe: video decoding (internal/video, `--video`).
 { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || need+=(ffmpeg)
+# chromium: the browser test of `snapvlm serve`'s page (server/page_test.go).
+{ command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -22,6 +25,7 @@ if command -v apt-get >/dev/null 2>&1; then
       jpeg) pkgs+=(libjpeg62-turbo-dev) ;;
       webp) pkgs+=(libwebp-dev) ;;
       ffmpeg) pkgs+=(ffmpeg) ;;
+      chromium) pkgs+=(chromium) ;;
     esac
   done
   sudo=""
@@ -32,7 +36,8 @@ if command -v apt-get >/dev/null 2>&1; then
 elif command -v brew >/dev/null 2>&1; then
   echo "sysdeps: installing jpeg-turbo webp ffmpeg with Homebrew" >&2
   brew install jpeg-turbo webp ffmpeg
+  [[ " ${need[*]} " == *" chromium "* ]] && brew install --cask chromium
 else
-  echo "sysdeps: missing: ${need[*]}; install libjpeg(-turbo) and libwebp development packages and ffmpeg" >&2
+  echo "sysdeps: missing: ${need[*]}; install libjpeg(-turbo) and libwebp development packages and ffmpeg, and chromium" >&2
   exit 1
 fi

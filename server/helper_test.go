@@ -84,13 +84,19 @@ func startServer(t testing.TB, cfg Config) (*Server, *httptest.Server) {
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(s)
+	hs := newServer(t, s)
 	t.Cleanup(func() {
 		s.Cancel()
-		hs.Close()
 		s.bg.Wait()
 	})
 	return s, hs
+}
+
+// newServer serves h on loopback until the test ends.
+func newServer(t testing.TB, h http.Handler) *httptest.Server {
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return hs
 }
 
 // sampleDataURL is assets/sample.jpg, a real photo, as a data URL.

@@ -15,7 +15,7 @@ func benchModel(b *testing.B) *Model {
 	if dir == "" {
 		dir = modelDir(b, "tiny512")
 	}
-	m, err := Load(dir, Options{Dtype: os.Getenv("SNAPVLM_BENCH_DTYPE")})
+	m, err := Load(context.Background(), dir, Options{Dtype: os.Getenv("SNAPVLM_BENCH_DTYPE")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 // reports time to first token and decode speed.
 func BenchmarkGenerateText(b *testing.B) {
 	m := benchModel(b)
-	req := Request{Messages: []Message{UserMessage("Write a short poem about the sea.")}, MaxNewTokens: 32}
+	req := Request{Messages: []Message{UserMessage("Write a short poem about the sea.")}, GenerateOptions: GenerateOptions{MaxNewTokens: 32}}
 	var ttft, tps float64
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

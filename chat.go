@@ -15,68 +15,90 @@ import (
 // only runs the tokens after the longest common prefix (the new question and
 // the previous answer as the template renders it), not the whole history.
 type Chat struct {
-	m    *Model
-	mu   sync.Mutex
-	msgs []Message
-	kv   kvCache // the decoder cache of the last turn, reused by the next
-	// System, when set, is sent as the first message of every turn.
-	System string
+	m      *Model
+	mu     sync.Mutex
+	system string
+	msgs   []Message
+	kv     *kvCache // the decoder cache of the last turn, reused by the next
 }
 
 // NewChat starts an empty conversation.
 func (m *Model) NewChat() *Chat { return &Chat{m: m} }
 
-// Send adds a user turn (images first, then text, as UserMessage) and
-// generates the answer with the sampling settings of opts (its Messages are
-// ignored). The answer joins the history unless generation failed or was
-// cancelled before any text. When the conversation no longer fits the
-// model's context, its oldest turns are dropped from the history.
-func (c *Chat) Send(ctx context.Context, text string, images []*Image, opts Request, onText func(string) error) (*Result, error) {
-	if text == "" && len(images) == 0 {
+// SetSystem sets the system message sent before the conversation in every
+// later turn ("" removes it).
+func (c *Chat) SetSystem(text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.system = text
+}
+
+// Send adds msg (a user turn, e.g. UserMessage(text, images...)) to the
+// conversation and generates the answer with opts, streaming it to fn as
+// Model.Generate does.
+//
+// The turn and its answer join the history when generation succeeds, and
+// when it is cancelled after some text (the partial answer joins; Send then
+// returns the Result and ctx.Err()). A turn that fails, or is cancelled
+// before any text, leaves the history as it was. When the conversation no
+// longer fits the model's context, its oldest turns are dropped from the
+// history.
+func (c *Chat) Send(ctx context.Context, msg Message, opts GenerateOptions, fn func(Token) error) (*Result, error) {
+	if len(msg.Content) == 0 {
 		return nil, errors.New("chat: empty message")
+	}
+	if msg.Role == "" {
+		msg.Role = User
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	user := UserMessage(text, images...)
-	req := opts
 	// When the history outgrows the model's context, the oldest turns (a
 	// question and its answer) are left out until the prompt fits; images
 	// still in the history keep their cached features.
 	for drop := 0; ; drop += 2 {
-		req.Messages = nil
-		if c.System != "" {
-			req.Messages = append(req.Messages, Message{Role: System, Content: []Part{{Text: c.System}}})
+		req := Request{GenerateOptions: opts}
+		if c.system != "" {
+			req.Messages = append(req.Messages, TextMessage(System, c.system))
 		}
 		req.Messages = append(req.Messages, c.msgs[drop:]...)
-		req.Messages = append(req.Messages, user)
-		res, err := c.m.generate(ctx, req, onText, &c.kv)
+		req.Messages = append(req.Messages, msg)
+		res, kv, err := c.m.generate(ctx, req, fn, c.kv, true)
+		c.kv = nil
 		if errors.Is(err, ErrPromptTooLong) && drop+2 <= len(c.msgs) {
 			continue
 		}
-		if err != nil {
-			return nil, err
+		cancelled := err != nil && ctx.Err() != nil
+		// The cache serves the next turn when it holds this turn as the
+		// history will: after success or a cancellation during decoding.
+		if kv != nil && (err == nil || cancelled) {
+			c.kv = kv
+		} else {
+			kv.drop()
 		}
-		if res.FinishReason == FinishCancelled && res.Text == "" {
-			return res, nil
+		if err != nil && (!cancelled || res == nil || res.Text == "") {
+			return res, err
 		}
-		c.msgs = append(c.msgs[drop:], user, Message{Role: Assistant, Content: []Part{{Text: res.Text}}})
-		return res, nil
+		c.msgs = append(c.msgs[drop:], msg, TextMessage(Assistant, res.Text))
+		return res, err
 	}
 }
 
-// History returns a copy of the conversation so far.
+// History returns a copy of the conversation so far (without the system
+// message).
 func (c *Chat) History() []Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Message(nil), c.msgs...)
 }
 
-// Reset forgets the conversation (the model's feature cache stays).
+// Reset forgets the conversation (the system message and the model's
+// feature cache stay).
 func (c *Chat) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.msgs = nil
 	c.kv.drop()
+	c.kv = nil
 }
 
 // Close releases the conversation's cache. A closed Chat can still be used;
@@ -85,4 +107,5 @@ func (c *Chat) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.kv.drop()
+	c.kv = nil
 }

@@ -46,7 +46,7 @@ func (m *Model) Encode(ctx context.Context, img *Image, opt ImageOptions) (*Enco
 	if m.vis == nil {
 		return nil, errors.New("encode: the model was loaded text-only (Options.TextOnly)")
 	}
-	if img == nil || len(img.Data) == 0 {
+	if img == nil || (len(img.Data) == 0 && img.img == nil) {
 		return nil, errors.New("encode: no image data")
 	}
 	done, err := m.life.enter()
@@ -54,8 +54,12 @@ func (m *Model) Encode(ctx context.Context, img *Image, opt ImageOptions) (*Enco
 		return nil, err
 	}
 	defer done()
+	po, err := m.imageOptions(GenerateOptions{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize})
+	if err != nil {
+		return nil, err
+	}
 	var res Result
-	ent, key, cached, err := m.imageFeature(ctx, img, m.imageOptions(Request{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize}), &res, nil)
+	ent, key, cached, err := m.imageFeature(ctx, img, po, &res, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -70,8 +74,17 @@ func (m *Model) Encode(ctx context.Context, img *Image, opt ImageOptions) (*Enco
 
 // ImageID is the ID Encode reports for img with opt, computed without
 // encoding (a hash of the bytes and the preprocessing).
+// Options Encode would refuse give the ID of the model's own preprocessing.
 func (m *Model) ImageID(img *Image, opt ImageOptions) string {
-	key := featureKey(img, m.imageOptions(Request{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize}))
+	po, err := m.imageOptions(GenerateOptions{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize})
+	if err != nil {
+		po = m.imgOpts
+	}
+	var rgb *imageproc.RGB
+	if img.img != nil {
+		rgb, _ = img.rgb(po.MaxPixels)
+	}
+	key := featureKey(img, rgb, po)
 	return hex.EncodeToString(key[:])
 }
 
@@ -80,16 +93,28 @@ func (m *Model) ImageID(img *Image, opt ImageOptions) string {
 // time it spends is added to res.Timings). cached is false only when this
 // call ran the vision encoder.
 func (m *Model) imageFeature(ctx context.Context, img *Image, opt imageproc.Options, res *Result, progress func(done, tiles int)) (ent *featureEntry, key [32]byte, cached bool, err error) {
-	key = featureKey(img, opt)
+	var rgb *imageproc.RGB
+	if img.img != nil {
+		// A decoded image is keyed by its pixels.
+		if rgb, err = img.rgb(opt.MaxPixels); err != nil {
+			return nil, key, false, err
+		}
+	}
+	key = featureKey(img, rgb, opt)
 	ent, computed, err := m.features.do(ctx, key, func() (*featureEntry, error) {
 		t := time.Now()
-		rgb, err := imageproc.DecodeBytes(img.Data, img.Name, opt.MaxPixels)
-		if err != nil {
-			return nil, err
+		if rgb == nil {
+			var err error
+			if rgb, err = img.rgb(opt.MaxPixels); err != nil {
+				return nil, err
+			}
 		}
 		batch, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, imageErr(img.Name, err)
 		}
 		res.Timings.Preprocess += time.Since(t)
 		t = time.Now()

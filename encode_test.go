@@ -57,7 +57,7 @@ func TestEncodeConcurrent(t *testing.T) {
 		t.Errorf("split encode: %+v, want a new id, not cached, several frames", split)
 	}
 
-	req := Request{Messages: []Message{UserMessage("What is this?", img)}, MaxNewTokens: 8, NoSplit: true}
+	req := Request{Messages: []Message{UserMessage("What is this?", img)}, GenerateOptions: GenerateOptions{MaxNewTokens: 8, NoSplit: true}}
 	res, err := m.Generate(ctx, req, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -38,8 +38,27 @@ var testModels struct {
 	root string
 }
 
+// examples is the model generated for the examples, removed at the end.
+var examples string
+
 func TestMain(m *testing.M) {
+	// The examples (package snapvlm_test) load the model this names.
+	if os.Getenv("SNAPVLM_EXAMPLE_MODEL") == "" {
+		dir, err := os.MkdirTemp("", "snapvlm-example-")
+		if err == nil {
+			examples = dir
+			err = testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Seed: 1, Variants: []string{"q4"}})
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "generating the examples' model:", err)
+			os.Exit(1)
+		}
+		os.Setenv("SNAPVLM_EXAMPLE_MODEL", dir)
+	}
 	code := m.Run()
+	if examples != "" {
+		os.RemoveAll(examples)
+	}
 	if testModels.root != "" {
 		os.RemoveAll(testModels.root)
 	}
@@ -72,7 +91,7 @@ func modelDir(t testing.TB, preset string) string {
 
 func loadModel(t testing.TB, preset string, opts Options) *Model {
 	t.Helper()
-	m, err := Load(modelDir(t, preset), opts)
+	m, err := Load(context.Background(), modelDir(t, preset), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +169,7 @@ func TestGenerateVariantsAndFamilies(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.preset+"/"+c.dtype+map[bool]string{true: "/nosplit"}[c.noSplit], func(t *testing.T) {
 			m := loadModel(t, c.preset, Options{Dtype: c.dtype})
-			res := greedy(t, m, Request{Messages: []Message{UserMessage("Can you describe this image?", img)}, NoSplit: c.noSplit})
+			res := greedy(t, m, Request{Messages: []Message{UserMessage("Can you describe this image?", img)}, GenerateOptions: GenerateOptions{NoSplit: c.noSplit}})
 			if res.Tiles != c.wantTiles || res.ImageTokens != c.wantImgTok {
 				t.Errorf("tiles %d, image tokens %d; want %d, %d", res.Tiles, res.ImageTokens, c.wantTiles, c.wantImgTok)
 			}
@@ -178,7 +197,7 @@ func TestGenerateVariantsAndFamilies(t *testing.T) {
 func TestCacheMatchesUncached(t *testing.T) {
 	m := loadModel(t, "tiny512", Options{Dtype: "fp32"})
 	img := pngImage(t, 200, 120, 1, false)
-	req := Request{Messages: []Message{UserMessage("What is this?", img)}, MaxNewTokens: 6, NoSplit: true}
+	req := Request{Messages: []Message{UserMessage("What is this?", img)}, GenerateOptions: GenerateOptions{MaxNewTokens: 6, NoSplit: true}}
 	res := greedy(t, m, req)
 	ctx := context.Background()
 	p, err := m.prepare(ctx, req, &Result{})
@@ -233,7 +252,7 @@ func TestSensitivity(t *testing.T) {
 	m := loadModel(t, "tiny512", Options{Dtype: "fp32"})
 	ctx := context.Background()
 	img := pngImage(t, 300, 200, 0, false)
-	req := Request{Messages: []Message{UserMessage("Describe.", img)}, MaxNewTokens: 8}
+	req := Request{Messages: []Message{UserMessage("Describe.", img)}, GenerateOptions: GenerateOptions{MaxNewTokens: 8}}
 	base := greedy(t, m, req).Tokens
 
 	run := func(t *testing.T, mutate func(feats []float32, ids []int64, embeds []float32) ([]float32, error)) []int64 {
@@ -251,7 +270,9 @@ func TestSensitivity(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := &Result{}
-		if err := m.decode(ctx, req, &prepared{ids: p.ids, embeds: embeds}, res, time.Now(), nil, nil); err != nil {
+		kv, err := m.answer(ctx, req.GenerateOptions, &prepared{ids: p.ids, embeds: embeds}, res, time.Now(), nil, nil, false)
+		kv.drop()
+		if err != nil {
 			t.Fatal(err)
 		}
 		return res.Tokens
@@ -294,14 +315,14 @@ func TestSensitivity(t *testing.T) {
 	}
 	t.Run("transposed image", func(t *testing.T) {
 		tr := pngImage(t, 300, 200, 0, true)
-		got := greedy(t, m, Request{Messages: []Message{UserMessage("Describe.", tr)}, MaxNewTokens: 8}).Tokens
+		got := greedy(t, m, Request{Messages: []Message{UserMessage("Describe.", tr)}, GenerateOptions: GenerateOptions{MaxNewTokens: 8}}).Tokens
 		if slices.Equal(got, base) {
 			t.Errorf("answer unchanged: %v", got)
 		}
 	})
 	t.Run("other image", func(t *testing.T) {
 		other := pngImage(t, 300, 200, 1, false)
-		got := greedy(t, m, Request{Messages: []Message{UserMessage("Describe.", other)}, MaxNewTokens: 8}).Tokens
+		got := greedy(t, m, Request{Messages: []Message{UserMessage("Describe.", other)}, GenerateOptions: GenerateOptions{MaxNewTokens: 8}}).Tokens
 		if slices.Equal(got, base) {
 			t.Errorf("answer unchanged: %v", got)
 		}
@@ -324,11 +345,11 @@ func TestTextOnlyAndTwoImages(t *testing.T) {
 
 	full := loadModel(t, "tiny512", Options{})
 	a, b := pngImage(t, 300, 200, 0, false), pngImage(t, 100, 100, 1, false)
-	two := greedy(t, full, Request{Messages: []Message{UserMessage("Compare.", a, b)}, NoSplit: true})
+	two := greedy(t, full, Request{Messages: []Message{UserMessage("Compare.", a, b)}, GenerateOptions: GenerateOptions{NoSplit: true}})
 	if two.Tiles != 2 || two.ImageTokens != 128 || len(two.Images) != 2 {
 		t.Fatalf("two images: tiles %d image tokens %d images %d", two.Tiles, two.ImageTokens, len(two.Images))
 	}
-	swapped := greedy(t, full, Request{Messages: []Message{UserMessage("Compare.", b, a)}, NoSplit: true})
+	swapped := greedy(t, full, Request{Messages: []Message{UserMessage("Compare.", b, a)}, GenerateOptions: GenerateOptions{NoSplit: true}})
 	if slices.Equal(two.Tokens, swapped.Tokens) {
 		t.Errorf("image order does not matter: %v", two.Tokens)
 	}
@@ -337,7 +358,7 @@ func TestTextOnlyAndTwoImages(t *testing.T) {
 func TestFeatureCacheAndConcurrency(t *testing.T) {
 	m := loadModel(t, "tiny512", Options{})
 	img := pngImage(t, 300, 200, 0, false)
-	req := Request{Messages: []Message{UserMessage("Describe.", img)}, MaxNewTokens: 8}
+	req := Request{Messages: []Message{UserMessage("Describe.", img)}, GenerateOptions: GenerateOptions{MaxNewTokens: 8}}
 	first := greedy(t, m, req)
 	if first.Images[0].Cached {
 		t.Fatal("first use of an image reported cached")
@@ -350,7 +371,7 @@ func TestFeatureCacheAndConcurrency(t *testing.T) {
 		t.Fatalf("cached features changed the answer: %v vs %v", first.Tokens, second.Tokens)
 	}
 	// Several goroutines on one Model give the sequential answers.
-	other := Request{Messages: []Message{UserMessage("Hi")}, MaxNewTokens: 8}
+	other := Request{Messages: []Message{UserMessage("Hi")}, GenerateOptions: GenerateOptions{MaxNewTokens: 8}}
 	want := greedy(t, m, other).Tokens
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
@@ -380,29 +401,43 @@ func TestFeatureCacheAndConcurrency(t *testing.T) {
 
 func TestCancelAndStop(t *testing.T) {
 	m := loadModel(t, "tiny512", Options{})
-	req := Request{Messages: []Message{UserMessage("Tell me a story.")}, MaxNewTokens: 40}
-	full := greedy(t, m, req)
+	req := Request{Messages: []Message{UserMessage("Tell me a story.")}, GenerateOptions: GenerateOptions{MaxNewTokens: 40}}
+	// The callback receives every token, in order, with the text that
+	// makes up the answer.
+	var streamed []int64
+	var text strings.Builder
+	full, err := m.Generate(context.Background(), req, func(tok Token) error {
+		streamed = append(streamed, tok.ID)
+		text.WriteString(tok.Text)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(streamed, full.Tokens) || text.String() != full.Text {
+		t.Fatalf("streamed ids %v text %q; result ids %v text %q", streamed, text.String(), full.Tokens, full.Text)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pieces := 0
-	res, err := m.Generate(ctx, req, func(string) error {
+	res, err := m.Generate(ctx, req, func(Token) error {
 		pieces++
 		if pieces == 2 {
 			cancel()
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, context.Canceled) || res == nil {
+		t.Fatalf("after cancel: %v, %v; want the partial result and context.Canceled", res, err)
 	}
 	if res.FinishReason != FinishCancelled || len(res.Tokens) > 3 {
 		t.Fatalf("after cancel: finish %s, %d tokens (want cancelled within one step)", res.FinishReason, len(res.Tokens))
 	}
 	// Cancelled before generation starts (here: before the image is
-	// encoded): a cancelled result, no error, no tokens.
+	// encoded): a cancelled result, the context's error, no tokens.
 	done, stop := context.WithCancel(context.Background())
 	stop()
 	early, err := m.Generate(done, Request{Messages: []Message{UserMessage("x", pngImage(t, 64, 48, 1, false))}}, nil)
-	if err != nil || early.FinishReason != FinishCancelled || len(early.Tokens) != 0 {
+	if !errors.Is(err, context.Canceled) || early == nil || early.FinishReason != FinishCancelled || len(early.Tokens) != 0 {
 		t.Fatalf("cancelled before start: %+v, %v", early, err)
 	}
 	again := greedy(t, m, req)
@@ -412,7 +447,7 @@ func TestCancelAndStop(t *testing.T) {
 	// A stop string taken from the full answer ends the text before it.
 	if len(full.Text) > 6 {
 		stopAt := full.Text[len(full.Text)/2:][:3]
-		res := greedy(t, m, Request{Messages: req.Messages, MaxNewTokens: 40, Stop: []string{stopAt}})
+		res := greedy(t, m, Request{Messages: req.Messages, GenerateOptions: GenerateOptions{MaxNewTokens: 40, Stop: []string{stopAt}}})
 		if res.FinishReason != FinishStop || strings.Contains(res.Text, stopAt) || !strings.HasPrefix(full.Text, res.Text) {
 			t.Errorf("stop %q: finish %s text %q (full %q)", stopAt, res.FinishReason, res.Text, full.Text)
 		}
@@ -423,13 +458,13 @@ func TestCancelAndStop(t *testing.T) {
 		t.Fatalf("answer too short for the stop-string checks: %q", full.Text)
 	}
 	tail := full.Text[len(full.Text)-2:] + "\x00never"
-	held := greedy(t, m, Request{Messages: req.Messages, MaxNewTokens: 40, Stop: []string{tail}})
+	held := greedy(t, m, Request{Messages: req.Messages, GenerateOptions: GenerateOptions{MaxNewTokens: 40, Stop: []string{tail}}})
 	if held.Text != full.Text || held.FinishReason != full.FinishReason {
 		t.Errorf("with an unmatched stop string: %q (%s), want %q (%s)", held.Text, held.FinishReason, full.Text, full.FinishReason)
 	}
 	// An error from the callback stops generation and is returned.
 	boom := errors.New("client went away")
-	if _, err := m.Generate(context.Background(), req, func(string) error { return boom }); !errors.Is(err, boom) {
+	if _, err := m.Generate(context.Background(), req, func(Token) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("callback error: %v", err)
 	}
 }
@@ -438,11 +473,11 @@ func TestChatKeepsImages(t *testing.T) {
 	m := loadModel(t, "tiny512", Options{})
 	chat := m.NewChat()
 	img := pngImage(t, 300, 200, 0, false)
-	r1, err := chat.Send(context.Background(), "What is this?", []*Image{img}, Request{MaxNewTokens: 5}, nil)
+	r1, err := chat.Send(context.Background(), UserMessage("What is this?", img), GenerateOptions{MaxNewTokens: 5}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := chat.Send(context.Background(), "And the colours?", nil, Request{MaxNewTokens: 5}, nil)
+	r2, err := chat.Send(context.Background(), UserMessage("And the colours?"), GenerateOptions{MaxNewTokens: 5}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,16 +496,16 @@ func TestChatKeepsImages(t *testing.T) {
 	if r1.ReusedTokens != 0 || r2.ReusedTokens < len(r1.PromptTokens) {
 		t.Errorf("reused tokens: first turn %d, second %d (first prompt %d)", r1.ReusedTokens, r2.ReusedTokens, len(r1.PromptTokens))
 	}
-	fresh := greedy(t, m, Request{Messages: h[:3], MaxNewTokens: 5})
+	fresh := greedy(t, m, Request{Messages: h[:3], GenerateOptions: GenerateOptions{MaxNewTokens: 5}})
 	if !slices.Equal(fresh.Tokens, r2.Tokens) || !slices.Equal(fresh.PromptTokens, r2.PromptTokens) {
 		t.Errorf("second turn with reused cache %v, fresh %v", r2.Tokens, fresh.Tokens)
 	}
 	// A new image in a later turn works, and the cache keeps serving.
-	r3, err := chat.Send(context.Background(), "Now this one.", []*Image{pngImage(t, 120, 90, 1, false)}, Request{MaxNewTokens: 5}, nil)
+	r3, err := chat.Send(context.Background(), UserMessage("Now this one.", pngImage(t, 120, 90, 1, false)), GenerateOptions{MaxNewTokens: 5}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh3 := greedy(t, m, Request{Messages: chat.History()[:5], MaxNewTokens: 5})
+	fresh3 := greedy(t, m, Request{Messages: chat.History()[:5], GenerateOptions: GenerateOptions{MaxNewTokens: 5}})
 	if !slices.Equal(fresh3.Tokens, r3.Tokens) || r3.ReusedTokens == 0 {
 		t.Errorf("third turn %v (reused %d), fresh %v", r3.Tokens, r3.ReusedTokens, fresh3.Tokens)
 	}
@@ -478,7 +513,7 @@ func TestChatKeepsImages(t *testing.T) {
 	if len(chat.History()) != 0 {
 		t.Fatal("reset kept history")
 	}
-	r4, err := chat.Send(context.Background(), "Hello", nil, Request{MaxNewTokens: 3}, nil)
+	r4, err := chat.Send(context.Background(), UserMessage("Hello"), GenerateOptions{MaxNewTokens: 3}, nil)
 	if err != nil || r4.ReusedTokens != 0 {
 		t.Fatalf("after reset: %v, reused %d", err, r4.ReusedTokens)
 	}
@@ -527,7 +562,7 @@ func TestLoadErrors(t *testing.T) {
 			if c.edit != nil {
 				c.edit(t, dir)
 			}
-			m, err := Load(dir, c.opts)
+			m, err := Load(context.Background(), dir, c.opts)
 			if err == nil {
 				m.Close()
 				t.Fatal("loaded")
@@ -602,7 +637,7 @@ func TestDecoderInt8(t *testing.T) {
 		t.Fatalf("a second load rewrote again (%d files)", n)
 	}
 	ctx := context.Background()
-	req := Request{Messages: []Message{UserMessage("Hello, who are you?")}, MaxNewTokens: 8}
+	req := Request{Messages: []Message{UserMessage("Hello, who are you?")}, GenerateOptions: GenerateOptions{MaxNewTokens: 8}}
 	p, err := exact.prepare(ctx, req, &Result{})
 	if err != nil {
 		t.Fatal(err)
@@ -642,7 +677,7 @@ func TestDecoderInt8(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "onnx", "decoder_model_merged_q4.onnx_data")); err != nil {
 		t.Fatalf("the test model has no external data: %v", err)
 	}
-	ext, err := Load(dir, Options{DecoderInt8: true})
+	ext, err := Load(context.Background(), dir, Options{DecoderInt8: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +697,7 @@ func TestDecoderInt8(t *testing.T) {
 // are far wider than float16 rounding).
 func TestFloat16IO(t *testing.T) {
 	dir := modelDir(t, "tiny512")
-	half, err := Load(dir, Options{Dtype: "q4f16"})
+	half, err := Load(context.Background(), dir, Options{Dtype: "q4f16"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,15 +705,15 @@ func TestFloat16IO(t *testing.T) {
 	if half.dec.KVType() != ort.Float16 {
 		t.Fatalf("q4f16 cache is %s", half.dec.KVType())
 	}
-	full, err := Load(dir, Options{Dtype: "q4"})
+	full, err := Load(context.Background(), dir, Options{Dtype: "q4"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer full.Close()
 	img := pngImage(t, 300, 200, 0, false)
 	for _, req := range []Request{
-		{Messages: []Message{UserMessage("Describe.", img)}, MaxNewTokens: 10},
-		{Messages: []Message{UserMessage("Hello there")}, MaxNewTokens: 10},
+		{Messages: []Message{UserMessage("Describe.", img)}, GenerateOptions: GenerateOptions{MaxNewTokens: 10}},
+		{Messages: []Message{UserMessage("Hello there")}, GenerateOptions: GenerateOptions{MaxNewTokens: 10}},
 	} {
 		h, f := greedy(t, half, req), greedy(t, full, req)
 		if !slices.Equal(h.Tokens, f.Tokens) {
@@ -687,14 +722,14 @@ func TestFloat16IO(t *testing.T) {
 	}
 	// Chat reuse truncates a float16 cache too.
 	chat := half.NewChat()
-	if _, err := chat.Send(context.Background(), "What is this?", []*Image{img}, Request{MaxNewTokens: 4}, nil); err != nil {
+	if _, err := chat.Send(context.Background(), UserMessage("What is this?", img), GenerateOptions{MaxNewTokens: 4}, nil); err != nil {
 		t.Fatal(err)
 	}
-	r2, err := chat.Send(context.Background(), "More?", nil, Request{MaxNewTokens: 4}, nil)
+	r2, err := chat.Send(context.Background(), UserMessage("More?"), GenerateOptions{MaxNewTokens: 4}, nil)
 	if err != nil || r2.ReusedTokens == 0 {
 		t.Fatalf("second turn: reused %v, %v", r2, err)
 	}
-	fresh := greedy(t, half, Request{Messages: chat.History()[:3], MaxNewTokens: 4})
+	fresh := greedy(t, half, Request{Messages: chat.History()[:3], GenerateOptions: GenerateOptions{MaxNewTokens: 4}})
 	if !slices.Equal(fresh.Tokens, r2.Tokens) {
 		t.Errorf("reused float16 cache %v, fresh %v", r2.Tokens, fresh.Tokens)
 	}

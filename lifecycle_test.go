@@ -18,12 +18,12 @@ import (
 // running call crashed in RunOrtSessionWithOptions), and every call after
 // Close returns ErrClosed instead of dereferencing released sessions.
 func TestCloseWhileGenerating(t *testing.T) {
-	m, err := Load(modelDir(t, "tiny512"), Options{})
+	m, err := Load(context.Background(), modelDir(t, "tiny512"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	chat := m.NewChat()
-	req := Request{Messages: []Message{UserMessage("Tell me a story.")}, MaxNewTokens: 40}
+	req := Request{Messages: []Message{UserMessage("Tell me a story.")}, GenerateOptions: GenerateOptions{MaxNewTokens: 40}}
 	started := make(chan struct{})
 	type outcome struct {
 		res *Result
@@ -32,7 +32,7 @@ func TestCloseWhileGenerating(t *testing.T) {
 	got := make(chan outcome, 1)
 	go func() {
 		pieces := 0
-		res, err := m.Generate(context.Background(), req, func(string) error {
+		res, err := m.Generate(context.Background(), req, func(Token) error {
 			pieces++
 			if pieces == 1 {
 				close(started)
@@ -68,7 +68,7 @@ func TestCloseWhileGenerating(t *testing.T) {
 	if _, err := m.Generate(context.Background(), req, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Generate after Close: %v, want ErrClosed", err)
 	}
-	if _, err := chat.Send(context.Background(), "hi", nil, Request{MaxNewTokens: 2}, nil); !errors.Is(err, ErrClosed) {
+	if _, err := chat.Send(context.Background(), UserMessage("hi"), GenerateOptions{MaxNewTokens: 2}, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Chat.Send after Close: %v, want ErrClosed", err)
 	}
 	if err := m.Close(); err != nil {
@@ -87,14 +87,14 @@ func TestMaxNewTokensBound(t *testing.T) {
 		}
 		delete(text, "max_position_embeddings")
 	})
-	m, err := Load(dir, Options{})
+	m, err := Load(context.Background(), dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	msgs := []Message{UserMessage("Hi")}
 	for _, n := range []int{-5, 2049, 100_000_000} {
-		_, err := m.Generate(context.Background(), Request{Messages: msgs, MaxNewTokens: n}, nil)
+		_, err := m.Generate(context.Background(), Request{Messages: msgs, GenerateOptions: GenerateOptions{MaxNewTokens: n}}, nil)
 		if err == nil || !strings.Contains(err.Error(), "MaxNewTokens") {
 			t.Errorf("MaxNewTokens %d: %v, want an error naming MaxNewTokens", n, err)
 		} else if n > 0 && !strings.Contains(err.Error(), "2048") {
@@ -102,7 +102,7 @@ func TestMaxNewTokensBound(t *testing.T) {
 		}
 	}
 	// Up to the bound is fine: the answer is cut where the positions end.
-	res, err := m.Generate(context.Background(), Request{Messages: msgs, MaxNewTokens: 2048}, nil)
+	res, err := m.Generate(context.Background(), Request{Messages: msgs, GenerateOptions: GenerateOptions{MaxNewTokens: 2048}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,17 +150,17 @@ func tinyWithTextConfig(t *testing.T, edit func(text map[string]any)) string {
 // history was too long).
 func TestChatOutgrowsContext(t *testing.T) {
 	dir := tinyWithTextConfig(t, func(text map[string]any) { text["max_position_embeddings"] = 160 })
-	m, err := Load(dir, Options{})
+	m, err := Load(context.Background(), dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	chat := m.NewChat()
-	chat.System = "Answer briefly."
+	chat.SetSystem("Answer briefly.")
 	dropped := false
 	for i := range 12 {
 		q := fmt.Sprintf("Question number %d: what can you tell me about the weather today?", i)
-		res, err := chat.Send(context.Background(), q, nil, Request{MaxNewTokens: 24}, nil)
+		res, err := chat.Send(context.Background(), UserMessage(q), GenerateOptions{MaxNewTokens: 24}, nil)
 		if err != nil {
 			t.Fatalf("turn %d: %v", i, err)
 		}
@@ -180,7 +180,7 @@ func TestChatOutgrowsContext(t *testing.T) {
 	}
 	// A single question longer than the context is still an error.
 	long := strings.Repeat("weather ", 200)
-	if _, err := chat.Send(context.Background(), long, nil, Request{MaxNewTokens: 4}, nil); !errors.Is(err, ErrPromptTooLong) {
+	if _, err := chat.Send(context.Background(), UserMessage(long), GenerateOptions{MaxNewTokens: 4}, nil); !errors.Is(err, ErrPromptTooLong) {
 		t.Fatalf("a 200-word question in 160 tokens: %v, want ErrPromptTooLong", err)
 	}
 }
@@ -195,7 +195,7 @@ func TestProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []Progress
-	req := Request{Messages: []Message{UserMessage("What is this?", img)}, MaxNewTokens: 1, OnProgress: func(p Progress) { got = append(got, p) }}
+	req := Request{Messages: []Message{UserMessage("What is this?", img)}, GenerateOptions: GenerateOptions{MaxNewTokens: 1, OnProgress: func(p Progress) { got = append(got, p) }}}
 	if _, err := m.Generate(context.Background(), req, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestAgainstTransformersJS(t *testing.T) {
 				prefillChunk = 1 << 20
 			}
 			m := loadModel(t, c.preset, Options{Dtype: c.dtype, TextOnly: len(c.images) == 0, VisionBatch: c.visionBatch, PrefillChunk: prefillChunk})
-			req := Request{Messages: []Message{UserMessage("Can you describe this?", c.images...)}, MaxNewTokens: maxNew, NoSplit: c.noSplit}
+			req := Request{Messages: []Message{UserMessage("Can you describe this?", c.images...)}, GenerateOptions: GenerateOptions{MaxNewTokens: maxNew, NoSplit: c.noSplit}}
 			ours := greedy(t, m, req)
 
 			jsDtype := c.dtype

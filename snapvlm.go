@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,6 +94,19 @@ type Options struct {
 	// FeatureCacheSize is how many images' features are kept for reuse
 	// across questions; 0 = 32, negative disables the cache.
 	FeatureCacheSize int
+	// Progress, when not nil, is called as Load goes through its stages
+	// (loading the graphs takes most of the time).
+	Progress func(LoadProgress)
+}
+
+// LoadProgress reports the progress of Load: Stage is about to be loaded,
+// Done of Total stages are complete (Done == Total at the end). Stages are
+// "config", "tokenizer", "runtime" and the graph names (GraphVision,
+// GraphEmbed, GraphDecoder), whose File is the graph file.
+type LoadProgress struct {
+	Stage       string
+	File        string
+	Done, Total int
 }
 
 // Model is a loaded SmolVLM model. Safe for concurrent use.
@@ -116,9 +130,40 @@ type Model struct {
 	life     lifecycle
 }
 
-// Load opens a model directory.
-func Load(dir string, opts Options) (*Model, error) {
+// Load opens a model directory in the Hugging Face layout (config files,
+// tokenizer.json and onnx/*.onnx). Errors about the directory are
+// *ModelError (errors.Is(err, ErrVariantMissing) for an absent variant); a
+// missing ONNX Runtime library is ErrRuntimeMissing. ctx is checked between
+// the stages (creating one ONNX Runtime session cannot be interrupted).
+func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
+	m, err := load(ctx, dir, opts)
+	if err != nil {
+		var me *ModelError
+		if !errors.As(err, &me) && !errors.Is(err, ErrRuntimeMissing) && ctx.Err() == nil {
+			err = &ModelError{Dir: dir, Err: err}
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+func load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	start := time.Now()
+	total := 6
+	if opts.TextOnly {
+		total = 5
+	}
+	done := 0
+	stage := func(name, file string) error {
+		if opts.Progress != nil {
+			opts.Progress(LoadProgress{Stage: name, File: file, Done: done, Total: total})
+		}
+		done++
+		return ctx.Err()
+	}
+	if err := stage("config", filepath.Join(dir, modelconfig.ConfigFile)); err != nil {
+		return nil, err
+	}
 	cfg, err := modelconfig.Load(dir)
 	if err != nil {
 		return nil, err
@@ -135,15 +180,20 @@ func Load(dir string, opts Options) (*Model, error) {
 		cacheSize = 32
 	}
 	m.features = newFeatureCache(cacheSize)
-	if m.tok, err = tokenizer.Load(filepath.Join(dir, modelconfig.TokenizerFile)); err != nil {
+	tokFile := filepath.Join(dir, modelconfig.TokenizerFile)
+	if err := stage("tokenizer", tokFile); err != nil {
 		return nil, err
+	}
+	if m.tok, err = tokenizer.Load(tokFile); err != nil {
+		return nil, &ModelError{Dir: dir, File: modelconfig.TokenizerFile, Err: err}
 	}
 	if m.tmpl, err = prompt.FromModel(cfg); err != nil {
 		return nil, err
 	}
 	m.seqLen = cfg.ImageSeqLen()
 	if m.seqLen <= 0 {
-		return nil, fmt.Errorf("model %s: image_seq_len is neither in %s nor computable from %s vision_config", dir, modelconfig.ProcessorFile, modelconfig.ConfigFile)
+		return nil, &ModelError{Dir: dir, File: modelconfig.ProcessorFile, Field: "image_seq_len",
+			Err: fmt.Errorf("image_seq_len is neither in %s nor computable from %s vision_config", modelconfig.ProcessorFile, modelconfig.ConfigFile)}
 	}
 	m.eos = map[int64]bool{}
 	for _, id := range cfg.EOSTokenIDs() {
@@ -153,11 +203,13 @@ func Load(dir string, opts Options) (*Model, error) {
 		m.eos[id] = true
 	}
 	if len(m.eos) == 0 {
-		return nil, fmt.Errorf("model %s: no end-of-sequence token id in %s, %s or the tokenizer", dir, modelconfig.GenerationFile, modelconfig.ConfigFile)
+		return nil, &ModelError{Dir: dir, File: modelconfig.GenerationFile, Field: "eos_token_id",
+			Err: fmt.Errorf("no end-of-sequence token id in %s, %s or the tokenizer", modelconfig.GenerationFile, modelconfig.ConfigFile)}
 	}
 	if id := cfg.Config.ImageTokenID; !opts.TextOnly {
 		if tokID, ok := m.tok.TokenToID(prompt.ImageToken); !ok || tokID != id {
-			return nil, fmt.Errorf("model %s: config.json image_token_id is %d but the tokenizer's %s is %d", dir, id, prompt.ImageToken, tokID)
+			return nil, &ModelError{Dir: dir, File: modelconfig.ConfigFile, Field: "image_token_id",
+				Err: fmt.Errorf("config.json image_token_id is %d but the tokenizer's %s is %d", id, prompt.ImageToken, tokID)}
 		}
 	}
 
@@ -177,14 +229,21 @@ func Load(dir string, opts Options) (*Model, error) {
 		files[g.graph] = f
 		why[g.graph] = fileReason(g.graph, g.dtype, opts)
 	}
+	if err := stage("runtime", opts.ORTLib); err != nil {
+		return nil, err
+	}
 	if m.env, err = ort.Open(ort.Options{LibPath: opts.ORTLib}); err != nil {
+		var nf *ort.NotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
+		}
 		return nil, err
 	}
 	so := ort.SessionOptions{IntraOpThreads: opts.Threads, Provider: opts.Provider, OptLevel: ort.OptLevel(opts.OptLevel)}
 	t := cfg.Config.TextConfig
 	if !opts.TextOnly {
 		if m.imgOpts, err = imageproc.OptionsFromConfig(cfg.Preprocessor); err != nil {
-			return nil, fmt.Errorf("model %s: %w", dir, err)
+			return nil, &ModelError{Dir: dir, File: modelconfig.PreprocessorFile, Err: err}
 		}
 		vcfg := vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize}
 		if opts.VisionInt8 {
@@ -200,27 +259,41 @@ func Load(dir string, opts Options) (*Model, error) {
 			}
 		}
 		vcfg.FramesPerRun = batch
-		if m.vis, err = vision.New(m.env, files[GraphVision], so, vcfg); err != nil {
-			return nil, refuseVariant(err, dir, GraphVision, files[GraphVision], m.env.Version(), opts.Provider)
+		if err := stage(GraphVision, files[GraphVision]); err != nil {
+			return nil, err
 		}
+		if m.vis, err = vision.New(m.env, files[GraphVision], so, vcfg); err != nil {
+			return nil, &ModelError{Dir: dir, File: files[GraphVision], Err: refuseVariant(err, dir, GraphVision, files[GraphVision], m.env.Version(), opts.Provider)}
+		}
+	}
+	if err := stage(GraphEmbed, files[GraphEmbed]); err != nil {
+		m.Close()
+		return nil, err
 	}
 	if m.emb, err = embed.New(m.env, files[GraphEmbed], so, t.HiddenSize); err != nil {
 		m.Close()
-		return nil, refuseVariant(err, dir, GraphEmbed, files[GraphEmbed], m.env.Version(), opts.Provider)
+		return nil, &ModelError{Dir: dir, File: files[GraphEmbed], Err: refuseVariant(err, dir, GraphEmbed, files[GraphEmbed], m.env.Version(), opts.Provider)}
 	}
 	dso := so
 	if opts.DecoderInt8 {
 		dso.MatMulNBitsAccuracy = 4
 		why[GraphDecoder] += "; 4-bit matmuls with int8 activations (accuracy_level 4 rewrite, --decoder-int8)"
 	}
+	if err := stage(GraphDecoder, files[GraphDecoder]); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, decoder.Config{
 		Layers: t.NumHiddenLayers, KVHeads: t.NumKeyValueHeads, HeadDim: t.HeadDimension(), Hidden: t.HiddenSize, Vocab: t.VocabSize,
 	}); err != nil {
 		m.Close()
-		return nil, refuseVariant(err, dir, GraphDecoder, files[GraphDecoder], m.env.Version(), opts.Provider)
+		return nil, &ModelError{Dir: dir, File: files[GraphDecoder], Err: refuseVariant(err, dir, GraphDecoder, files[GraphDecoder], m.env.Version(), opts.Provider)}
 	}
 	m.files, m.why = files, why
 	m.loadTime = time.Since(start)
+	if opts.Progress != nil {
+		opts.Progress(LoadProgress{Stage: "done", Done: total, Total: total})
+	}
 	return m, nil
 }
 
@@ -241,9 +314,10 @@ func graphFile(dir, graph, dtype string) (string, error) {
 		if _, ok := modelconfig.DtypeSuffix(dtype); !ok {
 			return "", fmt.Errorf("unknown dtype %q: want one of %s", dtype, strings.Join(modelconfig.Dtypes(), ", "))
 		}
-		p := filepath.Join(dir, filepath.FromSlash(modelconfig.GraphPath(graph, dtype)))
+		rel := modelconfig.GraphPath(graph, dtype)
+		p := filepath.Join(dir, filepath.FromSlash(rel))
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("model %s has no %s variant of %s (%s missing); variants present: %s", dir, dtype, graph, p, listOrNone(present))
+			return "", &ModelError{Dir: dir, File: rel, Err: fmt.Errorf("%w: no %s variant of %s (%s missing); variants present: %s", ErrVariantMissing, dtype, graph, rel, listOrNone(present))}
 		}
 		return p, nil
 	}
@@ -252,7 +326,8 @@ func graphFile(dir, graph, dtype string) (string, error) {
 			return filepath.Join(dir, filepath.FromSlash(modelconfig.GraphPath(graph, d))), nil
 		}
 	}
-	return "", fmt.Errorf("model %s has no %s graph: %s missing", dir, graph, filepath.Join(dir, filepath.FromSlash(modelconfig.GraphPath(graph, "fp32"))))
+	rel := modelconfig.GraphPath(graph, "fp32")
+	return "", &ModelError{Dir: dir, File: rel, Err: fmt.Errorf("%w: no %s graph (%s missing, nor any other variant)", ErrVariantMissing, graph, rel)}
 }
 
 func listOrNone(s []string) string {
@@ -277,8 +352,10 @@ func Variants(dir, graph string) []string {
 // Dir is the model directory.
 func (m *Model) Dir() string { return m.dir }
 
-// Files are the graph files in use, by graph name.
-func (m *Model) Files() map[string]string { return m.files }
+// Files returns the graph files in use, keyed by graph name (GraphVision,
+// GraphEmbed, GraphDecoder); a text-only Model has no GraphVision. The map
+// is a copy.
+func (m *Model) Files() map[string]string { return maps.Clone(m.files) }
 
 // FileReasons says, by graph name, why the file in Files was chosen (the
 // option or default that picked it, or a rewrite and its probe check).
@@ -293,17 +370,33 @@ func (m *Model) ORTVersion() string { return m.env.Version() }
 // ImageSeqLen is the number of image tokens per tile.
 func (m *Model) ImageSeqLen() int { return m.seqLen }
 
-// ContextLength is the most tokens, prompt and answer together, the model
-// takes (text_config.max_position_embeddings, 2048 when absent).
-func (m *Model) ContextLength() int { return m.cfg.Config.TextConfig.Positions() }
+// Tokenize encodes text with the model's tokenizer as the prompt is
+// encoded: no special tokens are added, and special-token strings in text
+// (such as <image>) become their single ids.
+func (m *Model) Tokenize(text string) []int64 { return m.tok.Encode(text) }
+
+// Detokenize decodes ids to text as answers are decoded; with skipSpecial,
+// special tokens (end tokens, <image>, ...) are left out.
+func (m *Model) Detokenize(ids []int64, skipSpecial bool) string {
+	return m.tok.Decode(ids, skipSpecial)
+}
+
+// TokenString returns the vocabulary entry of id (the token as
+// tokenizer.json spells it, e.g. "Ġthe"), false for an unknown id.
+func (m *Model) TokenString(id int64) (string, bool) { return m.tok.IDToToken(id) }
+
+// VocabSize is the number of token ids the model's logits cover.
+func (m *Model) VocabSize() int { return m.cfg.Config.TextConfig.VocabSize }
 
 // MaxImageSize is the longest edge images are resized to before tiling
 // (preprocessor_config.json size.longest_edge), the largest
-// Request.ImageSize; 0 for a model loaded text-only.
+// GenerateOptions.ImageSize; 0 for a model loaded text-only.
 func (m *Model) MaxImageSize() int { return m.imgOpts.LongestEdge }
 
-// Tokenize encodes text with the model's tokenizer (no special tokens added).
-func (m *Model) Tokenize(text string) []int64 { return m.tok.Encode(text) }
+// ContextLength is the most tokens, prompt and answer together, the model
+// takes (max_position_embeddings, or transformers' default of 2048 when the
+// config leaves it out).
+func (m *Model) ContextLength() int { return m.cfg.Config.TextConfig.Positions() }
 
 // Close releases the sessions. It waits for running calls (Generate, Chat
 // turns, PixelValues) to return — cancel their contexts to make that quick —

@@ -80,8 +80,7 @@ func decodeBody(r *http.Request, v any) error {
 // toRequest checks the body and turns it into a snapvlm.Request over the
 // server's defaults. Images are fetched and their headers checked.
 func (s *Server) toRequest(ctx context.Context, cr *chatRequest) (snapvlm.Request, error) {
-	req := s.cfg.Defaults
-	req.Messages = nil
+	req := snapvlm.Request{GenerateOptions: s.cfg.Defaults}
 	req.Stop = append([]string(nil), s.cfg.Defaults.Stop...)
 	if len(cr.Messages) == 0 {
 		return req, badRequest("messages", "messages: at least one message is required")
@@ -355,7 +354,7 @@ func toTimings(res *snapvlm.Result, queued time.Duration) timings {
 
 // finishReason maps the engine's reason to OpenAI's ("cancelled" has no
 // OpenAI name; it only reaches stream clients of a server shutting down).
-func finishReason(r string) string {
+func finishReason(r snapvlm.FinishReason) string {
 	return string(r)
 }
 
@@ -392,7 +391,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) error {
 	created := time.Now().Unix()
 	if !cr.Stream {
 		res, err := sv.m.Generate(ctx, req, nil)
-		if err != nil {
+		if err != nil && (res == nil || res.FinishReason != snapvlm.FinishCancelled) {
 			return s.generateError(err)
 		}
 		s.observe(sv, res, ri)
@@ -418,12 +417,18 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) error {
 	if err := sse.send(first); err != nil {
 		return err
 	}
-	res, err := sv.m.Generate(ctx, req, func(piece string) error {
+	res, err := sv.m.Generate(ctx, req, func(tok snapvlm.Token) error {
+		if tok.Text == "" {
+			return nil
+		}
+		piece := tok.Text
 		c := base
 		c.Choices = []chunkChoice{{Delta: delta{Content: &piece}}}
 		return sse.send(c)
 	})
-	if err != nil {
+	// A generation cancelled by the server's shutdown (not the client) still
+	// gets its last chunk, with finish_reason "cancelled".
+	if err != nil && (res == nil || res.FinishReason != snapvlm.FinishCancelled || r.Context().Err() != nil) {
 		if r.Context().Err() != nil || isCanceled(err) {
 			// The client went away (a write failed or the context ended).
 			ri.finish = string(snapvlm.FinishCancelled)

@@ -60,7 +60,7 @@ func testModel(t testing.TB) *snapvlm.Model {
 	if err := testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Seed: 1, Variants: []string{testmodel.Q4}, GenerateTokenizer: true}); err != nil {
 		t.Fatalf("generating the test model: %v", err)
 	}
-	if shared.m, err = snapvlm.Load(dir, snapvlm.Options{}); err != nil {
+	if shared.m, err = snapvlm.Load(context.Background(), dir, snapvlm.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return shared.m
@@ -177,7 +177,7 @@ func longAnswer(t testing.TB) string {
 	long.Do(func() {
 		for seed := uint64(0); seed <= 8; seed++ {
 			for _, p := range []string{"Hi", "Tell me a story.", "What?", "Go on."} {
-				res, err := m.Generate(context.Background(), snapvlm.Request{MaxNewTokens: 500, Temperature: float32(min(seed, 1)), Seed: seed,
+				res, err := m.Generate(context.Background(), snapvlm.Request{GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: 500, Temperature: float32(min(seed, 1)), Seed: seed},
 					Messages: []snapvlm.Message{snapvlm.UserMessage(p)}}, nil)
 				if err == nil && res.FinishReason == snapvlm.FinishLength {
 					long.prompt, long.seed = p, seed

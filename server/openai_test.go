@@ -39,7 +39,7 @@ func TestOpenAIClient(t *testing.T) {
 			name: "text",
 			params: openai.ChatCompletionNewParams{Model: testModelID, MaxTokens: openai.Int(12),
 				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say something.")}},
-			want: snapvlm.Request{MaxNewTokens: 12, Messages: []snapvlm.Message{snapvlm.UserMessage("Say something.")}},
+			want: snapvlm.Request{GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: 12}, Messages: []snapvlm.Message{snapvlm.UserMessage("Say something.")}},
 		},
 		{
 			name: "image data URL, no split, sampled with a seed",
@@ -49,7 +49,7 @@ func TestOpenAIClient(t *testing.T) {
 					openai.TextContentPart("What is in this picture?"),
 				})}},
 			extra: []option.RequestOption{option.WithJSONSet("no_split", true), option.WithJSONSet("top_k", 40)},
-			want: snapvlm.Request{MaxNewTokens: 10, Temperature: 0.8, Seed: 7, TopP: 0.9, TopK: 40, NoSplit: true,
+			want: snapvlm.Request{GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: 10, Temperature: 0.8, Seed: 7, TopP: 0.9, TopK: 40, NoSplit: true},
 				Messages: []snapvlm.Message{snapvlm.UserMessage("What is in this picture?", img)}},
 		},
 		{
@@ -64,7 +64,7 @@ func TestOpenAIClient(t *testing.T) {
 					openai.AssistantMessage("A photo."),
 					openai.UserMessage("And the colours?"),
 				}},
-			want: snapvlm.Request{MaxNewTokens: 8, Stop: []string{"zzzz"}, Messages: []snapvlm.Message{
+			want: snapvlm.Request{GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: 8, Stop: []string{"zzzz"}}, Messages: []snapvlm.Message{
 				{Role: snapvlm.System, Content: []snapvlm.Part{{Text: "Answer briefly."}}},
 				snapvlm.UserMessage("What is it?", img),
 				{Role: snapvlm.Assistant, Content: []snapvlm.Part{{Text: "A photo."}}},

@@ -48,8 +48,8 @@ type Config struct {
 	// Models served; the first is the default when a request names none.
 	Models []Model
 	// Defaults are the generation settings a request gets where it does
-	// not set its own (its Messages are ignored).
-	Defaults snapvlm.Request
+	// not set its own.
+	Defaults snapvlm.GenerateOptions
 	// Parallel is how many requests generate at once (0 = 1).
 	Parallel int
 	// Queue is how many more requests may wait for a slot; beyond that the

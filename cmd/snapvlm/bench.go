@@ -88,21 +88,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *variants {
 		return benchVariants(ctx, &f, dir, images, *question, *runs, *steps, *asJSON, stdout, stderr)
 	}
-	m, err := snapvlm.Load(dir, snapvlm.Options{
-		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
-		Threads: f.threads, Provider: f.provider, TextOnly: len(images) == 0, DecoderInt8: f.decoderInt8, VisionBatch: f.visionBatch,
-		VisionInt8:       f.visionInt8,
-		FeatureCacheSize: -1, // every run encodes its images
-	})
+	opts := f.options(len(images) == 0)
+	opts.FeatureCacheSize = -1 // every run encodes its images
+	m, err := snapvlm.Load(ctx, dir, opts)
 	if err != nil {
-		return err
+		return withFlagHints(err)
 	}
 	defer m.Close()
 	if err := f.validateFor(m); err != nil {
 		return err
 	}
-	req := f.request()
-	req.Messages = append(f.systemMessages(), snapvlm.UserMessage(*question, images...))
+	req := snapvlm.Request{
+		Messages:        append(f.systemMessages(), snapvlm.UserMessage(*question, images...)),
+		GenerateOptions: f.generateOptions(),
+	}
 	rep := benchReport{Model: dir, Files: m.Files(), FileReasons: m.FileReasons(), ORT: m.ORTVersion(), Runs: *runs, LoadMS: msOf(m.LoadTime())}
 	var pre, vis, prefill, ttft, tps, total []float64
 	var last *snapvlm.Result
@@ -110,7 +109,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		start := time.Now()
 		res, err := m.Generate(ctx, req, nil)
 		if err != nil {
-			return err
+			return withFlagHints(err)
 		}
 		t := res.Timings
 		total = append(total, msOf(time.Since(start)))

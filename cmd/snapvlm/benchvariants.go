@@ -85,12 +85,11 @@ func benchVariants(ctx context.Context, f *engineFlags, dir string, images []*sn
 		}
 	}
 	// The prompt ids and pixel values, as a generation would make them.
-	ref, err := snapvlm.Load(dir, snapvlm.Options{ORTLib: f.ortLib, Dtype: "fp32", Threads: f.threads, FeatureCacheSize: -1})
+	ref, err := snapvlm.Load(ctx, dir, snapvlm.Options{ORTLib: f.ortLib, Dtype: "fp32", Threads: f.threads, FeatureCacheSize: -1})
 	if err != nil {
 		return err
 	}
-	req := f.request()
-	req.Messages = []snapvlm.Message{snapvlm.UserMessage(question, images...)}
+	req := snapvlm.Request{Messages: []snapvlm.Message{snapvlm.UserMessage(question, images...)}, GenerateOptions: f.generateOptions()}
 	req.MaxNewTokens = 1
 	res, err := ref.Generate(ctx, req, nil)
 	if err != nil {

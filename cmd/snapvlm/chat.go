@@ -65,7 +65,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 // at the prompt it clears the line (the terminal discards it).
 func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reader, out, errOut io.Writer) error {
 	chat := m.NewChat()
-	chat.System = f.system
+	chat.SetSystem(f.system)
 	var pending []*snapvlm.Image
 	for _, p := range f.images {
 		img, err := chatImage(f, p)
@@ -145,17 +145,16 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 			}
 		}()
 		spin := startSpinner(errOut, len(pending) > 0, isTerminal(errOut))
-		req := f.request()
 		before := len(chat.History())
-		res, err := chat.Send(turnCtx, line, pending, req, func(s string) error {
+		res, err := chat.Send(turnCtx, snapvlm.UserMessage(line, pending...), f.generateOptions(), func(tok snapvlm.Token) error {
 			spin.stop()
-			_, err := io.WriteString(out, s)
+			_, err := io.WriteString(out, tok.Text)
 			return err
 		})
 		spin.stop()
 		cancel()
-		if err != nil {
-			fmt.Fprintf(errOut, "\nerror: %v\n", err)
+		if err != nil && !(res != nil && res.FinishReason == snapvlm.FinishCancelled) {
+			fmt.Fprintf(errOut, "\nerror: %v\n", withFlagHints(err))
 			if len(pending) > 0 {
 				// The images may be what failed: do not fail every later turn.
 				fmt.Fprintf(errOut, "(%d attached image(s) dropped)\n", len(pending))

@@ -85,13 +85,9 @@ func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, 
 	if err != nil {
 		return nil, err
 	}
-	m, err := snapvlm.Load(dir, snapvlm.Options{
-		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
-		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, VisionBatch: f.visionBatch,
-		VisionInt8: f.visionInt8,
-	})
+	m, err := snapvlm.Load(ctx, dir, f.options(textOnly))
 	if err != nil {
-		return nil, err
+		return nil, withFlagHints(err)
 	}
 	if err := f.validateFor(m); err != nil {
 		m.Close()
@@ -119,12 +115,35 @@ func (f *engineFlags) graphDtypes() map[string]string {
 	return out
 }
 
-func (f *engineFlags) request() snapvlm.Request {
-	return snapvlm.Request{
+// options are the Load options the flags ask for.
+func (f *engineFlags) options(textOnly bool) snapvlm.Options {
+	return snapvlm.Options{
+		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
+		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, VisionBatch: f.visionBatch,
+		VisionInt8: f.visionInt8,
+	}
+}
+
+// generateOptions are the answer settings the flags ask for.
+func (f *engineFlags) generateOptions() snapvlm.GenerateOptions {
+	return snapvlm.GenerateOptions{
 		MaxNewTokens: f.maxTokens, Temperature: float32(f.temperature), TopK: f.topK, TopP: float32(f.topP),
 		MinP: float32(f.minP), RepetitionPenalty: float32(f.repPenalty), Seed: f.seed, Stop: f.stops,
 		NoSplit: f.noSplit, ImageSize: f.imageSize,
 	}
+}
+
+// withFlagHints adds what the command line can do about an engine error.
+func withFlagHints(err error) error {
+	switch {
+	case errors.Is(err, snapvlm.ErrPromptTooLong):
+		return fmt.Errorf("%w\n(fewer --image files, --no-split or a smaller --image-size make it shorter)", err)
+	case errors.Is(err, snapvlm.ErrRuntimeMissing):
+		return fmt.Errorf("%w\n(run 'snapvlm setup', or pass --ort-lib FILE)", err)
+	case errors.Is(err, snapvlm.ErrVariantMissing):
+		return fmt.Errorf("%w\n(pick a present variant with --dtype, or fetch one with 'snapvlm pull REPO --dtype D')", err)
+	}
+	return err
 }
 
 // systemMessages is the --system message, if any, to put first.
@@ -132,7 +151,7 @@ func (f *engineFlags) systemMessages() []snapvlm.Message {
 	if f.system == "" {
 		return nil
 	}
-	return []snapvlm.Message{{Role: snapvlm.System, Content: []snapvlm.Part{{Text: f.system}}}}
+	return []snapvlm.Message{snapvlm.TextMessage(snapvlm.System, f.system)}
 }
 
 // readImage reads one image file within --max-image-bytes.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -55,35 +54,36 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	}
 	defer m.Close()
-	req := f.request()
-	req.Messages = append(f.systemMessages(), snapvlm.UserMessage(question, images...))
+	req := snapvlm.Request{
+		Messages:        append(f.systemMessages(), snapvlm.UserMessage(question, images...)),
+		GenerateOptions: f.generateOptions(),
+	}
 	// On a terminal, a line shows the vision encoder's progress on long
 	// encodes; it is cleared before the answer.
 	prog := &progressLine{w: stderr}
 	if isTerminal(stderr) {
 		req.OnProgress = prog.show
 	}
-	var onText func(string) error
+	var onToken func(snapvlm.Token) error
 	if !*asJSON {
-		onText = func(s string) error {
+		onToken = func(tok snapvlm.Token) error {
 			prog.clear()
-			_, err := io.WriteString(stdout, s)
+			_, err := io.WriteString(stdout, tok.Text)
 			return err
 		}
 	}
-	res, err := m.Generate(ctx, req, onText)
+	res, err := m.Generate(ctx, req, onToken)
 	prog.clear()
-	if errors.Is(err, snapvlm.ErrPromptTooLong) {
-		return fmt.Errorf("%w\n(fewer --image files, --no-split or a smaller --image-size make it shorter)", err)
-	}
-	if err != nil {
-		return err
+	if err != nil && !(res != nil && res.FinishReason == snapvlm.FinishCancelled) {
+		return withFlagHints(err)
 	}
 	if *asJSON {
+		if res.Tokens == nil {
+			res.Tokens = []int64{}
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		out := resultJSON(res)
-		out.Files = map[string]graphFileJSON{}
+		out := runJSON{Result: res, Files: map[string]graphFileJSON{}}
 		for g, p := range m.Files() {
 			out.Files[g] = graphFileJSON{File: p, Why: m.FileReasons()[g]}
 		}
@@ -102,16 +102,9 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return nil
 }
 
-// runJSON is the --json output.
+// runJSON is the --json output: the Result and the graph files run.
 type runJSON struct {
-	Text         string              `json:"text"`
-	Tokens       []int64             `json:"tokens"`
-	PromptTokens []int64             `json:"prompt_tokens"`
-	ImageTokens  int                 `json:"image_tokens"`
-	Tiles        int                 `json:"tiles"`
-	Images       []snapvlm.ImageInfo `json:"images"`
-	FinishReason string              `json:"finish_reason"`
-	Timings      map[string]float64  `json:"timings"`
+	*snapvlm.Result
 	// Files are the graph files run, by graph, and why each was chosen.
 	Files map[string]graphFileJSON `json:"files,omitempty"`
 }
@@ -119,24 +112,6 @@ type runJSON struct {
 type graphFileJSON struct {
 	File string `json:"file"`
 	Why  string `json:"why"`
-}
-
-func resultJSON(r *snapvlm.Result) runJSON {
-	ms := func(d interface{ Seconds() float64 }) float64 { return float64(int64(d.Seconds()*1e6)) / 1e3 }
-	t := r.Timings
-	tokens := r.Tokens
-	if tokens == nil {
-		tokens = []int64{}
-	}
-	return runJSON{
-		Text: r.Text, Tokens: tokens, PromptTokens: r.PromptTokens, ImageTokens: r.ImageTokens, Tiles: r.Tiles,
-		Images: r.Images, FinishReason: r.FinishReason,
-		Timings: map[string]float64{
-			"load_ms": ms(t.Load), "preprocess_ms": ms(t.Preprocess), "vision_ms": ms(t.Vision),
-			"prefill_ms": ms(t.Prefill), "ttft_ms": ms(t.FirstToken), "decode_ms": ms(t.Decode),
-			"decode_tokens_per_sec": t.DecodeTokensPerSec,
-		},
-	}
 }
 
 // progressLine redraws one status line on a terminal.

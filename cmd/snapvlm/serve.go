@@ -104,7 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	logger := slog.New(handler)
 
 	cfg := server.Config{
-		Defaults: f.request(), Parallel: sf.parallel, Queue: sf.queue, APIKey: sf.apiKey, CORSOrigin: sf.corsOrigin,
+		Defaults: f.generateOptions(), Parallel: sf.parallel, Queue: sf.queue, APIKey: sf.apiKey, CORSOrigin: sf.corsOrigin,
 		MaxBody: maxBody, AllowRemoteImages: sf.allowRemote, AllowPrivateURLs: sf.allowPrivate, Logger: logger,
 	}
 	seen := map[string]bool{}

@@ -601,3 +601,25 @@ func orient(img *RGB, o int) *RGB {
 	}
 	return out
 }
+
+// FromImage converts an image decoded elsewhere to RGB the way Decode
+// converts a file's pixels (alpha dropped without compositing, 16-bit
+// samples reduced to their high byte). No EXIF orientation is applied: the
+// image is taken as it is. Images of more than maxPixels pixels (0 =
+// DefaultMaxPixels) are refused.
+func FromImage(m image.Image, maxPixels int64) (*RGB, error) {
+	if m == nil {
+		return nil, errors.New("no image")
+	}
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
+	}
+	b := m.Bounds()
+	if b.Dx() <= 0 || b.Dy() <= 0 {
+		return nil, fmt.Errorf("empty %dx%d image", b.Dx(), b.Dy())
+	}
+	if px := int64(b.Dx()) * int64(b.Dy()); px > maxPixels {
+		return nil, fmt.Errorf("%dx%d = %d pixels, more than the limit of %d", b.Dx(), b.Dy(), px, maxPixels)
+	}
+	return fromImage(m, -1)
+}

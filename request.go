@@ -1,0 +1,267 @@
+package snapvlm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"math"
+	"time"
+
+	"github.com/snapvlm/snapvlm/internal/imageproc"
+)
+
+// Image is an image given to a message: an encoded file (JPEG, PNG, GIF,
+// WebP) read by ImageFile or ImageReader, or an image.Image wrapped by
+// ImageFromImage. It is decoded when a request needs its pixels; its
+// features are cached by content, so asking again about the same image skips
+// the vision encoder.
+type Image struct {
+	// Name is shown in errors (a file name, a URL).
+	Name string
+	// Data is the encoded file.
+	Data []byte
+	// img is set instead of Data by ImageFromImage.
+	img image.Image
+}
+
+// DefaultMaxImageBytes is the largest image file ImageFile and ImageReader
+// read: 100 MB.
+const DefaultMaxImageBytes = imageproc.DefaultMaxBytes
+
+// ErrImageTooLarge is returned (wrapped, naming the file) for an image file
+// longer than the limit, or an endless one such as a device or a pipe. It
+// is also an ErrImage.
+var ErrImageTooLarge = imageproc.ErrTooLarge
+
+// ImageFile reads an image file of at most DefaultMaxImageBytes.
+func ImageFile(path string) (*Image, error) { return ImageFileLimit(path, 0) }
+
+// ImageFileLimit reads an image file of at most maxBytes bytes (0 =
+// DefaultMaxImageBytes); a longer or endless file is refused with
+// ErrImageTooLarge after reading maxBytes+1 bytes.
+func ImageFileLimit(path string, maxBytes int64) (*Image, error) {
+	b, err := imageproc.ReadFile(path, maxBytes)
+	if err != nil {
+		return nil, imageErr(path, err)
+	}
+	return &Image{Name: path, Data: b}, nil
+}
+
+// ImageReader reads an encoded image (JPEG, PNG, GIF, WebP) from r, at most
+// DefaultMaxImageBytes (more is ErrImageTooLarge). name is shown in errors.
+func ImageReader(name string, r io.Reader) (*Image, error) {
+	b, err := io.ReadAll(io.LimitReader(r, DefaultMaxImageBytes+1))
+	if err != nil {
+		return nil, imageErr(name, err)
+	}
+	if len(b) > DefaultMaxImageBytes {
+		return nil, imageErr(name, fmt.Errorf("%w: more than the limit of %d bytes", ErrImageTooLarge, DefaultMaxImageBytes))
+	}
+	return &Image{Name: name, Data: b}, nil
+}
+
+// ImageFromImage wraps an image already decoded (for example by the image
+// package). Its colours are taken as they are stored, alpha is dropped and
+// no EXIF orientation is applied. name is shown in errors. The image must
+// not change while a request uses it.
+func ImageFromImage(name string, img image.Image) *Image {
+	return &Image{Name: name, img: img}
+}
+
+// Part is one item of a message: text, or an image.
+type Part struct {
+	Text  string
+	Image *Image
+}
+
+// Role is the author of a message.
+type Role string
+
+// Message roles, as the chat templates name them.
+const (
+	System    Role = "system"
+	User      Role = "user"
+	Assistant Role = "assistant"
+)
+
+// Message is one turn of a conversation.
+type Message struct {
+	Role    Role
+	Content []Part
+}
+
+// UserMessage is a user turn with the images first, then the text, as the
+// model cards ask questions.
+func UserMessage(text string, images ...*Image) Message {
+	msg := Message{Role: User}
+	for _, img := range images {
+		msg.Content = append(msg.Content, Part{Image: img})
+	}
+	if text != "" {
+		msg.Content = append(msg.Content, Part{Text: text})
+	}
+	return msg
+}
+
+// TextMessage is a turn of one text part, e.g. TextMessage(System, "Answer
+// in French.").
+func TextMessage(role Role, text string) Message {
+	return Message{Role: role, Content: []Part{{Text: text}}}
+}
+
+// GenerateOptions are the settings of one answer: its length, sampling,
+// stop strings and how images are tiled. The zero value is greedy decoding
+// of up to 256 tokens with the model's image settings.
+type GenerateOptions struct {
+	// MaxNewTokens caps the answer; 0 = 256. The answer also ends where
+	// the model's context (max_position_embeddings) is full.
+	MaxNewTokens int
+	// Temperature 0 is greedy decoding (the default); above 0 samples.
+	Temperature float32
+	// TopK keeps the TopK most likely tokens when sampling; 0 = off.
+	TopK int
+	// TopP is the nucleus mass in (0, 1) when sampling; 0 or 1 = off.
+	TopP float32
+	// MinP drops tokens below MinP times the top probability; 0 = off.
+	MinP float32
+	// RepetitionPenalty > 1 discourages repeating prompt and answer
+	// tokens; 0 or 1 = off.
+	RepetitionPenalty float32
+	// Seed makes sampling reproducible; 0 picks a random seed.
+	Seed uint64
+	// Stop strings end the answer (not included in it).
+	Stop []string
+	// NoSplit encodes each image as one tile (67 tokens on the 512-px
+	// models instead of up to 1,127): faster, less detail.
+	NoSplit bool
+	// ImageSize overrides the longest edge images are resized to before
+	// tiling (preprocessor_config.json size.longest_edge); 0 keeps it. It
+	// must not exceed Model.MaxImageSize.
+	ImageSize int
+	// Logits, when not nil, constrains every step (structured output): it
+	// masks the logits before sampling and is told each chosen token. A
+	// LogitsProcessor holds the state of one answer: use a new one per call.
+	Logits LogitsProcessor
+	// OnProgress, when set, is called as the vision encoder works through
+	// the tiles of each image whose features are not cached.
+	OnProgress func(Progress)
+}
+
+// Progress is the vision encoder's progress on one image of a request.
+type Progress struct {
+	Image, Images int // the image being encoded (1-based) and the request's images
+	Done, Tiles   int // tiles of that image encoded so far, and in all
+}
+
+// LogitsProcessor constrains generation, e.g. to a grammar. For every new
+// token the generator calls Mask with the logits (it sets forbidden tokens
+// to negative infinity), samples from them, then calls Accept with the
+// chosen id. When Done reports true after an Accept the answer ends with
+// FinishStop. An error from Mask or Accept ends generation and is returned.
+type LogitsProcessor interface {
+	Mask(logits []float32) error
+	Accept(id int64) error
+	Done() bool
+}
+
+// Request is one generation: the conversation and the settings of the
+// answer.
+type Request struct {
+	Messages []Message
+	GenerateOptions
+}
+
+// Token is one generated token as the streaming callback receives it. Text
+// is the answer text the token completes: it may be empty while the bytes
+// of a UTF-8 character or the start of a possible stop string are held
+// back, and it holds the held-back text once it is released. The callback
+// receives every generated token in order, the end token included (with
+// empty Text); the concatenated Text equals Result.Text.
+//
+// When generation is cancelled while text is held back, a last Token with
+// ID NoToken carries that text.
+type Token struct {
+	ID   int64
+	Text string
+}
+
+// NoToken is the ID of a Token that only releases held-back text.
+const NoToken int64 = -1
+
+// FinishReason says why generation ended.
+type FinishReason string
+
+// Finish reasons.
+const (
+	FinishStop      FinishReason = "stop"      // an end-of-sequence token, a stop string, or the LogitsProcessor was done
+	FinishLength    FinishReason = "length"    // MaxNewTokens reached, or the context is full
+	FinishCancelled FinishReason = "cancelled" // the context was cancelled
+)
+
+// Timings of one generation. JSON gives each duration in milliseconds
+// (a float, e.g. "prefill_ms": 166.4).
+type Timings struct {
+	Load       time.Duration // Load of the model
+	Preprocess time.Duration // decoding and tiling images
+	Vision     time.Duration // the vision encoder
+	Prefill    time.Duration // the decoder over the prompt
+	FirstToken time.Duration // request start to first token
+	Decode     time.Duration // first token to the last
+	// DecodeTokensPerSec counts tokens after the first.
+	DecodeTokensPerSec float64
+}
+
+type timingsJSON struct {
+	Load               float64 `json:"load_ms"`
+	Preprocess         float64 `json:"preprocess_ms"`
+	Vision             float64 `json:"vision_ms"`
+	Prefill            float64 `json:"prefill_ms"`
+	FirstToken         float64 `json:"ttft_ms"`
+	Decode             float64 `json:"decode_ms"`
+	DecodeTokensPerSec float64 `json:"decode_tokens_per_sec"`
+}
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+func fromMS(v float64) time.Duration { return time.Duration(math.Round(v * 1e6)) }
+
+// MarshalJSON writes the durations as milliseconds: load_ms, preprocess_ms,
+// vision_ms, prefill_ms, ttft_ms, decode_ms, and decode_tokens_per_sec.
+func (t Timings) MarshalJSON() ([]byte, error) {
+	return json.Marshal(timingsJSON{ms(t.Load), ms(t.Preprocess), ms(t.Vision), ms(t.Prefill), ms(t.FirstToken), ms(t.Decode), t.DecodeTokensPerSec})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (t *Timings) UnmarshalJSON(b []byte) error {
+	var j timingsJSON
+	d := json.NewDecoder(bytes.NewReader(b))
+	if err := d.Decode(&j); err != nil {
+		return err
+	}
+	*t = Timings{fromMS(j.Load), fromMS(j.Preprocess), fromMS(j.Vision), fromMS(j.Prefill), fromMS(j.FirstToken), fromMS(j.Decode), j.DecodeTokensPerSec}
+	return nil
+}
+
+// ImageInfo is how one image was tiled.
+type ImageInfo struct {
+	Rows   int  `json:"rows"`   // tile rows (0 when not split)
+	Cols   int  `json:"cols"`   // tile columns (0 when not split)
+	Frames int  `json:"frames"` // vision-encoder frames: tiles plus the global view
+	Cached bool `json:"cached"` // features came from the cache
+}
+
+// Result is a finished (or cancelled) generation.
+type Result struct {
+	Text         string       `json:"text"`
+	Tokens       []int64      `json:"tokens"` // generated ids, the end token included
+	PromptTokens []int64      `json:"prompt_tokens"`
+	ImageTokens  int          `json:"image_tokens"`  // <image> tokens in the prompt
+	ReusedTokens int          `json:"reused_tokens"` // prompt tokens whose cache a Chat kept from earlier turns
+	Tiles        int          `json:"tiles"`         // vision frames over all images
+	Images       []ImageInfo  `json:"images"`
+	FinishReason FinishReason `json:"finish_reason"`
+	Timings      Timings      `json:"timings"`
+}

@@ -13,11 +13,11 @@ func TestEncodeImage(t *testing.T) {
 	img := pngImage(t, 700, 400, 0, false)
 	for _, tc := range []struct {
 		name string
-		req  Request
+		req  ImageOptions
 		tile int // frames expected
 	}{
-		{"split", Request{}, 13}, // 700x400 -> 2048x1170: 3x4 tiles + global
-		{"no split", Request{NoSplit: true}, 1},
+		{"split", ImageOptions{}, 13}, // 700x400 -> 2048x1170: 3x4 tiles + global
+		{"no split", ImageOptions{NoSplit: true}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			warm := loadModel(t, "tiny512", Options{})
@@ -32,9 +32,8 @@ func TestEncodeImage(t *testing.T) {
 			if again, tm2, err := warm.EncodeImage(context.Background(), img, tc.req); err != nil || !again.Cached || tm2.Vision != 0 {
 				t.Errorf("second encode: %+v, %+v, %v; want cached without vision time", again, tm2, err)
 			}
-			req := tc.req
-			req.Messages = []Message{UserMessage("What is this?", img)}
-			req.MaxNewTokens = 8
+			req := Request{Messages: []Message{UserMessage("What is this?", img)},
+				GenerateOptions: GenerateOptions{MaxNewTokens: 8, NoSplit: tc.req.NoSplit, ImageSize: tc.req.ImageSize}}
 			got, err := warm.Generate(context.Background(), req, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -51,18 +50,18 @@ func TestEncodeImage(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := loadModel(t, "tiny512", Options{}).EncodeImage(context.Background(), &Image{Name: "junk", Data: []byte("junk")}, Request{}); err == nil {
+	if _, _, err := loadModel(t, "tiny512", Options{}).EncodeImage(context.Background(), &Image{Name: "junk", Data: []byte("junk")}, ImageOptions{}); err == nil {
 		t.Error("EncodeImage of junk bytes: no error")
 	}
 }
 
 func TestEncodeImageAfterClose(t *testing.T) {
-	m, err := Load(modelDir(t, "tiny512"), Options{})
+	m, err := Load(context.Background(), modelDir(t, "tiny512"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Close()
-	if _, _, err := m.EncodeImage(context.Background(), pngImage(t, 64, 64, 0, false), Request{}); !errors.Is(err, ErrClosed) {
+	if _, _, err := m.EncodeImage(context.Background(), pngImage(t, 64, 64, 0, false), ImageOptions{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("EncodeImage after Close: %v, want ErrClosed", err)
 	}
 }

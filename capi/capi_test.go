@@ -233,7 +233,7 @@ const (
 // goReference answers the C program's request through the Go API.
 func goReference(t *testing.T, model string, maxNew int) *snapvlm.Result {
 	t.Helper()
-	m, err := snapvlm.Load(model, snapvlm.Options{})
+	m, err := snapvlm.Load(context.Background(), model, snapvlm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func goReference(t *testing.T, model string, maxNew int) *snapvlm.Result {
 		t.Fatal(err)
 	}
 	res, err := m.Generate(context.Background(), snapvlm.Request{
-		Messages: []snapvlm.Message{snapvlm.UserMessage(question, img)}, MaxNewTokens: maxNew, NoSplit: true,
+		Messages: []snapvlm.Message{snapvlm.UserMessage(question, img)}, GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: maxNew, NoSplit: true},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +263,7 @@ func TestCGenerateEqualsGo(t *testing.T) {
 	if !slices.Equal(got.Tokens, want.Tokens) {
 		t.Errorf("C tokens %v\nGo tokens %v", got.Tokens, want.Tokens)
 	}
-	if got.Text != want.Text || got.FinishReason != want.FinishReason || got.PromptTokens != len(want.PromptTokens) || got.ImageTokens != want.ImageTokens {
+	if got.Text != want.Text || got.FinishReason != string(want.FinishReason) || got.PromptTokens != len(want.PromptTokens) || got.ImageTokens != want.ImageTokens {
 		t.Errorf("C result %+v differs from Go's (text %q, finish %s, prompt %d, image tokens %d)", got, want.Text, want.FinishReason, len(want.PromptTokens), want.ImageTokens)
 	}
 	if streamed := lines(out, "STREAMED"); len(streamed) != 1 || streamed[0] != hex.EncodeToString([]byte(got.Text)) {

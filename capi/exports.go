@@ -112,7 +112,7 @@ func openModel(spec, optionsJSON string) (*model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := snapvlm.Load(dir, opts)
+	m, err := snapvlm.Load(context.Background(), dir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func snapvlm_image_encode(p *C.snapvlm_model, data *C.snapvlm_cbyte, n C.size_t,
 		return report(err)
 	}
 	defer end()
-	info, t, err := md.m.EncodeImage(ctx, img.img, snapvlm.Request{NoSplit: o.NoSplit, ImageSize: o.ImageSize})
+	info, t, err := md.m.EncodeImage(ctx, img.img, snapvlm.ImageOptions{NoSplit: o.NoSplit, ImageSize: o.ImageSize})
 	if err != nil {
 		if ctx.Err() != nil {
 			return report(withCode(statusCancelled, err))
@@ -292,9 +292,13 @@ func snapvlm_generate(p *C.snapvlm_model, reqJSON *C.snapvlm_cchar, images *C.sn
 	defer stop()
 
 	res, err := onCaller(func(call func(func())) (*snapvlm.Result, error) {
-		var onText func(string) error
+		var onText func(snapvlm.Token) error
 		if onToken != nil {
-			onText = func(piece string) error {
+			onText = func(tok snapvlm.Token) error {
+				piece := tok.Text
+				if piece == "" {
+					return nil
+				}
 				call(func() {
 					cs := C.CString(piece)
 					defer C.free(unsafe.Pointer(cs))
@@ -305,7 +309,11 @@ func snapvlm_generate(p *C.snapvlm_model, reqJSON *C.snapvlm_cchar, images *C.sn
 				return nil
 			}
 		}
-		return md.m.Generate(ctx, req, onText)
+		res, err := md.m.Generate(ctx, req, onText)
+		if err != nil && res != nil && res.FinishReason == snapvlm.FinishCancelled {
+			err = nil // a cancelled generation reports its partial result
+		}
+		return res, err
 	})
 	if err != nil {
 		return report(err)

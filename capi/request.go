@@ -96,10 +96,10 @@ type partJSON struct {
 
 // request builds the engine request from request_json and the image handles.
 func (r *requestJSON) request(images []*image) (snapvlm.Request, error) {
-	req := snapvlm.Request{
+	req := snapvlm.Request{GenerateOptions: snapvlm.GenerateOptions{
 		MaxNewTokens: r.MaxNewTokens, Temperature: r.Temperature, TopK: r.TopK, TopP: r.TopP, MinP: r.MinP,
 		RepetitionPenalty: r.RepetitionPenalty, Seed: r.Seed, Stop: r.Stop,
-	}
+	}}
 	if r.MaxNewTokens < 0 {
 		return req, invalid("request: max_new_tokens must not be negative")
 	}
@@ -201,7 +201,7 @@ func resultOf(res *snapvlm.Result) resultJSON {
 	t := res.Timings
 	out := resultJSON{
 		Text: res.Text, Tokens: res.Tokens, PromptTokens: len(res.PromptTokens), ImageTokens: res.ImageTokens,
-		Tiles: res.Tiles, Images: res.Images, FinishReason: res.FinishReason,
+		Tiles: res.Tiles, Images: res.Images, FinishReason: string(res.FinishReason),
 		Timings: timingsJSON{ms(t.Load), ms(t.Preprocess), ms(t.Vision), ms(t.Prefill), ms(t.FirstToken), ms(t.Decode), t.DecodeTokensPerSec},
 	}
 	if out.Tokens == nil {

@@ -75,9 +75,13 @@ func compileProgram(s Spec) (*program, error) {
 	return nil, fmt.Errorf("constrain: unknown kind %d", int(s.Kind))
 }
 
-// maxStates bounds the lazily built automaton of one Constraint; past it,
-// the cache of states is dropped and rebuilt as needed.
-const maxStates = 1 << 14
+// maxStates and maxMasks bound the lazily built automaton of one
+// Constraint (about 16 MB of transitions and 12 MB of masks with SmolVLM's
+// 49k tokens); past them, the states are dropped and rebuilt as needed.
+const (
+	maxStates = 1 << 14
+	maxMasks  = 1 << 11
+)
 
 // Constraint is a compiled language over a Vocab. It is safe for concurrent
 // use: Matchers of many generations may share one.
@@ -89,6 +93,8 @@ type Constraint struct {
 	mu  sync.Mutex
 	d   *dfa
 	gen int // incremented when d is reset
+
+	maxStates, maxMasks int // limits of d (tests lower them)
 }
 
 // Compile compiles s for v.
@@ -97,7 +103,7 @@ func Compile(s Spec, v *Vocab) (*Constraint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Constraint{spec: s, vocab: v, prog: p, d: newDFA(p)}, nil
+	return &Constraint{spec: s, vocab: v, prog: p, d: newDFA(p), maxStates: maxStates, maxMasks: maxMasks}, nil
 }
 
 // MaxBytes returns the length in bytes of the longest output the language
@@ -129,7 +135,7 @@ type Matcher struct {
 // sync re-finds m's state after the automaton was reset. c.mu is held.
 func (m *Matcher) sync() {
 	c := m.c
-	if len(c.d.states) > maxStates {
+	if len(c.d.states) > c.maxStates || c.d.masks > c.maxMasks {
 		c.d.reset()
 		c.gen++
 	}

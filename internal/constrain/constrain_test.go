@@ -153,7 +153,10 @@ func TestTokens(t *testing.T) {
 		{obj, `{"a":"x\u00`, `g`, false, true},
 		{obj, `{"a":"x`, `\q`, false, false},
 		{obj, `{"a":"x`, `é`, true, false},
-		{obj, ``, `[`, false, true}, // JSON object mode: no arrays at the top
+		{obj, `{"a":"x`, "\xe6", true, true},  // the first byte of 日: partial UTF-8
+		{obj, `{"a":"x`, "\x97", false, true}, // a lone continuation byte
+		{obj, `{"a":`, "\xe6", false, true},   // outside a string
+		{obj, ``, `[`, false, true},           // JSON object mode: no arrays at the top
 		{obj, ``, ` {"`, true, true},
 		{obj, `{`, `}`, true, true},
 		{obj, `{"a":`, `-0`, true, false},
@@ -542,5 +545,28 @@ func TestCacheConcurrent(t *testing.T) {
 	b, _ := cache.Get(Spec{Kind: Schema, Source: schemas[0].schema})
 	if a != b {
 		t.Error("the cache compiled the same schema twice")
+	}
+}
+
+// TestReset lowers the automaton's limits so that it is dropped and rebuilt
+// many times during walks, which must still validate.
+func TestReset(t *testing.T) {
+	tv := vocabs(t)[0]
+	schemas := testSchemas(t)
+	for _, ts := range schemas[:3] {
+		c := compile(t, Spec{Kind: Schema, Source: ts.schema}, tv.v)
+		c.maxStates, c.maxMasks = 20, 2
+		val := validator(t, ts.schema)
+		rng := rand.New(rand.NewPCG(5, 6))
+		for range 5 {
+			text, done := walk(t, tv, c, rng, 2000)
+			inst, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+			if !done || err != nil || val.Validate(inst) != nil {
+				t.Fatalf("%s: %q (finished %v)", ts.name, text, done)
+			}
+		}
+		if c.gen == 0 {
+			t.Errorf("%s: the automaton was never reset", ts.name)
+		}
 	}
 }

@@ -45,6 +45,7 @@ type dfa struct {
 	states  []state
 	byKey   map[string]int32
 	next    []int32 // next[s<<8|b]
+	masks   int     // states whose mask is computed
 
 	// scratch for closures
 	seen map[thread]struct{}
@@ -65,6 +66,7 @@ func (d *dfa) reset() {
 	d.states = d.states[:0]
 	d.byKey = map[string]int32{}
 	d.next = d.next[:0]
+	d.masks = 0
 	d.seen = map[thread]struct{}{}
 	d.buf = d.buf[:0]
 	d.closure(d.p.start, 0)
@@ -186,7 +188,11 @@ func (d *dfa) mask(s int32, v *Vocab) []uint64 {
 	t := &v.trie
 	for i := 1; i < len(t.byte); {
 		depth := t.depth[i]
-		n := d.step(at[depth-1], t.byte[i])
+		from, b := at[depth-1], t.byte[i]
+		n := d.next[int(from)<<8|int(b)] // step's cached case, inlined
+		if n == unknown {
+			n = d.step(from, b)
+		}
 		if n == dead {
 			i = int(t.skip[i])
 			continue
@@ -201,5 +207,6 @@ func (d *dfa) mask(s int32, v *Vocab) []uint64 {
 		i++
 	}
 	d.states[s].mask = m
+	d.masks++
 	return m
 }

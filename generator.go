@@ -48,6 +48,20 @@ func (m *Model) generate(ctx context.Context, req Request, fn func(Token) error,
 	start := time.Now()
 	res := &Result{}
 	res.Timings.Load = m.loadTime
+	// A bad schema is reported before any image is encoded.
+	o := req.GenerateOptions
+	proc, err := m.constraintProcessor(o)
+	if err != nil {
+		prev.drop()
+		return nil, nil, err
+	}
+	if proc != nil {
+		o.Logits = proc
+		defer func() {
+			res.Incomplete = !proc.con.Matches([]byte(res.Text))
+			res.Timings.Constraint = proc.spent
+		}()
+	}
 	p, err := m.prepare(ctx, req, res)
 	if err != nil {
 		prev.drop()
@@ -58,7 +72,7 @@ func (m *Model) generate(ctx context.Context, req Request, fn func(Token) error,
 		}
 		return nil, nil, err
 	}
-	kv, err := m.answer(ctx, req.GenerateOptions, p, res, start, fn, prev, keep)
+	kv, err := m.answer(ctx, o, p, res, start, fn, prev, keep)
 	if err != nil && res.FinishReason != FinishCancelled && len(res.Tokens) == 0 {
 		return nil, kv, err
 	}

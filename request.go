@@ -143,10 +143,31 @@ type GenerateOptions struct {
 	// Logits, when not nil, constrains every step (structured output): it
 	// masks the logits before sampling and is told each chosen token. A
 	// LogitsProcessor holds the state of one answer: use a new one per call.
+	// It cannot be combined with Format, Schema or Regex.
 	Logits LogitsProcessor
 	// OnProgress, when set, is called as the vision encoder works through
 	// the tiles of each image whose features are not cached.
 	OnProgress func(Progress)
+
+	// Structured output: at most one of Format, Schema and Regex. Decoding
+	// is constrained so that only tokens keeping the answer a valid prefix
+	// can be chosen, and the end token only where the answer is complete;
+	// Result.Incomplete reports an answer cut short (by MaxNewTokens, a
+	// stop string or cancellation). Whitespace between JSON tokens and the
+	// digits of numbers are bounded (see the README's Structured output).
+	// Compiled schemas are cached by the Model.
+
+	// Format FormatJSON ("json") makes the answer a JSON object: OpenAI's
+	// response_format {"type": "json_object"}.
+	Format string
+	// Schema makes the answer a JSON text valid against this JSON Schema:
+	// OpenAI's response_format {"type": "json_schema", "json_schema":
+	// {"schema": ...}}. The supported keywords are OpenAI's
+	// structured-outputs subset; any other keyword is an error naming it.
+	Schema json.RawMessage
+	// Regex makes the whole answer match this regular expression (RE2
+	// syntax, without word boundaries).
+	Regex string
 }
 
 // Progress is the vision encoder's progress on one image of a request.
@@ -211,6 +232,9 @@ type Timings struct {
 	Decode     time.Duration // first token to the last
 	// DecodeTokensPerSec counts tokens after the first.
 	DecodeTokensPerSec float64
+	// Constraint is the time spent masking tokens for structured output
+	// (GenerateOptions.Format, Schema, Regex), over all steps.
+	Constraint time.Duration
 }
 
 type timingsJSON struct {
@@ -221,6 +245,7 @@ type timingsJSON struct {
 	FirstToken         float64 `json:"ttft_ms"`
 	Decode             float64 `json:"decode_ms"`
 	DecodeTokensPerSec float64 `json:"decode_tokens_per_sec"`
+	Constraint         float64 `json:"constraint_ms,omitempty"`
 }
 
 // ms is d in milliseconds, to the microsecond.
@@ -229,9 +254,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 func fromMS(v float64) time.Duration { return time.Duration(math.Round(v * 1e6)) }
 
 // MarshalJSON writes the durations as milliseconds: load_ms, preprocess_ms,
-// vision_ms, prefill_ms, ttft_ms, decode_ms, and decode_tokens_per_sec.
+// vision_ms, prefill_ms, ttft_ms, decode_ms, decode_tokens_per_sec, and
+// constraint_ms for structured output.
 func (t Timings) MarshalJSON() ([]byte, error) {
-	return json.Marshal(timingsJSON{ms(t.Load), ms(t.Preprocess), ms(t.Vision), ms(t.Prefill), ms(t.FirstToken), ms(t.Decode), t.DecodeTokensPerSec})
+	return json.Marshal(timingsJSON{ms(t.Load), ms(t.Preprocess), ms(t.Vision), ms(t.Prefill), ms(t.FirstToken), ms(t.Decode), t.DecodeTokensPerSec, ms(t.Constraint)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -241,7 +267,7 @@ func (t *Timings) UnmarshalJSON(b []byte) error {
 	if err := d.Decode(&j); err != nil {
 		return err
 	}
-	*t = Timings{fromMS(j.Load), fromMS(j.Preprocess), fromMS(j.Vision), fromMS(j.Prefill), fromMS(j.FirstToken), fromMS(j.Decode), j.DecodeTokensPerSec}
+	*t = Timings{fromMS(j.Load), fromMS(j.Preprocess), fromMS(j.Vision), fromMS(j.Prefill), fromMS(j.FirstToken), fromMS(j.Decode), j.DecodeTokensPerSec, fromMS(j.Constraint)}
 	return nil
 }
 
@@ -263,5 +289,9 @@ type Result struct {
 	Tiles        int          `json:"tiles"`         // vision frames over all images
 	Images       []ImageInfo  `json:"images"`
 	FinishReason FinishReason `json:"finish_reason"`
-	Timings      Timings      `json:"timings"`
+	// Incomplete is set for structured output (GenerateOptions.Format,
+	// Schema, Regex) when the answer stopped before it was complete:
+	// FinishReason "length", a stop string, or cancellation.
+	Incomplete bool    `json:"incomplete,omitempty"`
+	Timings    Timings `json:"timings"`
 }

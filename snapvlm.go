@@ -128,6 +128,8 @@ type Model struct {
 	features *featureCache
 	loadTime time.Duration
 	life     lifecycle
+
+	structured structured // vocabulary and compiled schemas for structured output
 }
 
 // Load opens a model directory in the Hugging Face layout (config files,

@@ -185,4 +185,8 @@ func printStats(w io.Writer, res *snapvlm.Result) {
 	}
 	fmt.Fprintf(w, "[preprocess %s, vision %s, prefill %s, first token %s, decode %.1f tokens/s]\n",
 		t.Preprocess.Round(1e5), t.Vision.Round(1e5), t.Prefill.Round(1e5), t.FirstToken.Round(1e5), t.DecodeTokensPerSec)
+	if t.Constraint > 0 {
+		fmt.Fprintf(w, "[structured output: %s masking tokens (%.0f µs per token)]\n",
+			t.Constraint.Round(1e5), t.Constraint.Seconds()*1e6/float64(max(len(res.Tokens), 1)))
+	}
 }

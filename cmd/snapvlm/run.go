@@ -27,6 +27,9 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	f.register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object with the answer, token ids and timings instead of streaming")
 	qfile := fs.String("question-file", "", "read the question from this file (- for stdin)")
+	format := fs.String("format", "", `constrain the answer: "json" makes it a JSON object`)
+	schemaFile := fs.String("schema", "", "constrain the answer to JSON valid against the JSON Schema in this `FILE`")
+	regex := fs.String("regex", "", "constrain the answer to match this regular expression (`RE`, RE2 syntax) as a whole")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: snapvlm run --model DIR|REPO [--image IMG]... [flags] QUESTION|-")
 		fs.PrintDefaults()
@@ -49,6 +52,18 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
+	if *format != "" && *format != snapvlm.FormatJSON {
+		return fmt.Errorf("--format %q: only %q is supported", *format, snapvlm.FormatJSON)
+	}
+	if n := btoi(*format != "") + btoi(*schemaFile != "") + btoi(*regex != ""); n > 1 {
+		return fmt.Errorf("--format, --schema and --regex exclude each other")
+	}
+	var schema []byte
+	if *schemaFile != "" {
+		if schema, err = os.ReadFile(*schemaFile); err != nil {
+			return fmt.Errorf("--schema: %w", err)
+		}
+	}
 	m, err := f.load(ctx, len(images) == 0)
 	if err != nil {
 		return err
@@ -58,6 +73,7 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		Messages:        append(f.systemMessages(), snapvlm.UserMessage(question, images...)),
 		GenerateOptions: f.generateOptions(),
 	}
+	req.Format, req.Schema, req.Regex = *format, schema, *regex
 	// On a terminal, a line shows the vision encoder's progress on long
 	// encodes; it is cleared before the answer.
 	prog := &progressLine{w: stderr}
@@ -92,6 +108,13 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 	} else {
 		fmt.Fprintln(stdout)
+		if res.Incomplete {
+			fmt.Fprintf(stderr, "snapvlm: the answer is incomplete (finish %s)", res.FinishReason)
+			if res.FinishReason == snapvlm.FinishLength {
+				fmt.Fprint(stderr, "; raise --max-tokens")
+			}
+			fmt.Fprintln(stderr)
+		}
 	}
 	if f.verbose {
 		printStats(stderr, res)
@@ -131,4 +154,11 @@ func (p *progressLine) clear() {
 		fmt.Fprintf(p.w, "\r%*s\r", p.width, "")
 		p.width = 0
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
@@ -301,5 +303,79 @@ func TestFlagsAfterQuestion(t *testing.T) {
 	}
 	if got["tiles"] != 1.0 || len(got["tokens"].([]any)) > 3 {
 		t.Errorf("flags after the question were not applied: tiles %v tokens %v", got["tiles"], got["tokens"])
+	}
+}
+
+// TestRunSchema runs the README's structured-output example: --schema with
+// --json gives an envelope whose text is JSON valid against the schema
+// (checked with the jsonschema library), and without --json the output is
+// that JSON text.
+func TestRunSchema(t *testing.T) {
+	dir := tinyModel(t)
+	const schemaFile = "../../examples/receipt.schema.json"
+	doc, err := os.ReadFile(schemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("receipt.json", inst); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("receipt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate := func(text string) {
+		t.Helper()
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+		if err != nil {
+			t.Fatalf("answer does not parse: %v\n%s", err, text)
+		}
+		if err := sch.Validate(v); err != nil {
+			t.Fatalf("answer does not validate: %v\n%s", err, text)
+		}
+	}
+	args := []string{"--model", dir, "--image", sampleImage, "--no-split", "--max-tokens", "1500", "--schema", schemaFile}
+	var out, errOut bytes.Buffer
+	if err := runRun(context.Background(), append(args, "--json", "Read the receipt"), &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	var env struct {
+		Text         string `json:"text"`
+		FinishReason string `json:"finish_reason"`
+		Incomplete   bool   `json:"incomplete"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.FinishReason != "stop" || env.Incomplete {
+		t.Fatalf("finish %s, incomplete %v: %q", env.FinishReason, env.Incomplete, env.Text)
+	}
+	validate(env.Text)
+
+	out.Reset()
+	if err := runRun(context.Background(), append(args, "Read the receipt"), &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	if got := strings.TrimSuffix(out.String(), "\n"); got != env.Text {
+		t.Errorf("streamed answer %q differs from the --json text %q", got, env.Text)
+	}
+
+	// Cut by --max-tokens: the answer is reported incomplete.
+	out.Reset()
+	errOut.Reset()
+	if err := runRun(context.Background(), []string{"--model", dir, "--max-tokens", "3", "--format", "json", "Hi"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut.String(), "incomplete") {
+		t.Errorf("a cut JSON answer gave no warning; stderr %q", errOut.String())
+	}
+	if err := runRun(context.Background(), []string{"--model", dir, "--schema", "nonexistent.json", "Hi"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--schema") {
+		t.Errorf("missing schema file: %v", err)
 	}
 }

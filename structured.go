@@ -34,11 +34,11 @@ func constraintSpec(o GenerateOptions) (constrain.Spec, bool, error) {
 	case FormatJSON:
 		specs = append(specs, constrain.Spec{Kind: constrain.JSONObject})
 	default:
-		return constrain.Spec{}, false, fmt.Errorf("Format %q is not supported (only %q)", o.Format, FormatJSON)
+		return constrain.Spec{}, false, fmt.Errorf("unsupported Format %q (only %q)", o.Format, FormatJSON)
 	}
 	if len(o.Schema) > 0 {
 		if !json.Valid(o.Schema) {
-			return constrain.Spec{}, false, errors.New("Schema is not valid JSON")
+			return constrain.Spec{}, false, errors.New("the Schema is not valid JSON")
 		}
 		specs = append(specs, constrain.Spec{Kind: constrain.Schema, Source: string(o.Schema)})
 	}
@@ -50,7 +50,7 @@ func constraintSpec(o GenerateOptions) (constrain.Spec, bool, error) {
 		return constrain.Spec{}, false, nil
 	case 1:
 		if o.Logits != nil {
-			return constrain.Spec{}, false, errors.New("Logits cannot be combined with Format, Schema or Regex")
+			return constrain.Spec{}, false, errors.New("a Logits processor cannot be combined with Format, Schema or Regex")
 		}
 		return specs[0], true, nil
 	}

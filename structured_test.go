@@ -227,12 +227,12 @@ func TestStructuredComposes(t *testing.T) {
 		o    GenerateOptions
 		want string
 	}{
-		{GenerateOptions{Format: "yaml"}, `Format "yaml"`},
+		{GenerateOptions{Format: "yaml"}, `unsupported Format "yaml"`},
 		{GenerateOptions{Format: FormatJSON, Regex: "a"}, "at most one"},
 		{GenerateOptions{Schema: json.RawMessage(`{"type":"object","properties":{"a":{"type":"string"}},"patternProperties":{}}`)}, `"patternProperties"`},
 		{GenerateOptions{Schema: json.RawMessage(`{"type":`)}, "not valid JSON"},
 		{GenerateOptions{Regex: `a\bb`}, "word boundaries"},
-		{GenerateOptions{Format: FormatJSON, Logits: &constraintProcessor{}}, "Logits cannot"},
+		{GenerateOptions{Format: FormatJSON, Logits: &constraintProcessor{}}, "cannot be combined"},
 	} {
 		req := Request{Messages: []Message{UserMessage("x")}, GenerateOptions: tc.o}
 		if _, err := m.Generate(ctx, req, nil); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -75,7 +75,7 @@ func startServer(t testing.TB, cfg Config) (*Server, *httptest.Server) {
 	m := testModel(t)
 	cfg.Models = []Model{{ID: testModelID, Aliases: []string{"tiny-alias"}, Load: func(context.Context) (*snapvlm.Model, error) { return m, nil }}}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = discardLogger()
 	}
 	s, err := New(cfg)
 	if err != nil {
@@ -191,3 +191,5 @@ func longAnswer(t testing.TB) string {
 	}
 	return fmt.Sprintf(`"max_tokens":500,"temperature":%d,"seed":%d,"messages":[{"role":"user","content":%q}]`, min(long.seed, 1), long.seed, long.prompt)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

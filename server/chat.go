@@ -276,7 +276,9 @@ type timings struct {
 	ImageTokens        int     `json:"image_tokens"`
 	Tiles              int     `json:"tiles"`
 	CachedImages       int     `json:"cached_images"`
-	QueueMS            float64 `json:"queue_ms"`
+	// ReusedTokens are prompt tokens whose cache a kept conversation held.
+	ReusedTokens int     `json:"reused_tokens"`
+	QueueMS      float64 `json:"queue_ms"`
 }
 
 type chatMessageOut struct {
@@ -347,7 +349,7 @@ func toTimings(res *snapvlm.Result, queued time.Duration) timings {
 	return timings{
 		PreprocessMS: ms(t.Preprocess), VisionMS: ms(t.Vision), PrefillMS: ms(t.Prefill), TTFTMS: ms(t.FirstToken),
 		DecodeMS: ms(t.Decode), DecodeTokensPerSec: math.Round(t.DecodeTokensPerSec*10) / 10,
-		PromptTokens: len(res.PromptTokens), ImageTokens: res.ImageTokens, Tiles: res.Tiles, CachedImages: cached,
+		PromptTokens: len(res.PromptTokens), ImageTokens: res.ImageTokens, Tiles: res.Tiles, CachedImages: cached, ReusedTokens: res.ReusedTokens,
 		QueueMS: ms(queued),
 	}
 }
@@ -390,7 +392,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) error {
 	id := newID("chatcmpl-")
 	created := time.Now().Unix()
 	if !cr.Stream {
-		res, err := sv.m.Generate(ctx, req, nil)
+		res, err := s.generate(ctx, sv, req, nil)
 		if err != nil && (res == nil || res.FinishReason != snapvlm.FinishCancelled) {
 			return s.generateError(err)
 		}
@@ -417,7 +419,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) error {
 	if err := sse.send(first); err != nil {
 		return err
 	}
-	res, err := sv.m.Generate(ctx, req, func(tok snapvlm.Token) error {
+	res, err := s.generate(ctx, sv, req, func(tok snapvlm.Token) error {
 		if tok.Text == "" {
 			return nil
 		}
@@ -480,10 +482,10 @@ func usageOf(res *snapvlm.Result) usage {
 }
 
 // generateError classifies an engine error: a closed model is 503, an
-// image over the pixel budget 413; the rest of what Generate refuses is the
-// request's doing (prompt or answer over the model's positions, sampling
-// settings), so 400. Images are checked before generation, so what fails
-// there is rarely the engine itself.
+// image over the limits 413, a prompt over the context or an unreadable
+// image 400. The engine's other refusals (MaxNewTokens or ImageSize beyond
+// what the model allows) are the request's doing too, so 400; images are
+// checked before generation, so what fails there is rarely the engine.
 func (s *Server) generateError(err error) error {
 	switch {
 	case isCanceled(err):
@@ -492,6 +494,8 @@ func (s *Server) generateError(err error) error {
 		return unavailable("the model is closed (the server is shutting down)")
 	case errors.Is(err, snapvlm.ErrImageTooLarge):
 		return tooLarge("messages", err.Error())
+	case errors.Is(err, snapvlm.ErrPromptTooLong), errors.Is(err, snapvlm.ErrImage):
+		return badRequest("messages", "%v", err)
 	}
 	return badRequest("", "%v", err)
 }

@@ -39,7 +39,7 @@ func TestLoad(t *testing.T) {
 	var m *snapvlm.Model
 	if dir := os.Getenv("SNAPVLM_LOAD_MODEL"); dir != "" {
 		var err error
-		if m, err = snapvlm.Load(dir, snapvlm.Options{}); err != nil {
+		if m, err = snapvlm.Load(context.Background(), dir, snapvlm.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		defer m.Close()

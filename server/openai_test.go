@@ -23,7 +23,7 @@ func client(base string, opts ...option.RequestOption) openai.Client {
 // same text and token ids as Model.Generate for the same request: text
 // only, a data-URL photo, and a multi-turn conversation about it.
 func TestOpenAIClient(t *testing.T) {
-	_, hs := startServer(t, Config{Parallel: 1, Queue: 4})
+	_, hs := startServer(t, Config{Parallel: 1, Queue: 4, Sessions: 4})
 	m := testModel(t)
 	url, img := sampleDataURL(t)
 	c := client(hs.URL)
@@ -242,4 +242,61 @@ func checkAPIError(t *testing.T, err error, status int, param, code, kind string
 			apiErr.StatusCode, apiErr.Param, apiErr.Code, apiErr.Type, apiErr.Message, status, param, code, kind)
 	}
 	return apiErr
+}
+
+// TestFollowUpContinuesConversation: a follow-up request that sends the
+// conversation back continues the kept decoder cache (reused_tokens > 0:
+// only the new turn is prefilled) and answers exactly as Model.Generate does
+// over the whole conversation; a conversation the server does not know is
+// answered from scratch, also exactly.
+func TestFollowUpContinuesConversation(t *testing.T) {
+	_, hs := startServer(t, Config{Parallel: 1, Queue: 4, Sessions: 2})
+	m := testModel(t)
+	url, img := sampleDataURL(t)
+	c := client(hs.URL)
+	ctx := context.Background()
+	extra := option.WithJSONSet("no_split", true)
+	first := openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+		openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: url}),
+		openai.TextContentPart("What is in this picture?"),
+	})
+	ask := func(msgs ...openai.ChatCompletionMessageParamUnion) (string, timings) {
+		t.Helper()
+		res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: testModelID, MaxTokens: openai.Int(12), Messages: msgs}, extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tm timings
+		if err := json.Unmarshal([]byte(res.JSON.ExtraFields["timings"].Raw()), &tm); err != nil {
+			t.Fatal(err)
+		}
+		return res.Choices[0].Message.Content, tm
+	}
+	a1, t1 := ask(openai.SystemMessage("Be brief."), first)
+	if t1.ReusedTokens != 0 {
+		t.Errorf("first turn reused %d tokens", t1.ReusedTokens)
+	}
+	a2, t2 := ask(openai.SystemMessage("Be brief."), first, openai.AssistantMessage(a1), openai.UserMessage("And the colours?"))
+	if t2.ReusedTokens < t1.PromptTokens || t2.CachedImages != 1 || t2.VisionMS != 0 {
+		t.Errorf("follow-up: %+v, want at least the first prompt's %d tokens reused", t2, t1.PromptTokens)
+	}
+	req := snapvlm.Request{GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: 12, NoSplit: true}, Messages: []snapvlm.Message{
+		{Role: snapvlm.System, Content: []snapvlm.Part{{Text: "Be brief."}}},
+		snapvlm.UserMessage("What is in this picture?", img),
+		{Role: snapvlm.Assistant, Content: []snapvlm.Part{{Text: a1}}},
+		snapvlm.UserMessage("And the colours?"),
+	}}
+	want, err := m.Generate(ctx, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a2 != want.Text {
+		t.Errorf("follow-up with the kept cache %q, Generate over the conversation %q", a2, want.Text)
+	}
+	// The same follow-up again: its session moved on, so it is answered
+	// from scratch, identically.
+	a2again, t3 := ask(openai.SystemMessage("Be brief."), first, openai.AssistantMessage(a1), openai.UserMessage("And the colours?"))
+	if a2again != a2 || t3.ReusedTokens != 0 {
+		t.Errorf("repeated follow-up %q (reused %d), first time %q", a2again, t3.ReusedTokens, a2)
+	}
 }

@@ -55,7 +55,7 @@ func (w *slowWrites) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // ask a follow-up (compared the same way), then press Stop mid-answer.
 func TestPageInBrowser(t *testing.T) {
 	exe := chromium(t)
-	s, _ := startServer(t, Config{Parallel: 1, Queue: 4})
+	s, _ := startServer(t, Config{Parallel: 1, Queue: 4, Sessions: 4})
 	var slow atomic.Bool
 	hs := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if slow.Load() && r.URL.Path == "/v1/chat/completions" {

@@ -14,6 +14,22 @@ import (
 // "JSON mode" of OpenAI's response_format {"type": "json_object"}).
 const FormatJSON = "json"
 
+// ErrStructuredOutput is wrapped by every error about a request's
+// structured output (GenerateOptions.Format, Schema, Regex): an
+// unsupported keyword, a schema nothing can match, a bad regular
+// expression. A server can blame its response_format for it.
+var ErrStructuredOutput = errors.New("structured output")
+
+// CheckStructuredOutput compiles the structured-output constraint of o into
+// the Model's cache of compiled schemas (Generate then finds it there) and
+// returns what is wrong with it, wrapping ErrStructuredOutput. Generate
+// makes the same check before any work; a server calls this to refuse a bad
+// schema before it starts streaming.
+func (m *Model) CheckStructuredOutput(o GenerateOptions) error {
+	_, err := m.constraint(o)
+	return err
+}
+
 // constraintCacheSize is how many compiled schemas a Model keeps.
 const constraintCacheSize = 32
 
@@ -61,8 +77,11 @@ func constraintSpec(o GenerateOptions) (constrain.Spec, bool, error) {
 // for free text.
 func (m *Model) constraint(o GenerateOptions) (*constrain.Constraint, error) {
 	spec, ok, err := constraintSpec(o)
-	if !ok || err != nil {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStructuredOutput, err)
+	}
+	if !ok {
+		return nil, nil
 	}
 	s := &m.structured
 	s.once.Do(func() {
@@ -89,7 +108,7 @@ func (m *Model) constraint(o GenerateOptions) (*constrain.Constraint, error) {
 	}
 	c, err := s.cache.Get(spec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrStructuredOutput, err)
 	}
 	return c, nil
 }

@@ -181,25 +181,42 @@ func (s *Server) toRequest(ctx context.Context, cr *chatRequest) (snapvlm.Reques
 	return req, nil
 }
 
-// responseFormat accepts "text" (the default). JSON output is the
-// structured-output work (issue #12) and is refused until the engine has it.
-func (s *Server) responseFormat(raw json.RawMessage, _ *snapvlm.Request) error {
+// responseFormat maps OpenAI's response_format onto the request's
+// structured output: "text" (the default) is free text, {"type":
+// "json_object"} is snapvlm.FormatJSON (any JSON object), and {"type":
+// "json_schema", "json_schema": {"name", "schema", "strict"}} is
+// GenerateOptions.Schema. The answer follows the schema whether strict is
+// true or not (decoding is constrained either way); a schema the engine
+// cannot enforce is refused with a 400 naming the keyword.
+func (s *Server) responseFormat(raw json.RawMessage, req *snapvlm.Request) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
 	var rf struct {
-		Type string `json:"type"`
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Name   string          `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+			Strict *bool           `json:"strict"`
+		} `json:"json_schema"`
 	}
 	if err := json.Unmarshal(raw, &rf); err != nil {
-		return badRequest("response_format", "response_format must be an object with a \"type\"")
+		return badRequest("response_format", "response_format must be an object with a \"type\": %v", err)
 	}
 	switch rf.Type {
 	case "text", "":
 		return nil
-	case "json_object", "json_schema":
-		return badRequest("response_format", "response_format %q is not supported yet by this server (structured output is coming); use \"text\"", rf.Type)
+	case "json_object":
+		req.Format = snapvlm.FormatJSON
+		return nil
+	case "json_schema":
+		if rf.JSONSchema == nil || len(rf.JSONSchema.Schema) == 0 || string(rf.JSONSchema.Schema) == "null" {
+			return badRequest("response_format.json_schema.schema", "response_format json_schema needs json_schema.schema")
+		}
+		req.Schema = rf.JSONSchema.Schema
+		return nil
 	}
-	return badRequest("response_format", "response_format: unknown type %q", rf.Type)
+	return badRequest("response_format", "response_format: unknown type %q (want text, json_object or json_schema)", rf.Type)
 }
 
 func (s *Server) message(ctx context.Context, i int, m chatMessage) (snapvlm.Message, error) {
@@ -375,6 +392,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A response_format the engine cannot enforce is refused before any
+	// work (and before a stream starts).
+	if err := sv.m.CheckStructuredOutput(req.GenerateOptions); err != nil {
+		return s.generateError(err)
+	}
 	// The generation stops when the client goes away or the server cancels.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -496,6 +518,8 @@ func (s *Server) generateError(err error) error {
 		return tooLarge("messages", err.Error())
 	case errors.Is(err, snapvlm.ErrPromptTooLong), errors.Is(err, snapvlm.ErrImage):
 		return badRequest("messages", "%v", err)
+	case errors.Is(err, snapvlm.ErrStructuredOutput):
+		return badRequest("response_format", "%v", err)
 	}
 	return badRequest("", "%v", err)
 }

@@ -113,3 +113,31 @@ func TestLoadAPI(t *testing.T) {
 		t.Errorf("cancelled load: %v", err)
 	}
 }
+
+// TestPromptBudgetBeforeVision: a request whose images do not fit the
+// context fails with the counts before any image is encoded (50 distinct
+// images used to run the vision encoder on every tile first).
+func TestPromptBudgetBeforeVision(t *testing.T) {
+	m := loadModel(t, "tiny512", Options{FeatureCacheSize: 100})
+	var imgs []*Image
+	for i := range 50 {
+		imgs = append(imgs, pngImage(t, 64+i, 64+i, i%2, false)) // square: 4x4 tiles + global
+	}
+	start := time.Now()
+	_, err := m.Generate(context.Background(), Request{Messages: []Message{UserMessage("Compare them.", imgs...)}}, nil)
+	var long *PromptTooLongError
+	if !errors.As(err, &long) || !errors.Is(err, ErrPromptTooLong) {
+		t.Fatalf("50 images: %v, want a *PromptTooLongError", err)
+	}
+	// 50 images × (4×4 tiles + global) × 64 tokens, plus the text.
+	if long.ImageTokens != 50*17*m.ImageSeqLen() || long.Tokens <= long.ImageTokens || long.Limit != m.ContextLength() {
+		t.Errorf("counts %+v (limit %d)", long, m.ContextLength())
+	}
+	if strings.Contains(err.Error(), "--") {
+		t.Errorf("library error names a flag: %v", err)
+	}
+	if n := len(m.features.items); n != 0 {
+		t.Errorf("%d images were encoded before the length check", n)
+	}
+	t.Logf("refused in %s: %v", time.Since(start), err)
+}

@@ -54,12 +54,14 @@ func (m *Model) Encode(ctx context.Context, img *Image, opt ImageOptions) (*Enco
 		return nil, err
 	}
 	defer done()
-	po, err := m.imageOptions(GenerateOptions{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize})
+	plans, err := m.planImages([]*Image{img}, GenerateOptions{NoSplit: opt.NoSplit, ImageSize: opt.ImageSize})
 	if err != nil {
 		return nil, err
 	}
+	pl := plans[0]
 	var res Result
-	ent, key, cached, err := m.imageFeature(ctx, img, po, &res, nil)
+	ent, cached, err := m.imageFeature(ctx, img, pl.rgb, pl.key, pl.opt, &res, nil)
+	key := pl.key
 	if err != nil {
 		return nil, err
 	}
@@ -90,17 +92,10 @@ func (m *Model) ImageID(img *Image, opt ImageOptions) string {
 
 // imageFeature returns the features of one image from the cache, from an
 // encoding of it already running, or by preprocessing and encoding it (the
-// time it spends is added to res.Timings). cached is false only when this
-// call ran the vision encoder.
-func (m *Model) imageFeature(ctx context.Context, img *Image, opt imageproc.Options, res *Result, progress func(done, tiles int)) (ent *featureEntry, key [32]byte, cached bool, err error) {
-	var rgb *imageproc.RGB
-	if img.img != nil {
-		// A decoded image is keyed by its pixels.
-		if rgb, err = img.rgb(opt.MaxPixels); err != nil {
-			return nil, key, false, err
-		}
-	}
-	key = featureKey(img, rgb, opt)
+// time it spends is added to res.Timings). rgb holds the pixels of an
+// image.Image (nil for an encoded file); key is featureKey's. cached is
+// false only when this call ran the vision encoder.
+func (m *Model) imageFeature(ctx context.Context, img *Image, rgb *imageproc.RGB, key [32]byte, opt imageproc.Options, res *Result, progress func(done, tiles int)) (ent *featureEntry, cached bool, err error) {
 	ent, computed, err := m.features.do(ctx, key, func() (*featureEntry, error) {
 		t := time.Now()
 		if rgb == nil {
@@ -131,5 +126,5 @@ func (m *Model) imageFeature(ctx context.Context, img *Image, opt imageproc.Opti
 		info := batch.Images[0]
 		return &featureEntry{features: feats, grid: prompt.ImageGrid{Rows: info.Rows, Cols: info.Cols}, frames: batch.Frames}, nil
 	})
-	return ent, key, !computed, err
+	return ent, !computed, err
 }

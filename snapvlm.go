@@ -31,6 +31,7 @@ import (
 	"github.com/snapvlm/snapvlm/internal/imageproc"
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/processor"
 	"github.com/snapvlm/snapvlm/internal/prompt"
 	"github.com/snapvlm/snapvlm/internal/tokenizer"
 	"github.com/snapvlm/snapvlm/internal/vision"
@@ -114,7 +115,7 @@ type Model struct {
 	dir      string
 	cfg      *modelconfig.Model
 	tok      *tokenizer.Tokenizer
-	tmpl     *prompt.Template
+	proc     *processor.Processor // prompts and image preprocessing
 	imgOpts  imageproc.Options
 	seqLen   int
 	eos      map[int64]bool
@@ -151,19 +152,57 @@ func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
 
 func load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	start := time.Now()
-	total := 6
+	st := &loadStages{ctx: ctx, progress: opts.Progress, total: 6}
 	if opts.TextOnly {
-		total = 5
+		st.total = 5
 	}
-	done := 0
-	stage := func(name, file string) error {
-		if opts.Progress != nil {
-			opts.Progress(LoadProgress{Stage: name, File: file, Done: done, Total: total})
+	m, err := openText(dir, opts, st)
+	if err != nil {
+		return nil, err
+	}
+	files, why, err := graphFiles(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.next("runtime", opts.ORTLib); err != nil {
+		return nil, err
+	}
+	if m.env, err = ort.Open(ort.Options{LibPath: opts.ORTLib}); err != nil {
+		var nf *ort.NotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
 		}
-		done++
-		return ctx.Err()
+		return nil, err
 	}
-	if err := stage("config", filepath.Join(dir, modelconfig.ConfigFile)); err != nil {
+	if err := m.openSessions(dir, opts, files, why, st); err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.files, m.why = files, why
+	m.loadTime = time.Since(start)
+	st.next("done", "")
+	return m, nil
+}
+
+// loadStages reports Load's progress and checks its context between stages.
+type loadStages struct {
+	ctx         context.Context
+	progress    func(LoadProgress)
+	done, total int
+}
+
+func (s *loadStages) next(name, file string) error {
+	if s.progress != nil {
+		s.progress(LoadProgress{Stage: name, File: file, Done: min(s.done, s.total), Total: s.total})
+	}
+	s.done++
+	return s.ctx.Err()
+}
+
+// openText reads what a Model needs besides the graphs: the configs, the
+// tokenizer, the prompt processor and the end tokens.
+func openText(dir string, opts Options, st *loadStages) (*Model, error) {
+	if err := st.next("config", filepath.Join(dir, modelconfig.ConfigFile)); err != nil {
 		return nil, err
 	}
 	cfg, err := modelconfig.Load(dir)
@@ -183,30 +222,22 @@ func load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	}
 	m.features = newFeatureCache(cacheSize)
 	tokFile := filepath.Join(dir, modelconfig.TokenizerFile)
-	if err := stage("tokenizer", tokFile); err != nil {
+	if err := st.next("tokenizer", tokFile); err != nil {
 		return nil, err
 	}
 	if m.tok, err = tokenizer.Load(tokFile); err != nil {
 		return nil, &ModelError{Dir: dir, File: modelconfig.TokenizerFile, Err: err}
 	}
-	if m.tmpl, err = prompt.FromModel(cfg); err != nil {
+	if m.proc, err = processor.New(cfg, m.tok, processor.Options{TextOnly: opts.TextOnly}); err != nil {
+		var pe *processor.Error
+		if errors.As(err, &pe) {
+			return nil, &ModelError{Dir: dir, File: pe.File, Field: pe.Field, Err: pe.Err}
+		}
 		return nil, err
 	}
-	m.seqLen = cfg.ImageSeqLen()
-	if m.seqLen <= 0 {
-		return nil, &ModelError{Dir: dir, File: modelconfig.ProcessorFile, Field: "image_seq_len",
-			Err: fmt.Errorf("image_seq_len is neither in %s nor computable from %s vision_config", modelconfig.ProcessorFile, modelconfig.ConfigFile)}
-	}
-	m.eos = map[int64]bool{}
-	for _, id := range cfg.EOSTokenIDs() {
-		m.eos[id] = true
-	}
-	if id, ok := m.tok.TokenToID("<end_of_utterance>"); ok {
-		m.eos[id] = true
-	}
-	if len(m.eos) == 0 {
-		return nil, &ModelError{Dir: dir, File: modelconfig.GenerationFile, Field: "eos_token_id",
-			Err: fmt.Errorf("no end-of-sequence token id in %s, %s or the tokenizer", modelconfig.GenerationFile, modelconfig.ConfigFile)}
+	m.seqLen, m.imgOpts = m.proc.SeqLen, m.proc.Image
+	if m.eos, err = endTokens(cfg, m.tok); err != nil {
+		return nil, &ModelError{Dir: dir, File: modelconfig.GenerationFile, Field: "eos_token_id", Err: err}
 	}
 	if id := cfg.Config.ImageTokenID; !opts.TextOnly {
 		if tokID, ok := m.tok.TokenToID(prompt.ImageToken); !ok || tokID != id {
@@ -214,8 +245,28 @@ func load(ctx context.Context, dir string, opts Options) (*Model, error) {
 				Err: fmt.Errorf("config.json image_token_id is %d but the tokenizer's %s is %d", id, prompt.ImageToken, tokID)}
 		}
 	}
+	return m, nil
+}
 
-	files, why := map[string]string{}, map[string]string{}
+// endTokens are the ids that end an answer: the configs' and
+// <end_of_utterance>.
+func endTokens(cfg *modelconfig.Model, tok *tokenizer.Tokenizer) (map[int64]bool, error) {
+	eos := map[int64]bool{}
+	for _, id := range cfg.EOSTokenIDs() {
+		eos[id] = true
+	}
+	if id, ok := tok.TokenToID("<end_of_utterance>"); ok {
+		eos[id] = true
+	}
+	if len(eos) == 0 {
+		return nil, fmt.Errorf("no end-of-sequence token id in %s, %s or the tokenizer", modelconfig.GenerationFile, modelconfig.ConfigFile)
+	}
+	return eos, nil
+}
+
+// graphFiles picks the file of each graph for opts, with the reason.
+func graphFiles(dir string, opts Options) (files, why map[string]string, err error) {
+	files, why = map[string]string{}, map[string]string{}
 	for _, g := range []struct{ graph, dtype string }{
 		{GraphVision, firstNonEmpty(opts.VisionDtype, opts.Dtype)},
 		{GraphEmbed, firstNonEmpty(opts.EmbedDtype, opts.Dtype)},
@@ -226,77 +277,63 @@ func load(ctx context.Context, dir string, opts Options) (*Model, error) {
 		}
 		f, err := graphFile(dir, g.graph, g.dtype)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		files[g.graph] = f
 		why[g.graph] = fileReason(g.graph, g.dtype, opts)
 	}
-	if err := stage("runtime", opts.ORTLib); err != nil {
-		return nil, err
-	}
-	if m.env, err = ort.Open(ort.Options{LibPath: opts.ORTLib}); err != nil {
-		var nf *ort.NotFoundError
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
-		}
-		return nil, err
-	}
+	return files, why, nil
+}
+
+// openSessions creates the ONNX Runtime sessions of the three graphs
+// (files and why may be updated for a rewritten vision encoder).
+func (m *Model) openSessions(dir string, opts Options, files, why map[string]string, st *loadStages) error {
 	so := ort.SessionOptions{IntraOpThreads: opts.Threads, Provider: opts.Provider, OptLevel: ort.OptLevel(opts.OptLevel)}
-	t := cfg.Config.TextConfig
+	t := m.cfg.Config.TextConfig
+	refuse := func(graph string, err error) error {
+		return &ModelError{Dir: dir, File: files[graph], Err: refuseVariant(err, dir, graph, files[graph], m.env.Version(), opts.Provider)}
+	}
+	var err error
 	if !opts.TextOnly {
-		if m.imgOpts, err = imageproc.OptionsFromConfig(cfg.Preprocessor); err != nil {
-			return nil, &ModelError{Dir: dir, File: modelconfig.PreprocessorFile, Err: err}
-		}
 		vcfg := vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize}
 		if opts.VisionInt8 {
 			src := int8VisionSource(dir, files[GraphVision], firstNonEmpty(opts.VisionDtype, opts.Dtype))
 			if files[GraphVision], why[GraphVision], err = int8VisionFile(context.Background(), m.env, src, so, vcfg, VisionInt8MinCosine); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		batch := opts.VisionBatch
-		if batch <= 0 {
-			if batch, err = defaultVisionBatch(files[GraphVision]); err != nil {
-				return nil, err
+		if vcfg.FramesPerRun = opts.VisionBatch; vcfg.FramesPerRun <= 0 {
+			if vcfg.FramesPerRun, err = defaultVisionBatch(files[GraphVision]); err != nil {
+				return err
 			}
 		}
-		vcfg.FramesPerRun = batch
-		if err := stage(GraphVision, files[GraphVision]); err != nil {
-			return nil, err
+		if err := st.next(GraphVision, files[GraphVision]); err != nil {
+			return err
 		}
 		if m.vis, err = vision.New(m.env, files[GraphVision], so, vcfg); err != nil {
-			return nil, &ModelError{Dir: dir, File: files[GraphVision], Err: refuseVariant(err, dir, GraphVision, files[GraphVision], m.env.Version(), opts.Provider)}
+			return refuse(GraphVision, err)
 		}
 	}
-	if err := stage(GraphEmbed, files[GraphEmbed]); err != nil {
-		m.Close()
-		return nil, err
+	if err := st.next(GraphEmbed, files[GraphEmbed]); err != nil {
+		return err
 	}
 	if m.emb, err = embed.New(m.env, files[GraphEmbed], so, t.HiddenSize); err != nil {
-		m.Close()
-		return nil, &ModelError{Dir: dir, File: files[GraphEmbed], Err: refuseVariant(err, dir, GraphEmbed, files[GraphEmbed], m.env.Version(), opts.Provider)}
+		return refuse(GraphEmbed, err)
 	}
 	dso := so
 	if opts.DecoderInt8 {
 		dso.MatMulNBitsAccuracy = 4
 		why[GraphDecoder] += "; 4-bit matmuls with int8 activations (accuracy_level 4 rewrite, --decoder-int8)"
 	}
-	if err := stage(GraphDecoder, files[GraphDecoder]); err != nil {
-		m.Close()
-		return nil, err
+	if err := st.next(GraphDecoder, files[GraphDecoder]); err != nil {
+		return err
 	}
 	if m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, decoder.Config{
 		Layers: t.NumHiddenLayers, KVHeads: t.NumKeyValueHeads, HeadDim: t.HeadDimension(), Hidden: t.HiddenSize, Vocab: t.VocabSize,
 	}); err != nil {
-		m.Close()
-		return nil, &ModelError{Dir: dir, File: files[GraphDecoder], Err: refuseVariant(err, dir, GraphDecoder, files[GraphDecoder], m.env.Version(), opts.Provider)}
+		return refuse(GraphDecoder, err)
 	}
-	m.files, m.why = files, why
-	m.loadTime = time.Since(start)
-	if opts.Progress != nil {
-		opts.Progress(LoadProgress{Stage: "done", Done: total, Total: total})
-	}
-	return m, nil
+	return nil
 }
 
 func firstNonEmpty(s ...string) string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/snapvlm/snapvlm/internal/imageproc"
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
+	"github.com/snapvlm/snapvlm/internal/processor"
 	"github.com/snapvlm/snapvlm/internal/prompt"
 	"github.com/snapvlm/snapvlm/internal/tokenizer"
 )
@@ -75,17 +76,14 @@ func cmdPreprocess(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *noSplit {
-		opt.Split = false
-	}
 	if err := intRange("image-size", *imageSize, 0, opt.LongestEdge, "0: the model's size; at most its size.longest_edge"); err != nil {
 		return err
 	}
 	if *maxPixels < 1 {
 		return fmt.Errorf("--max-pixels %d: want 1 or more", *maxPixels)
 	}
-	if *imageSize > 0 {
-		opt.LongestEdge = *imageSize
+	if opt, err = processor.Override(opt, *noSplit, *imageSize); err != nil {
+		return err
 	}
 	opt.MaxPixels = *maxPixels
 	seqLen := m.ImageSeqLen()

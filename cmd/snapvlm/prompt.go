@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/snapvlm/snapvlm/internal/imageproc"
-	"github.com/snapvlm/snapvlm/internal/modelconfig"
+	"github.com/snapvlm/snapvlm/internal/processor"
 	"github.com/snapvlm/snapvlm/internal/prompt"
-	"github.com/snapvlm/snapvlm/internal/tokenizer"
 )
 
 func cmdPrompt(ctx context.Context, args []string) error {
@@ -104,42 +102,34 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("--image: %w", err)
 		}
 	}
-	m, err := modelconfig.Load(*modelDir)
-	if err != nil {
-		return err
-	}
-	if err := intRange("image-size", *imageSize, 0, m.Preprocessor.Size.LongestEdge, "0: the model's size; at most its size.longest_edge"); err != nil {
-		return err
-	}
 	layout, err := imageGrids(len(images), grids, *noSplit)
 	if err != nil {
 		return err
-	}
-	if layout == nil && len(images) > 0 {
-		if layout, err = gridsFromImages(ctx, m, images, *noSplit, *imageSize); err != nil {
-			return err
-		}
 	}
 	fallback := ""
 	if *defTemplate {
 		fallback = prompt.SmolVLMTemplate
 	}
-	tmpl, err := prompt.FromModelOr(m, fallback)
+	// The image settings are needed only to plan the grids of image files.
+	fromFiles := layout == nil && len(images) > 0
+	proc, err := processor.Open(*modelDir, processor.Options{FallbackTemplate: fallback, TextOnly: !fromFiles})
 	if err != nil {
 		if errors.Is(err, prompt.ErrNoTemplate) {
-			return fmt.Errorf("%w (pass --default-template to use the built-in SmolVLM one)", err)
+			return fmt.Errorf("model %s: %w (pass --default-template to use the built-in SmolVLM one)", *modelDir, err)
 		}
+		return fmt.Errorf("model %s: %w", *modelDir, err)
+	}
+	if err := intRange("image-size", *imageSize, 0, proc.Config.Preprocessor.Size.LongestEdge, "0: the model's size; at most its size.longest_edge"); err != nil {
 		return err
 	}
-	seqLen := m.ImageSeqLen()
-	if len(layout) > 0 && seqLen <= 0 {
-		return fmt.Errorf("model %s: cannot tell the tokens per image: %s has no image_seq_len and %s lacks vision_config.image_size/patch_size or scale_factor",
-			*modelDir, modelconfig.ProcessorFile, modelconfig.ConfigFile)
+	if fromFiles {
+		if layout, err = gridsFromImages(proc, images, *noSplit, *imageSize); err != nil {
+			return err
+		}
 	}
-
 	var videos []prompt.VideoFrames
 	if len(vf.paths) > 0 {
-		opt, err := vf.options(m)
+		opt, err := vf.options(proc.Config)
 		if err != nil {
 			return err
 		}
@@ -148,9 +138,6 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		videos = promptVideos(vs)
-		if seqLen <= 0 {
-			return fmt.Errorf("model %s: cannot tell the tokens per frame: %s has no image_seq_len", *modelDir, modelconfig.ProcessorFile)
-		}
 	}
 	content := make([]prompt.Part, 0, len(videos)+len(layout)+1)
 	for range videos {
@@ -160,30 +147,12 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		content = append(content, prompt.Part{Type: prompt.PartImage})
 	}
 	content = append(content, prompt.Part{Type: prompt.PartText, Text: question})
-	rendered, err := tmpl.Render([]prompt.Message{{Role: prompt.RoleUser, Content: content}}, true)
-	if err != nil {
-		return err
+	pr, err := proc.Prompt(processor.Input{Messages: []prompt.Message{{Role: prompt.RoleUser, Content: content}}, Grids: layout, Videos: videos})
+	var long *processor.TooLongError
+	if err != nil && !errors.As(err, &long) { // a prompt too long to answer is still shown
+		return fmt.Errorf("model %s: %w", *modelDir, err)
 	}
-	text, err := prompt.Expander{ImageSeqLen: seqLen}.Expand(rendered, layout, videos)
-	if err != nil {
-		return err
-	}
-
-	tok, err := tokenizer.Load(filepath.Join(*modelDir, modelconfig.TokenizerFile))
-	if err != nil {
-		return err
-	}
-	ids := tok.Encode(text)
-	imageID, ok := tok.TokenToID(prompt.ImageToken)
-	if !ok {
-		imageID = m.Config.ImageTokenID
-	}
-	nImage := 0
-	for _, id := range ids {
-		if id == imageID {
-			nImage++
-		}
-	}
+	text, ids, nImage := pr.Text, pr.IDs, pr.ImageTokens
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -214,30 +183,24 @@ func imageGrids(nImages int, grids promptGridList, noSplit bool) ([]prompt.Image
 	return grids, nil
 }
 
-// gridsFromImages runs the model's image processor on each image to learn
-// its tile grid, exactly as generation would tile it.
-func gridsFromImages(ctx context.Context, m *modelconfig.Model, paths []string, noSplit bool, imageSize int) ([]prompt.ImageGrid, error) {
-	opt, err := imageproc.OptionsFromConfig(m.Preprocessor)
+// gridsFromImages plans each image's tile grid from its size, exactly as
+// generation tiles it.
+func gridsFromImages(proc *processor.Processor, paths []string, noSplit bool, imageSize int) ([]prompt.ImageGrid, error) {
+	opt, err := proc.ImageOptions(noSplit, imageSize)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.Dir, err)
-	}
-	if noSplit {
-		opt.Split = false
-	}
-	if imageSize > 0 {
-		opt.LongestEdge = imageSize
+		return nil, err
 	}
 	grids := make([]prompt.ImageGrid, 0, len(paths))
 	for _, p := range paths {
-		rgb, err := imageproc.Decode(p, opt.MaxPixels)
+		data, err := imageproc.ReadFile(p, 0)
 		if err != nil {
 			return nil, err
 		}
-		b, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
+		w, h, err := imageproc.Dimensions(data, p, opt.MaxPixels)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+			return nil, err
 		}
-		grids = append(grids, prompt.ImageGrid{Rows: b.Images[0].Rows, Cols: b.Images[0].Cols})
+		grids = append(grids, processor.Grid(w, h, opt))
 	}
 	return grids, nil
 }

@@ -131,26 +131,50 @@ func sniff(b []byte) format {
 	return formatUnknown
 }
 
-func decodeBytes(data []byte, maxPixels int64) (*RGB, error) {
+// Dimensions returns the width and height Decode would give data (the
+// header's size, swapped by an EXIF rotation) without decoding the pixels,
+// with the checks Decode makes before decoding.
+func Dimensions(data []byte, name string, maxPixels int64) (w, h int, err error) {
+	f, cfg, err := header(data, maxPixels)
+	if err != nil {
+		return 0, 0, fmt.Errorf("image %s: %w", name, err)
+	}
+	if o := exifOrientation(data, f); o >= 5 && o <= 8 {
+		return cfg.Height, cfg.Width, nil
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
+// header sniffs the format and reads the header of an encoded image,
+// refusing empty, unknown and over-large ones.
+func header(data []byte, maxPixels int64) (format, image.Config, error) {
 	if len(data) == 0 {
-		return nil, errors.New("file is empty")
+		return 0, image.Config{}, errors.New("file is empty")
 	}
 	f := sniff(data)
 	if f == formatUnknown {
-		return nil, errors.New("not a supported image (want JPEG, PNG, GIF or WebP)")
+		return f, image.Config{}, errors.New("not a supported image (want JPEG, PNG, GIF or WebP)")
 	}
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("bad or truncated %s header: %w", f, err)
+		return f, cfg, fmt.Errorf("bad or truncated %s header: %w", f, err)
 	}
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%s header declares an empty %dx%d image", f, cfg.Width, cfg.Height)
+		return f, cfg, fmt.Errorf("%s header declares an empty %dx%d image", f, cfg.Width, cfg.Height)
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height); px > maxPixels {
-		return nil, fmt.Errorf("%s is %dx%d = %d pixels, more than the limit of %d", f, cfg.Width, cfg.Height, px, maxPixels)
+		return f, cfg, fmt.Errorf("%s is %dx%d = %d pixels, more than the limit of %d", f, cfg.Width, cfg.Height, px, maxPixels)
+	}
+	return f, cfg, nil
+}
+
+func decodeBytes(data []byte, maxPixels int64) (*RGB, error) {
+	f, cfg, err := header(data, maxPixels)
+	if err != nil {
+		return nil, err
 	}
 	var img *RGB
 	switch f {

@@ -220,6 +220,29 @@ type stages struct {
 	info     ImageInfo
 }
 
+// Plan returns how Process tiles a w×h image with opt, without touching
+// pixels: the grid is known before any image is resized, so the prompt's
+// length is too.
+func Plan(w, h int, opt Options) ImageInfo {
+	if !opt.Split {
+		return ImageInfo{Frames: 1}
+	}
+	w1, h1 := resize1Size(w, h, opt.LongestEdge)
+	w2, h2 := resize2Size(w1, h1, opt.TileSize)
+	return planSplit(w2, h2, opt.TileSize)
+}
+
+// planSplit is the grid of an image resized (resize #2) to w2×h2, a
+// multiple of the tile size m: a single frame when it is one tile.
+func planSplit(w2, h2, m int) ImageInfo {
+	if h2 <= m && w2 <= m {
+		return ImageInfo{Frames: 1}
+	}
+	rows := int(math.Ceil(float64(h2) / float64(m)))
+	cols := int(math.Ceil(float64(w2) / float64(m)))
+	return ImageInfo{Rows: rows, Cols: cols, Frames: rows*cols + 1}
+}
+
 // tiles runs the uint8 part of the processor on one decoded RGB image.
 func tiles(img *RGB, opt Options) (*stages, error) {
 	f := opt.filter()
@@ -245,13 +268,13 @@ func tiles(img *RGB, opt Options) (*stages, error) {
 		return nil, fmt.Errorf("resize #2: %w", err)
 	}
 	st.resized2 = r2
-	if r2.H <= m && r2.W <= m {
+	plan := planSplit(r2.W, r2.H, m)
+	if plan.Rows == 0 {
 		st.frames = []*RGB{r2}
-		st.info = ImageInfo{Frames: 1}
+		st.info = plan
 		return st, nil
 	}
-	rows := int(math.Ceil(float64(r2.H) / float64(m)))
-	cols := int(math.Ceil(float64(r2.W) / float64(m)))
+	rows, cols := plan.Rows, plan.Cols
 	th := int(math.Ceil(float64(r2.H) / float64(rows)))
 	tw := int(math.Ceil(float64(r2.W) / float64(cols)))
 	for r := 0; r < rows; r++ {

@@ -46,6 +46,11 @@ func TestGridTable(t *testing.T) {
 		if rows, cols := h2/tt.m, w2/tt.m; rows != tt.rows || cols != tt.cols {
 			t.Errorf("%dx%d: grid %dx%d, want %dx%d", tt.w, tt.h, rows, cols, tt.rows, tt.cols)
 		}
+		// Plan gives the grid from the size alone.
+		plan := Plan(tt.w, tt.h, Options{LongestEdge: tt.l, TileSize: tt.m, Split: true})
+		if want := (ImageInfo{Rows: tt.rows, Cols: tt.cols, Frames: tt.rows*tt.cols + 1}); plan != want {
+			t.Errorf("Plan(%dx%d) = %+v, want %+v", tt.w, tt.h, plan, want)
+		}
 	}
 }
 
@@ -88,6 +93,9 @@ func TestProcessFrames(t *testing.T) {
 			for i := range tt.want {
 				if b.Images[i] != tt.want[i] {
 					t.Errorf("image %d: %+v, want %+v", i, b.Images[i], tt.want[i])
+				}
+				if plan := Plan(tt.sizes[i][0], tt.sizes[i][1], tt.opt); plan != tt.want[i] {
+					t.Errorf("image %d: Plan %+v, want %+v", i, plan, tt.want[i])
 				}
 			}
 			m := int64(tt.opt.TileSize)
@@ -251,6 +259,33 @@ func BenchmarkDecode12MP(b *testing.B) {
 	for b.Loop() {
 		if _, err := DecodeBytes(data, "bench.jpg", 0); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDimensions: the size read from the header (and EXIF orientation)
+// is the size Decode gives, for every input of the golden set (rotated
+// JPEGs, PNGs, GIFs and WebPs among them).
+func TestDimensions(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "inputs", "*"))
+	if len(files) == 0 {
+		t.Fatal("no test inputs")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, derr := DecodeBytes(data, f, 0)
+		w, h, err := Dimensions(data, f, 0)
+		if derr != nil {
+			if err == nil && !strings.Contains(derr.Error(), "decode") {
+				t.Errorf("%s: Decode fails (%v) but Dimensions does not", f, derr)
+			}
+			continue
+		}
+		if err != nil || w != img.W || h != img.H {
+			t.Errorf("%s: Dimensions %dx%d (%v), Decode %dx%d", f, w, h, err, img.W, img.H)
 		}
 	}
 }

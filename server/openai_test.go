@@ -311,7 +311,7 @@ func TestFollowUpContinuesConversation(t *testing.T) {
 // answers in shape only because decoding is constrained; the answers are
 // checked with encoding/json and the jsonschema library.
 func TestOpenAIResponseFormat(t *testing.T) {
-	_, srv := startServer(t, Config{})
+	_, srv := startServer(t, Config{Parallel: 1, Queue: 4})
 	c := client(srv.URL)
 	ctx := context.Background()
 	user := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Is there a person? Answer in JSON.")}

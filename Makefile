@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin/snapvlm
 GOFLAGS ?=
 
-.PHONY: loadtest all sysdeps build lib setup deps test demo bench lint clean
+.PHONY: loadtest all sysdeps build lib setup deps test demo bench fuzz lint clean
 
 all: build
 
@@ -41,6 +41,12 @@ test: setup deps
 
 demo: setup
 	scripts/demo.sh
+
+# fuzz: every native Go fuzz target for FUZZTIME each (scripts/fuzz.sh lists
+# them); a crasher lands in the package's testdata/fuzz/ as a regression case.
+FUZZTIME ?= 60s
+fuzz: sysdeps
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -321,17 +321,23 @@ func readJSON(dir, name string, v any, required bool) error {
 
 // ImageSeqLen returns the number of tokens one tile becomes: processor_config's
 // image_seq_len, else computed from the vision config as
-// (image_size/patch_size)^2 / scale_factor^2.
+// (image_size/patch_size)^2 / scale_factor^2. It is 0 when the files do not
+// give a positive length (sizes missing, negative, or too large to square).
 func (m *Model) ImageSeqLen() int {
 	if m.Processor.ImageSeqLen > 0 {
 		return m.Processor.ImageSeqLen
 	}
 	v := m.Config.VisionConfig
-	if v.PatchSize == 0 || m.Config.ScaleFactor == 0 {
+	sf := m.Config.ScaleFactor
+	if v.PatchSize <= 0 || sf <= 0 {
 		return 0
 	}
 	p := v.ImageSize / v.PatchSize
-	return p * p / (m.Config.ScaleFactor * m.Config.ScaleFactor)
+	// p <= 2^31 keeps p*p and sf*sf (sf <= p) from overflowing.
+	if p <= 0 || p > 1<<31 || sf > p {
+		return 0
+	}
+	return p * p / (sf * sf)
 }
 
 // EOSTokenIDs returns the ids that end generation: generation_config's

@@ -187,7 +187,9 @@ func (s *Server) toRequest(ctx context.Context, cr *chatRequest) (snapvlm.Reques
 // "json_schema", "json_schema": {"name", "schema", "strict"}} is
 // GenerateOptions.Schema. The answer follows the schema whether strict is
 // true or not (decoding is constrained either way); a schema the engine
-// cannot enforce is refused with a 400 naming the keyword.
+// cannot enforce is refused with a 400 naming the keyword. The extension
+// {"type": "regex", "regex": "..."} makes the answer match a regular
+// expression (GenerateOptions.Regex).
 func (s *Server) responseFormat(raw json.RawMessage, req *snapvlm.Request) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
@@ -199,6 +201,7 @@ func (s *Server) responseFormat(raw json.RawMessage, req *snapvlm.Request) error
 			Schema json.RawMessage `json:"schema"`
 			Strict *bool           `json:"strict"`
 		} `json:"json_schema"`
+		Regex string `json:"regex"`
 	}
 	if err := json.Unmarshal(raw, &rf); err != nil {
 		return badRequest("response_format", "response_format must be an object with a \"type\": %v", err)
@@ -215,8 +218,14 @@ func (s *Server) responseFormat(raw json.RawMessage, req *snapvlm.Request) error
 		}
 		req.Schema = rf.JSONSchema.Schema
 		return nil
+	case "regex": // extension
+		if rf.Regex == "" {
+			return badRequest("response_format.regex", "response_format regex needs \"regex\"")
+		}
+		req.Regex = rf.Regex
+		return nil
 	}
-	return badRequest("response_format", "response_format: unknown type %q (want text, json_object or json_schema)", rf.Type)
+	return badRequest("response_format", "response_format: unknown type %q (want text, json_object, json_schema or regex)", rf.Type)
 }
 
 func (s *Server) message(ctx context.Context, i int, m chatMessage) (snapvlm.Message, error) {

@@ -12,7 +12,7 @@ import (
 // generation; the slot is free again (busy_slots 0, one cancelled
 // generation in the metrics) and the next request is served.
 func TestDisconnectFreesSlot(t *testing.T) {
-	_, hs := startServer(t, Config{Parallel: 1, Queue: 0})
+	_, hs := startServer(t, Config{Parallel: 1, Queue: -1})
 	ctx, cancel := context.WithCancel(context.Background())
 	body := `{"model":"tiny","stream":true,` + longAnswer(t) + `}`
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/v1/chat/completions", strings.NewReader(body))

@@ -171,7 +171,7 @@ func TestOpenAIErrors(t *testing.T) {
 	url, _ := sampleDataURL(t)
 	ctx := context.Background()
 	user := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")}
-	openSrv, open := startServer(t, Config{Parallel: 1, Queue: 0, MaxBody: 16 << 10})
+	openSrv, open := startServer(t, Config{Parallel: 1, Queue: -1, MaxBody: 16 << 10})
 	_, keyed := startServer(t, Config{APIKey: "sesame"})
 
 	tests := []struct {
@@ -194,6 +194,7 @@ func TestOpenAIErrors(t *testing.T) {
 			JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "x", Schema: map[string]any{"oneOf": []any{map[string]any{"type": "string"}}}}}}}, 400, "response_format", "", "invalid_request_error"},
 		{"json_schema without schema", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID, Messages: user, ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
 			JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "x"}}}}, 400, "response_format.json_schema.schema", "", "invalid_request_error"},
+		{"response_format type", open.URL, []option.RequestOption{option.WithJSONSet("response_format", map[string]any{"type": "yaml"})}, openai.ChatCompletionNewParams{Model: testModelID, Messages: user}, 400, "response_format", "", "invalid_request_error"},
 		{"wrong key", keyed.URL, []option.RequestOption{option.WithAPIKey("open sesame")}, openai.ChatCompletionNewParams{Model: testModelID, Messages: user}, 401, "", "invalid_api_key", "invalid_request_error"},
 		{"unknown model", open.URL, nil, openai.ChatCompletionNewParams{Model: "gpt-5", Messages: user}, 404, "model", "model_not_found", "invalid_request_error"},
 		{"body over the limit", open.URL, nil, openai.ChatCompletionNewParams{Model: testModelID, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{

@@ -52,8 +52,8 @@ type Config struct {
 	Defaults snapvlm.GenerateOptions
 	// Parallel is how many requests generate at once (0 = 1).
 	Parallel int
-	// Queue is how many more requests may wait for a slot; beyond that the
-	// server answers 429 with Retry-After.
+	// Queue is how many more requests may wait for a slot (0 = 8,
+	// negative = none); beyond that the server answers 429 with Retry-After.
 	Queue int
 	// APIKey, when set, is required as "Authorization: Bearer KEY" on the
 	// /v1/ routes (the page, /health and /metrics need none).
@@ -121,7 +121,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 1
 	}
-	if cfg.Queue < 0 {
+	switch {
+	case cfg.Queue == 0:
+		cfg.Queue = 8
+	case cfg.Queue < 0:
 		cfg.Queue = 0
 	}
 	if cfg.MaxBody <= 0 {

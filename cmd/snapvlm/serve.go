@@ -105,8 +105,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	}
 	logger := slog.New(handler)
 
+	queue := sf.queue
+	if queue == 0 {
+		queue = -1 // --queue 0: no waiting (Config's 0 is the default)
+	}
 	cfg := server.Config{
-		Defaults: f.generateOptions(), Parallel: sf.parallel, Queue: sf.queue, APIKey: sf.apiKey, CORSOrigin: sf.corsOrigin,
+		Defaults: f.generateOptions(), Parallel: sf.parallel, Queue: queue, APIKey: sf.apiKey, CORSOrigin: sf.corsOrigin,
 		MaxBody: maxBody, AllowRemoteImages: sf.allowRemote, AllowPrivateURLs: sf.allowPrivate, Logger: logger, Sessions: sf.sessions,
 	}
 	seen := map[string]bool{}

@@ -80,9 +80,16 @@ func modelDir(t testing.TB, preset string) string {
 		}
 		testModels.root, testModels.dirs = root, map[string]string{}
 	}
-	dir := filepath.Join(testModels.root, preset)
-	variants := append(testmodel.Variants(), testmodel.ExtraVariants()...)
-	if err := testmodel.Generate(context.Background(), preset, dir, testmodel.Options{Seed: 1, Variants: variants}); err != nil {
+	// "<preset>+all" has every variant; plain presets the float and 4-bit
+	// ones, so that their default (q4) stays exact against fp32.
+	variants := append(testmodel.Variants(), testmodel.Q4F16)
+	name, all := strings.CutSuffix(preset, "+all")
+	dir := filepath.Join(testModels.root, name)
+	if all {
+		variants = append(testmodel.Variants(), testmodel.ExtraVariants()...)
+		dir += "-all" // transformers.js takes a '+' in a path for a repo id
+	}
+	if err := testmodel.Generate(context.Background(), name, dir, testmodel.Options{Seed: 1, Variants: variants}); err != nil {
 		t.Fatalf("generating %s: %v", preset, err)
 	}
 	testModels.dirs[preset] = dir
@@ -159,11 +166,11 @@ func TestGenerateVariantsAndFamilies(t *testing.T) {
 		// the CPU provider (ONNX Runtime 1.30). Their weights are not exact
 		// in 8 bits or NF4, so their tokens are not compared with fp32
 		// here; TestAgainstTransformersJS pins them.
-		{"tiny512", "int8", false, 13, 13 * 64},
-		{"tiny512", "uint8", false, 13, 13 * 64},
-		{"tiny512", "quantized", false, 13, 13 * 64},
-		{"tiny512", "bnb4", false, 13, 13 * 64},
-		{"tiny384", "int8", false, 13, 13 * 81},
+		{"tiny512+all", "int8", false, 13, 13 * 64},
+		{"tiny512+all", "uint8", false, 13, 13 * 64},
+		{"tiny512+all", "quantized", false, 13, 13 * 64},
+		{"tiny512+all", "bnb4", false, 13, 13 * 64},
+		{"tiny384+all", "int8", false, 13, 13 * 81},
 	}
 	var fp32Tokens []int64
 	for _, c := range cases {
@@ -532,12 +539,7 @@ func TestLoadErrors(t *testing.T) {
 		opts Options
 		want []string
 	}{
-		{"missing variant", func(_ *testing.T, dir string) {
-			files, _ := filepath.Glob(filepath.Join(dir, "onnx", "*_int8.onnx"))
-			for _, f := range files {
-				os.Remove(f)
-			}
-		}, Options{Dtype: "int8"}, []string{"no int8 variant", "variants present: bnb4, fp16, fp32, q4, q4f16, quantized, uint8"}},
+		{"missing variant", nil, Options{Dtype: "int8"}, []string{"no int8 variant", "variants present: fp16, fp32, q4, q4f16"}},
 		{"unknown dtype", nil, Options{Dtype: "int3"}, []string{"unknown dtype \"int3\""}},
 		{"kv heads disagree", func(t *testing.T, dir string) {
 			editJSON(t, filepath.Join(dir, "config.json"), `"num_key_value_heads": 2`, `"num_key_value_heads": 5`)

@@ -39,11 +39,11 @@ func TestAgainstTransformersJS(t *testing.T) {
 		// tiles at once and prefills the whole prompt at once, snapvlm one
 		// tile and 256 tokens at a time by default; 64 (and an unbounded
 		// prefill chunk) run them as transformers.js does.
-		{"512 split int8 (all tiles in one run)", "tiny512", "int8", []*Image{wide}, false, 64},
-		{"512 no-split uint8", "tiny512", "uint8", []*Image{wide}, true, 0},
-		{"512 no-split quantized", "tiny512", "quantized", []*Image{square}, true, 0},
-		{"512 split bnb4", "tiny512", "bnb4", []*Image{wide}, false, 0},
-		{"384 no-split int8", "tiny384", "int8", []*Image{square}, true, 0},
+		{"512 split int8 (all tiles in one run)", "tiny512+all", "int8", []*Image{wide}, false, 64},
+		{"512 no-split uint8", "tiny512+all", "uint8", []*Image{wide}, true, 0},
+		{"512 no-split quantized", "tiny512+all", "quantized", []*Image{square}, true, 0},
+		{"512 split bnb4", "tiny512+all", "bnb4", []*Image{wide}, false, 0},
+		{"384 no-split int8", "tiny384+all", "int8", []*Image{square}, true, 0},
 	}
 	const maxNew = 20
 	for _, c := range cases {

@@ -47,11 +47,21 @@ const (
 	GraphDecoder = modelconfig.GraphDecoder
 )
 
-// defaultOrder picks, per graph, the first variant present. q4 first: it
-// loads fastest, needs the least memory and decodes fastest on CPU (numbers
-// in the README, "Choosing a variant"); fp32 is the exact reference.
-func defaultOrder() []string {
-	return []string{"q4", "fp32", "quantized", "uint8", "fp16", "q4f16", "int8", "bnb4"}
+// defaultOrder picks, per graph, the first variant present: the order of
+// `snapvlm bench --variants` on the 256M-size model (README, "Choosing a
+// variant"), fastest first among the variants that pass its fidelity
+// thresholds against fp32, then the rest. int8 (u8 activations × s8
+// weights, ONNX Runtime's integer dot-product path) is the fastest vision
+// encoder and decoder; embeddings are a lookup, so only exact variants
+// come first (q4 ships a float table).
+func defaultOrder(graph string) []string {
+	switch graph {
+	case GraphEmbed:
+		return []string{"q4", "fp32", "fp16", "bnb4", "q4f16", "quantized", "uint8", "int8"}
+	case GraphVision:
+		return []string{"int8", "q4", "fp32", "quantized", "uint8", "fp16", "q4f16", "bnb4"}
+	}
+	return []string{"int8", "q4", "fp32", "quantized", "uint8", "fp16", "q4f16", "bnb4"}
 }
 
 // Options configure Load. The zero value loads the default variants with
@@ -360,7 +370,7 @@ func graphFile(dir, graph, dtype string) (string, error) {
 		}
 		return p, nil
 	}
-	for _, d := range defaultOrder() {
+	for _, d := range defaultOrder(graph) {
 		if slices.Contains(present, d) {
 			return filepath.Join(dir, filepath.FromSlash(modelconfig.GraphPath(graph, d))), nil
 		}

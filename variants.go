@@ -56,7 +56,7 @@ func refuseVariant(err error, dir, graph, file, ortVersion, provider string) err
 	}
 	dtype := dtypeOfFile(file, graph)
 	var others []string
-	for _, d := range defaultOrder() {
+	for _, d := range defaultOrder(graph) {
 		if d != dtype && slices.Contains(Variants(dir, graph), d) {
 			others = append(others, d)
 		}
@@ -99,7 +99,7 @@ func dtypeFlag(graph string) string {
 func fileReason(graph, dtype string, opts Options) string {
 	switch {
 	case dtype == "":
-		return fmt.Sprintf("default: first present of %s", strings.Join(defaultOrder(), ", "))
+		return fmt.Sprintf("default: first present of %s", strings.Join(defaultOrder(graph), ", "))
 	case graph == GraphVision && firstNonEmpty(opts.VisionDtype) != "",
 		graph == GraphEmbed && firstNonEmpty(opts.EmbedDtype) != "",
 		graph == GraphDecoder && firstNonEmpty(opts.DecoderDtype) != "":

@@ -53,9 +53,37 @@ func TestRefuseVariant(t *testing.T) {
 // time, so features do not depend on the neighbouring tiles.
 func TestDefaultVisionBatch(t *testing.T) {
 	for dtype, want := range map[string]int{"fp32": 2, "q4": 2, "bnb4": 2, "int8": 1, "uint8": 1, "quantized": 1} {
-		m := loadModel(t, "tiny512", Options{Dtype: dtype})
+		m := loadModel(t, "tiny512+all", Options{Dtype: dtype})
 		if got := m.vis.Config().FramesPerRun; got != want {
 			t.Errorf("%s: %d tiles per run, want %d", dtype, got, want)
 		}
+	}
+}
+
+// TestDefaultOrder: with every variant present and no dtype asked for, each
+// graph runs the measured default (README, "Choosing a variant"), and
+// FileReasons says so; a per-graph option still wins.
+func TestDefaultOrder(t *testing.T) {
+	cases := []struct {
+		opts Options
+		want map[string]string
+	}{
+		{Options{}, map[string]string{GraphVision: "int8", GraphEmbed: "q4", GraphDecoder: "int8"}},
+		{Options{Dtype: "fp32", DecoderDtype: "q4"}, map[string]string{GraphVision: "fp32", GraphEmbed: "fp32", GraphDecoder: "q4"}},
+	}
+	for _, c := range cases {
+		m := loadModel(t, "tiny512+all", c.opts)
+		for g, d := range c.want {
+			if got := dtypeOfFile(m.Files()[g], g); got != d {
+				t.Errorf("%+v: %s runs %s, want %s", c.opts, g, got, d)
+			}
+			why := m.FileReasons()[g]
+			if (c.opts.Dtype == "") != strings.HasPrefix(why, "default: first present of ") {
+				t.Errorf("%+v: %s: reason %q", c.opts, g, why)
+			}
+		}
+	}
+	if got := loadModel(t, "tiny512", Options{}).Files()[GraphDecoder]; dtypeOfFile(got, GraphDecoder) != "q4" {
+		t.Errorf("without int8 files the decoder runs %s, want q4", got)
 	}
 }

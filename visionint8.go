@@ -65,9 +65,9 @@ func int8VisionSource(dir, chosen, asked string) string {
 }
 
 // probeRewrite compares the features of dst with those of src on the probe
-// tile, once: the result is kept in dst+".probe.json".
+// tile, once: the result is kept beside dst (ort.ProbeSuffix).
 func probeRewrite(ctx context.Context, env *ort.Env, src, dst string, so ort.SessionOptions, cfg vision.Config) (probeResult, error) {
-	cached := dst + ".probe.json"
+	cached := dst + ort.ProbeSuffix
 	var res probeResult
 	if b, err := os.ReadFile(cached); err == nil && json.Unmarshal(b, &res) == nil && res.Source == src {
 		return res, nil

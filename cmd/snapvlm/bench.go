@@ -64,6 +64,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	variants := fs.Bool("variants", false, "time every variant of every graph (and the int8 rewrites) and measure each against fp32 on the same inputs")
 	steps := fs.Int("steps", 512, "with --variants: forced decoder steps compared with fp32")
+	graphs := fs.String("graphs", "", "with --variants: comma-separated graphs to measure (default all)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: snapvlm bench --model DIR|REPO [--image IMG]... [flags]\n\nTimes load, preprocessing, vision encoder, prefill, first token and decoding (image features are not cached between runs).")
 		fs.PrintDefaults()
@@ -86,7 +87,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *variants {
-		return benchVariants(ctx, &f, dir, images, *question, *runs, *steps, *asJSON, stdout, stderr)
+		var gs []string
+		if *graphs != "" {
+			gs = strings.Split(*graphs, ",")
+			for _, g := range gs {
+				if !slices.Contains([]string{snapvlm.GraphVision, snapvlm.GraphEmbed, snapvlm.GraphDecoder}, g) {
+					return fmt.Errorf("--graphs: unknown graph %q", g)
+				}
+			}
+		}
+		return benchVariants(ctx, &f, dir, images, *question, gs, *runs, *steps, *asJSON, stdout, stderr)
 	}
 	opts := f.options(len(images) == 0)
 	opts.FeatureCacheSize = -1 // every run encodes its images

@@ -75,7 +75,7 @@ type variant struct {
 // rewrites) on the same inputs and measures each against fp32: the fp32
 // vision features and embeddings feed every decoder, and the decoders are
 // forced along fp32's greedy tokens.
-func benchVariants(ctx context.Context, f *engineFlags, dir string, images []*snapvlm.Image, question string, runs, steps int, asJSON bool, stdout, stderr io.Writer) error {
+func benchVariants(ctx context.Context, f *engineFlags, dir string, images []*snapvlm.Image, question string, graphs []string, runs, steps int, asJSON bool, stdout, stderr io.Writer) error {
 	if len(images) == 0 {
 		return errors.New("bench --variants needs --image (a photo prompt)")
 	}
@@ -129,7 +129,9 @@ func benchVariants(ctx context.Context, f *engineFlags, dir string, images []*sn
 		return vs
 	}
 
-	// Vision: per tile, one tile per run.
+	want := func(g string) bool { return len(graphs) == 0 || slices.Contains(graphs, g) }
+	// Vision: per tile, one tile per run. (fp32 always runs: its features
+	// feed the decoders.)
 	vcfg := vision.Config{TileSize: imgOpts.TileSize, ImageSeqLen: cfg.ImageSeqLen(), Hidden: t.HiddenSize, FramesPerRun: 1}
 	vs := list(snapvlm.GraphVision)
 	if rw, err := vision.Int8Rewrite(file(snapvlm.GraphVision, "fp32")); err == nil {
@@ -139,6 +141,9 @@ func benchVariants(ctx context.Context, f *engineFlags, dir string, images []*sn
 	}
 	var refFeats []float32
 	for _, v := range vs {
+		if v.name != "fp32" && !want(snapvlm.GraphVision) {
+			continue
+		}
 		progress(snapvlm.GraphVision, v.name)
 		row := variantRow{Graph: snapvlm.GraphVision, Variant: v.name, File: v.file}
 		feats, ms, err := timeVision(ctx, env, v, vcfg, pixels, frames, runs)
@@ -165,6 +170,9 @@ func benchVariants(ctx context.Context, f *engineFlags, dir string, images []*sn
 		}
 	}()
 	for _, v := range list(snapvlm.GraphEmbed) {
+		if v.name != "fp32" && !want(snapvlm.GraphEmbed) {
+			continue
+		}
 		progress(snapvlm.GraphEmbed, v.name)
 		row := variantRow{Graph: snapvlm.GraphEmbed, Variant: v.name, File: v.file}
 		e, err := embed.New(env, v.file, v.so, t.HiddenSize)
@@ -213,6 +221,9 @@ func benchVariants(ctx context.Context, f *engineFlags, dir string, images []*sn
 		ds = append(ds, variant{"q4 + int8 activations (--decoder-int8)", file(snapvlm.GraphDecoder, "q4"), o})
 	}
 	var refLogits [][]float32
+	if !want(snapvlm.GraphDecoder) {
+		ds = nil
+	}
 	for _, v := range ds {
 		progress(snapvlm.GraphDecoder, v.name)
 		row := variantRow{Graph: snapvlm.GraphDecoder, Variant: v.name, File: v.file}

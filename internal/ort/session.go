@@ -226,6 +226,11 @@ func RewrittenDir() (string, error) {
 	return filepath.Join(base, "snapvlm", "rewritten"), nil
 }
 
+// ProbeSuffix names the file beside a rewritten model that records how it
+// compared with its source when checked (the int8 vision encoder's probe);
+// it is listed and removed with the model.
+const ProbeSuffix = ".probe.json"
+
 // sourceSuffix names the file beside each rewritten model that records the
 // model it was made from and how (two lines: path, rewrite).
 const sourceSuffix = ".source"
@@ -263,7 +268,7 @@ func ListRewritten() ([]RewrittenCopy, error) {
 	var out []RewrittenCopy
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || strings.HasSuffix(name, sourceSuffix) {
+		if e.IsDir() || strings.HasSuffix(name, sourceSuffix) || strings.HasSuffix(name, ProbeSuffix) {
 			continue
 		}
 		f := RewrittenCopy{Path: filepath.Join(dir, name), Stale: true}
@@ -305,6 +310,7 @@ func RemoveRewritten(keep func(RewrittenCopy) bool) ([]RewrittenCopy, error) {
 			continue
 		}
 		os.Remove(f.Path + sourceSuffix)
+		os.Remove(f.Path + ProbeSuffix)
 		removed = append(removed, f)
 	}
 	return removed, errors.Join(errs...)

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -253,7 +255,19 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 	w.once.Do(func() { w.fired = make(chan struct{}) })
 	w.n++
 	if w.n == w.trigger {
+		// Wait until the signal is delivered, then hold this piece a moment
+		// so the chat's watcher cancels the turn before the next decoder
+		// step even on a loaded machine (the tiny model may otherwise reach
+		// its end token first, and the interrupt lands at the prompt).
+		got := make(chan os.Signal, 1)
+		signal.Notify(got, os.Interrupt)
 		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+		}
+		signal.Stop(got)
+		time.Sleep(200 * time.Millisecond)
 		close(w.fired)
 	}
 	return len(p), nil

@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin/snapvlm
 GOFLAGS ?=
 
-.PHONY: loadtest all sysdeps build lib setup deps test demo bench fuzz lint clean
+.PHONY: loadtest all sysdeps build lib arm64 test-arm64 setup deps test demo bench fuzz lint clean
 
 all: build
 
@@ -27,6 +27,22 @@ lib: sysdeps
 	$(GO) build $(GOFLAGS) -buildmode=c-archive -o $(LIBDIR)/libsnapvlm.a ./capi
 	rm -f $(LIBDIR)/libsnapvlm.h
 	cp capi/snapvlm.h $(LIBDIR)/snapvlm.h
+
+# arm64: snapvlm and libsnapvlm.so for linux/arm64 in build/arm64, with
+# Debian's aarch64 cross compiler and arm64 libraries (installed by
+# scripts/sysdeps-arm64.sh when missing).
+ARM64DIR := build/arm64
+ARM64ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig
+arm64:
+	scripts/sysdeps-arm64.sh
+	$(ARM64ENV) $(GO) build $(GOFLAGS) -o $(ARM64DIR)/snapvlm ./cmd/snapvlm
+	$(ARM64ENV) $(GO) build $(GOFLAGS) -buildmode=c-shared -o $(ARM64DIR)/libsnapvlm.so ./capi
+	rm -f $(ARM64DIR)/libsnapvlm.h
+
+# test-arm64: the arm64 builds under qemu-aarch64 give the x86-64 build's
+# tokens (CLI and C API; scripts/test-arm64.sh).
+test-arm64: build arm64
+	scripts/test-arm64.sh
 
 # setup: the ONNX Runtime library (npm tarball, pinned sha256) in the user cache.
 setup: build

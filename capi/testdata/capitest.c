@@ -20,7 +20,9 @@
  *   capitest manager CACHE_DIR ENDPOINT REPO
  *       pull with progress and cancel, list, verify, disk usage, remove
  *
- * Every check failure prints "FAIL ..." and exits 1.
+ * Every check failure prints "FAIL ..." and exits 1. $CAPITEST_OPTIONS, when
+ * set, is the options_json of every snapvlm_model_open (test-arm64 sets one
+ * intra-op thread: spinning ONNX Runtime threads are costly under qemu).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -30,6 +32,9 @@
 #include <time.h>
 
 #include "snapvlm.h"
+
+/* open_options is $CAPITEST_OPTIONS, or NULL. */
+static const char *open_options(void) { return getenv("CAPITEST_OPTIONS"); }
 
 static void fail(const char *what, int rc) {
 	fprintf(stderr, "FAIL %s: status %d: %s\n", what, rc, snapvlm_last_error());
@@ -181,7 +186,7 @@ static int mode_generate(char **argv) {
 	size_t len;
 	uint8_t *img = read_file(argv[1], &len);
 	snapvlm_model *m = NULL;
-	CHECK(snapvlm_model_open(argv[0], NULL, &m));
+	CHECK(snapvlm_model_open(argv[0], open_options(), &m));
 	snapvlm_image *im = encode(m, img, len);
 	char *info = NULL;
 	CHECK(snapvlm_image_info(im, &info));
@@ -296,7 +301,7 @@ static int mode_cancel(char **argv) {
 	const int max = 400;
 	char *req = request_json(argv[2], max);
 	snapvlm_model *m = NULL;
-	CHECK(snapvlm_model_open(argv[0], NULL, &m));
+	CHECK(snapvlm_model_open(argv[0], open_options(), &m));
 	snapvlm_image *im = encode(m, img, len);
 
 	/* 1: snapvlm_cancel_request from another thread. 2: snapvlm_model_cancel_all. */
@@ -383,7 +388,7 @@ static int mode_cycles(char **argv) {
 	char *req = request_json("What is in this picture?", 3);
 	/* One intra-op thread: ONNX Runtime's thread-pool set-up would
 	 * otherwise dominate the time of a cycle. */
-	const char *opts = "{\"threads\": 1}";
+	const char *opts = open_options() ? open_options() : "{\"threads\": 1}";
 	for (int i = 0; i < n; i++) {
 		snapvlm_model *m = NULL;
 		CHECK(snapvlm_model_open(argv[0], opts, &m));
@@ -438,7 +443,7 @@ static int mode_errors(char **argv) {
 	pthread_create(&th, NULL, error_elsewhere, NULL);
 	pthread_join(th, NULL);
 
-	CHECK(snapvlm_model_open(argv[0], NULL, &m));
+	CHECK(snapvlm_model_open(argv[0], open_options(), &m));
 	EXPECT(strcmp(snapvlm_last_error(), "") == 0, "a successful call left an error: %s", snapvlm_last_error());
 	snapvlm_image *im = NULL;
 	const uint8_t junk[] = "this is not an image";

@@ -16,6 +16,11 @@ have_header webp/decode.h || need+=(webp)
 { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || need+=(ffmpeg)
 # chromium: the browser test of `snapvlm serve`'s page (server/page_test.go).
 { command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1 || need+=(chromium)
+# JDK (jni.h, javac), kotlinc and kotlinx-coroutines: the Android binding's
+# compile check (bindings/android).
+[ -e /usr/lib/jvm/default-java/include/jni.h ] || command -v javac >/dev/null 2>&1 || need+=(jdk)
+command -v kotlinc >/dev/null 2>&1 || need+=(kotlin)
+[ -e /usr/share/java/kotlinx-coroutines-core.jar ] || need+=(coroutines)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -26,6 +31,9 @@ if command -v apt-get >/dev/null 2>&1; then
       webp) pkgs+=(libwebp-dev) ;;
       ffmpeg) pkgs+=(ffmpeg) ;;
       chromium) pkgs+=(chromium) ;;
+      jdk) pkgs+=(default-jdk-headless) ;;
+      kotlin) pkgs+=(kotlin) ;;
+      coroutines) pkgs+=(libkotlinx-coroutines-java) ;;
     esac
   done
   sudo=""

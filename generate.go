@@ -157,7 +157,7 @@ func (m *Model) encodeImages(ctx context.Context, plans []imagePlan, onProgress 
 	return all, keys, nil
 }
 
-// imageFeatures plans and encodes images outside a prompt (EncodeImage,
+// imageFeatures plans and encodes images outside a prompt (for
 // tests): their features in order, with the grids and cache keys.
 func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request, res *Result) ([]float32, []prompt.ImageGrid, [][32]byte, error) {
 	plans, err := m.planImages(images, req.GenerateOptions)

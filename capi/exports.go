@@ -199,16 +199,15 @@ func snapvlm_image_encode(p *C.snapvlm_model, data *C.snapvlm_cbyte, n C.size_t,
 		return report(err)
 	}
 	defer end()
-	info, t, err := md.m.EncodeImage(ctx, img.img, snapvlm.ImageOptions{NoSplit: o.NoSplit, ImageSize: o.ImageSize})
+	enc, err := md.m.Encode(ctx, img.img, snapvlm.ImageOptions{NoSplit: o.NoSplit, ImageSize: o.ImageSize})
 	if err != nil {
 		if ctx.Err() != nil {
 			return report(withCode(statusCancelled, err))
 		}
-		// The engine has no error kinds yet: what fails here is nearly
-		// always the image (decoding, size limits).
-		return report(withCode(statusImage, err))
+		return report(err)
 	}
-	img.info, img.timings, img.tokens = info, t, info.Frames*md.m.ImageSeqLen()
+	img.info, img.tokens = enc.ImageInfo, enc.Tokens
+	img.timings = snapvlm.Timings{Preprocess: enc.Preprocess, Vision: enc.Vision}
 	*out = newImageHandle(img)
 	return report(nil)
 }

@@ -63,6 +63,7 @@ func invalid(format string, args ...any) error {
 func statusOf(err error) int {
 	var ce *codedError
 	var nf *ort.NotFoundError
+	var me *snapvlm.ModelError
 	switch {
 	case err == nil:
 		return statusOK
@@ -72,10 +73,15 @@ func statusOf(err error) int {
 		return statusCancelled
 	case errors.Is(err, snapvlm.ErrClosed), errors.Is(err, snapvlm.ErrPromptTooLong):
 		return statusInvalidArgument
+	case errors.Is(err, snapvlm.ErrImage):
+		return statusImage
+	case errors.Is(err, snapvlm.ErrRuntimeMissing):
+		return statusRuntime
 	case errors.Is(err, hub.ErrChecksum):
 		return statusChecksum
 	case errors.Is(err, hub.ErrNotCached), errors.Is(err, hub.ErrRepoNotFound), errors.Is(err, hub.ErrRevisionNotFound),
-		errors.Is(err, hub.ErrFileNotFound), errors.Is(err, hub.ErrVariantMissing), errors.Is(err, fs.ErrNotExist):
+		errors.Is(err, hub.ErrFileNotFound), errors.Is(err, hub.ErrVariantMissing), errors.Is(err, snapvlm.ErrVariantMissing),
+		errors.Is(err, fs.ErrNotExist):
 		return statusNotFound
 	case errors.Is(err, hub.ErrOffline), errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrGated), errors.Is(err, hub.ErrUnauthorized):
 		return statusNetwork
@@ -83,8 +89,11 @@ func statusOf(err error) int {
 		return statusRuntime
 	case errors.Is(err, fs.ErrPermission):
 		return statusIO
+	case errors.As(err, &me):
+		return statusModel
 	}
-	return statusModel
+	// What is left fails while running: ONNX Runtime errors.
+	return statusRuntime
 }
 
 // report sets this thread's last error from err and returns its status.

@@ -147,7 +147,7 @@ func TestAndroidBinding(t *testing.T) {
 		}
 	}
 
-	m, err := snapvlm.Load(model, snapvlm.Options{})
+	m, err := snapvlm.Load(context.Background(), model, snapvlm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestAndroidBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := m.Generate(context.Background(), snapvlm.Request{Messages: []snapvlm.Message{snapvlm.UserMessage(question, img)}, MaxNewTokens: maxTokens, NoSplit: true}, nil)
+	want, err := m.Generate(context.Background(), snapvlm.Request{Messages: []snapvlm.Message{snapvlm.UserMessage(question, img)}, GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: maxTokens, NoSplit: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestAndroidBinding(t *testing.T) {
 		Tokens       []int64 `json:"tokens"`
 		FinishReason string  `json:"finish_reason"`
 	}
-	if err := json.Unmarshal([]byte(got["CANCELLED"]), &cancelled); err != nil || cancelled.FinishReason != snapvlm.FinishCancelled || len(cancelled.Tokens) >= 400 {
+	if err := json.Unmarshal([]byte(got["CANCELLED"]), &cancelled); err != nil || cancelled.FinishReason != string(snapvlm.FinishCancelled) || len(cancelled.Tokens) >= 400 {
 		t.Errorf("cancelled answer %q (%v): want finish_reason cancelled before 400 tokens", got["CANCELLED"], err)
 	}
 	if got["VERSION"] != snapvlm.Version || got["IMAGE"] != "1 64" || got["ERROR"] != "5" || got["USAGE"] != "0" {

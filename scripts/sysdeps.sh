@@ -44,7 +44,7 @@ if command -v apt-get >/dev/null 2>&1; then
 elif command -v brew >/dev/null 2>&1; then
   echo "sysdeps: installing jpeg-turbo webp ffmpeg with Homebrew" >&2
   brew install jpeg-turbo webp ffmpeg
-  [[ " ${need[*]} " == *" chromium "* ]] && brew install --cask chromium
+  if [[ " ${need[*]} " == *" chromium "* ]]; then brew install --cask chromium; fi
 else
   echo "sysdeps: missing: ${need[*]}; install libjpeg(-turbo) and libwebp development packages and ffmpeg, and chromium" >&2
   exit 1

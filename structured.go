@@ -30,8 +30,9 @@ func (m *Model) CheckStructuredOutput(o GenerateOptions) error {
 	return err
 }
 
-// constraintCacheSize is how many compiled schemas a Model keeps.
-const constraintCacheSize = 32
+// constraintCacheSize is how many compiled schemas a Model keeps (each
+// holds at most about 14 MB of automaton with SmolVLM's vocabulary).
+const constraintCacheSize = 16
 
 // structured holds what a Model needs for structured output, built on the
 // first request that asks for it: the vocabulary as byte strings (with its

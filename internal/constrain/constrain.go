@@ -76,11 +76,11 @@ func compileProgram(s Spec) (*program, error) {
 }
 
 // maxStates and maxMasks bound the lazily built automaton of one
-// Constraint (about 16 MB of transitions and 12 MB of masks with SmolVLM's
+// Constraint (about 8 MB of transitions and 6 MB of masks with SmolVLM's
 // 49k tokens); past them, the states are dropped and rebuilt as needed.
 const (
-	maxStates = 1 << 14
-	maxMasks  = 1 << 11
+	maxStates = 1 << 13
+	maxMasks  = 1 << 10
 )
 
 // Constraint is a compiled language over a Vocab. It is safe for concurrent

@@ -240,3 +240,39 @@ func TestStructuredComposes(t *testing.T) {
 		}
 	}
 }
+
+// TestStructuredConcurrent runs answers with the same schema at once: they
+// share the Model's compiled schema (run with -race) and each validates.
+func TestStructuredConcurrent(t *testing.T) {
+	m := loadModel(t, "tiny512", Options{TextOnly: true})
+	schema := schemaFiles(t)["enum"]
+	val := libValidator(t, schema)
+	c, err := m.constraint(GenerateOptions{Schema: json.RawMessage(schema)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxBytes, _ := c.MaxBytes()
+	errs := make(chan error, 4)
+	texts := make(chan string, 4)
+	for seed := 1; seed <= 4; seed++ {
+		go func() {
+			req := structuredRequest(seed)
+			req.Schema, req.MaxNewTokens = json.RawMessage(schema), maxBytes+1
+			res, err := m.Generate(context.Background(), req, nil)
+			if err == nil {
+				texts <- res.Text
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		text := <-texts
+		inst, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+		if err != nil || val.Validate(inst) != nil {
+			t.Errorf("%q does not validate", text)
+		}
+	}
+}

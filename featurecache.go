@@ -14,6 +14,7 @@ type featureEntry struct {
 	features []float32
 	grid     prompt.ImageGrid
 	frames   int
+	video    *videoEntry // set for a video's sampled frames
 }
 
 // featureCache keeps the features of recently seen images (keyed by their

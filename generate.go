@@ -19,20 +19,42 @@ type prepared struct {
 	imageKeys [][32]byte // feature-cache keys of the images, in order
 }
 
-// prepare renders the conversation, plans its images' tiles, checks the
-// prompt's length, encodes the images (or takes their features from the
-// cache) and embeds the prompt. The length check comes before any image is
-// resized or encoded, so an over-long request fails at once.
+// prepare renders the conversation, plans its images' tiles and its
+// videos' frames, checks the prompt's length, encodes the images and video
+// frames (or takes their features from the cache) and embeds the prompt.
+// The length check comes before any image is resized or encoded and any
+// video frame decoded, so an over-long request fails at once.
 func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepared, error) {
-	msgs, images := promptMessages(req.Messages)
+	msgs, media, err := promptMessages(req.Messages)
+	if err != nil {
+		return nil, err
+	}
 	if len(msgs) == 0 {
 		return nil, errors.New("generate: no messages")
+	}
+	var images []*Image
+	var videos []*Video
+	for _, part := range media {
+		if part.Video != nil {
+			videos = append(videos, part.Video)
+		} else {
+			images = append(images, part.Image)
+		}
 	}
 	plans, err := m.planImages(images, req.GenerateOptions)
 	if err != nil {
 		return nil, err
 	}
-	in := processor.Input{Messages: msgs}
+	vplans, err := m.planVideos(ctx, videos, req.GenerateOptions)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, pl := range vplans {
+			pl.cleanup()
+		}
+	}()
+	in := processor.Input{Messages: msgs, Videos: promptVideos(vplans)}
 	for _, pl := range plans {
 		in.Grids = append(in.Grids, pl.grid)
 	}
@@ -45,7 +67,7 @@ func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepare
 		return nil, err
 	}
 	res.PromptTokens = pr.IDs
-	feats, keys, err := m.encodeImages(ctx, plans, req.OnProgress, res)
+	feats, keys, err := m.encodeMedia(ctx, media, plans, vplans, req.OnProgress, res)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +75,7 @@ func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepare
 	if err != nil {
 		return nil, err
 	}
-	if len(images) > 0 {
+	if len(media) > 0 {
 		if err := embed.Merge(embeds, pr.IDs, m.cfg.Config.ImageTokenID, feats, m.emb.Hidden()); err != nil {
 			return nil, err
 		}
@@ -63,23 +85,30 @@ func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepare
 }
 
 // promptMessages turns the messages into the template's, with a
-// placeholder per image, and lists the images in order.
-func promptMessages(in []Message) ([]prompt.Message, []*Image) {
+// placeholder per image and per video, and lists the images and videos in
+// order (the template renders content items in order).
+func promptMessages(in []Message) ([]prompt.Message, []Part, error) {
 	var msgs []prompt.Message
-	var images []*Image
+	var media []Part
 	for _, msg := range in {
 		pm := prompt.Message{Role: prompt.Role(msg.Role)}
 		for _, part := range msg.Content {
-			if part.Image != nil {
+			switch {
+			case part.Image != nil && part.Video != nil:
+				return nil, nil, errors.New("generate: a Part has both an Image and a Video; use one Part each")
+			case part.Image != nil:
 				pm.Content = append(pm.Content, prompt.Part{Type: prompt.PartImage})
-				images = append(images, part.Image)
-			} else {
+				media = append(media, part)
+			case part.Video != nil:
+				pm.Content = append(pm.Content, prompt.Part{Type: prompt.PartVideo})
+				media = append(media, part)
+			default:
 				pm.Content = append(pm.Content, prompt.Part{Type: prompt.PartText, Text: part.Text})
 			}
 		}
 		msgs = append(msgs, pm)
 	}
-	return msgs, images
+	return msgs, media, nil
 }
 
 // imagePlan is one image of a request before encoding: its tile grid,
@@ -133,15 +162,44 @@ func (m *Model) planImages(images []*Image, o GenerateOptions) ([]imagePlan, err
 // encodeImages returns the features of the planned images in prompt order
 // (from the cache, or from the vision encoder) and their cache keys.
 func (m *Model) encodeImages(ctx context.Context, plans []imagePlan, onProgress func(Progress), res *Result) ([]float32, [][32]byte, error) {
-	var all []float32
-	keys := make([][32]byte, 0, len(plans))
+	media := make([]Part, len(plans))
 	for i, pl := range plans {
+		media[i] = Part{Image: pl.img}
+	}
+	return m.encodeMedia(ctx, media, plans, nil, onProgress, res)
+}
+
+// encodeMedia returns the features of the planned images and videos in
+// the order of media (from the cache, or from the vision encoder) and
+// their cache keys.
+func (m *Model) encodeMedia(ctx context.Context, media []Part, plans []imagePlan, vplans []videoPlan, onProgress func(Progress), res *Result) ([]float32, [][32]byte, error) {
+	var all []float32
+	keys := make([][32]byte, 0, len(media))
+	ii, vi := 0, 0
+	for i, part := range media {
 		var progress func(done, tiles int)
 		if onProgress != nil {
 			progress = func(done, tiles int) {
-				onProgress(Progress{Image: i + 1, Images: len(plans), Done: done, Tiles: tiles})
+				onProgress(Progress{Image: i + 1, Images: len(media), Done: done, Tiles: tiles})
 			}
 		}
+		if part.Video != nil {
+			pl := vplans[vi]
+			vi++
+			ent, cached, err := m.videoFeature(ctx, pl, res, progress)
+			if err != nil {
+				return nil, nil, err
+			}
+			keys = append(keys, pl.key)
+			all = append(all, ent.features...)
+			res.Tiles += ent.frames
+			info := ent.video.info
+			info.Cached = cached
+			res.Videos = append(res.Videos, info)
+			continue
+		}
+		pl := plans[ii]
+		ii++
 		ent, cached, err := m.imageFeature(ctx, pl.img, pl.rgb, pl.key, pl.opt, res, progress)
 		if err != nil {
 			return nil, nil, err
@@ -175,10 +233,10 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 	return feats, grids, keys, nil
 }
 
-// PixelValues preprocesses the images of req's messages, in order, exactly
-// as Generate does, into the vision encoder's pixel_values: float32 laid
-// out as shape [1, frames, 3, M, M]. Useful to compare with other
-// implementations fed the same pixels.
+// PixelValues preprocesses the images and videos of req's messages, in
+// order, exactly as Generate does, into the vision encoder's pixel_values:
+// float32 laid out as shape [1, frames, 3, M, M]. Useful to compare with
+// other implementations fed the same pixels.
 func (m *Model) PixelValues(ctx context.Context, req Request) ([]float32, []int64, error) {
 	done, err := m.life.enter()
 	if err != nil {
@@ -189,27 +247,40 @@ func (m *Model) PixelValues(ctx context.Context, req Request) ([]float32, []int6
 	if err != nil {
 		return nil, nil, err
 	}
-	var rgbs []*imageproc.RGB
+	var pixels []float32
+	frames := 0
 	for _, msg := range req.Messages {
 		for _, part := range msg.Content {
-			if part.Image == nil {
-				continue
+			switch {
+			case part.Video != nil:
+				vopt, err := m.videoOptions(req.GenerateOptions)
+				if err != nil {
+					return nil, nil, err
+				}
+				vid, err := loadVideo(ctx, part.Video, vopt)
+				if err != nil {
+					return nil, nil, err
+				}
+				pixels = append(pixels, vid.Pixels(vopt)...)
+				frames += len(vid.Frames)
+			case part.Image != nil:
+				rgb, err := part.Image.rgb(opt.MaxPixels)
+				if err != nil {
+					return nil, nil, err
+				}
+				b, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
+				if err != nil {
+					return nil, nil, err
+				}
+				pixels = append(pixels, b.Pixels...)
+				frames += b.Frames
 			}
-			rgb, err := part.Image.rgb(opt.MaxPixels)
-			if err != nil {
-				return nil, nil, err
-			}
-			rgbs = append(rgbs, rgb)
 		}
 	}
-	if len(rgbs) == 0 {
-		return nil, nil, errors.New("pixel values: the request has no images")
+	if frames == 0 {
+		return nil, nil, errors.New("pixel values: the request has no images or videos")
 	}
-	b, err := imageproc.Process(ctx, rgbs, opt)
-	if err != nil {
-		return nil, nil, err
-	}
-	return b.Pixels, b.Shape(), nil
+	return pixels, []int64{1, int64(frames), 3, int64(opt.TileSize), int64(opt.TileSize)}, nil
 }
 
 // imageOptions are the model's preprocessing options with the request's

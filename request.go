@@ -70,10 +70,11 @@ func ImageFromImage(name string, img image.Image) *Image {
 	return &Image{Name: name, img: img}
 }
 
-// Part is one item of a message: text, or an image.
+// Part is one item of a message: text, an image or a video (set one).
 type Part struct {
 	Text  string
 	Image *Image
+	Video *Video
 }
 
 // Role is the author of a message.
@@ -140,13 +141,19 @@ type GenerateOptions struct {
 	// tiling (preprocessor_config.json size.longest_edge); 0 keeps it. It
 	// must not exceed Model.MaxImageSize.
 	ImageSize int
+	// MaxFrames and VideoFPS override the model's video_sampling
+	// max_frames and fps: how many frames are sampled from a video (at
+	// most MaxFrames, VideoFPS per second of video); 0 keeps them.
+	MaxFrames int
+	VideoFPS  float64
 	// Logits, when not nil, constrains every step (structured output): it
 	// masks the logits before sampling and is told each chosen token. A
 	// LogitsProcessor holds the state of one answer: use a new one per call.
 	// It cannot be combined with Format, Schema or Regex.
 	Logits LogitsProcessor
 	// OnProgress, when set, is called as the vision encoder works through
-	// the tiles of each image whose features are not cached.
+	// the tiles of each image (the frames of each video) whose features are
+	// not cached.
 	OnProgress func(Progress)
 
 	// Structured output: at most one of Format, Schema and Regex. Decoding
@@ -170,10 +177,11 @@ type GenerateOptions struct {
 	Regex string
 }
 
-// Progress is the vision encoder's progress on one image of a request.
+// Progress is the vision encoder's progress on one image or video of a
+// request.
 type Progress struct {
-	Image, Images int // the image being encoded (1-based) and the request's images
-	Done, Tiles   int // tiles of that image encoded so far, and in all
+	Image, Images int // the image or video being encoded (1-based) and the request's images and videos
+	Done, Tiles   int // tiles (video frames) of that one encoded so far, and in all
 }
 
 // LogitsProcessor constrains generation, e.g. to a grammar. For every new
@@ -226,10 +234,13 @@ const (
 type Timings struct {
 	Load       time.Duration // Load of the model
 	Preprocess time.Duration // decoding and tiling images
-	Vision     time.Duration // the vision encoder
-	Prefill    time.Duration // the decoder over the prompt
-	FirstToken time.Duration // request start to first token
-	Decode     time.Duration // first token to the last
+	// VideoDecode is the time spent sampling, decoding (ffmpeg) and
+	// resizing video frames.
+	VideoDecode time.Duration
+	Vision      time.Duration // the vision encoder
+	Prefill     time.Duration // the decoder over the prompt
+	FirstToken  time.Duration // request start to first token
+	Decode      time.Duration // first token to the last
 	// DecodeTokensPerSec counts tokens after the first.
 	DecodeTokensPerSec float64
 	// Constraint is the time spent masking tokens for structured output
@@ -246,6 +257,7 @@ type timingsJSON struct {
 	Decode             float64 `json:"decode_ms"`
 	DecodeTokensPerSec float64 `json:"decode_tokens_per_sec"`
 	Constraint         float64 `json:"constraint_ms,omitempty"`
+	VideoDecode        float64 `json:"video_decode_ms,omitempty"`
 }
 
 // ms is d in milliseconds, to the microsecond.
@@ -254,10 +266,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 func fromMS(v float64) time.Duration { return time.Duration(math.Round(v * 1e6)) }
 
 // MarshalJSON writes the durations as milliseconds: load_ms, preprocess_ms,
-// vision_ms, prefill_ms, ttft_ms, decode_ms, decode_tokens_per_sec, and
-// constraint_ms for structured output.
+// vision_ms, prefill_ms, ttft_ms, decode_ms, decode_tokens_per_sec,
+// constraint_ms for structured output and video_decode_ms for videos.
 func (t Timings) MarshalJSON() ([]byte, error) {
-	return json.Marshal(timingsJSON{ms(t.Load), ms(t.Preprocess), ms(t.Vision), ms(t.Prefill), ms(t.FirstToken), ms(t.Decode), t.DecodeTokensPerSec, ms(t.Constraint)})
+	return json.Marshal(timingsJSON{ms(t.Load), ms(t.Preprocess), ms(t.Vision), ms(t.Prefill), ms(t.FirstToken), ms(t.Decode), t.DecodeTokensPerSec, ms(t.Constraint), ms(t.VideoDecode)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -267,7 +279,9 @@ func (t *Timings) UnmarshalJSON(b []byte) error {
 	if err := d.Decode(&j); err != nil {
 		return err
 	}
-	*t = Timings{fromMS(j.Load), fromMS(j.Preprocess), fromMS(j.Vision), fromMS(j.Prefill), fromMS(j.FirstToken), fromMS(j.Decode), j.DecodeTokensPerSec, fromMS(j.Constraint)}
+	*t = Timings{Load: fromMS(j.Load), Preprocess: fromMS(j.Preprocess), VideoDecode: fromMS(j.VideoDecode), Vision: fromMS(j.Vision),
+		Prefill: fromMS(j.Prefill), FirstToken: fromMS(j.FirstToken), Decode: fromMS(j.Decode), DecodeTokensPerSec: j.DecodeTokensPerSec,
+		Constraint: fromMS(j.Constraint)}
 	return nil
 }
 
@@ -286,8 +300,9 @@ type Result struct {
 	PromptTokens []int64      `json:"prompt_tokens"`
 	ImageTokens  int          `json:"image_tokens"`  // <image> tokens in the prompt
 	ReusedTokens int          `json:"reused_tokens"` // prompt tokens whose cache a Chat kept from earlier turns
-	Tiles        int          `json:"tiles"`         // vision frames over all images
+	Tiles        int          `json:"tiles"`         // vision frames over all images and videos
 	Images       []ImageInfo  `json:"images"`
+	Videos       []VideoInfo  `json:"videos,omitempty"`
 	FinishReason FinishReason `json:"finish_reason"`
 	// Incomplete is set for structured output (GenerateOptions.Format,
 	// Schema, Regex) when the answer stopped before it was complete:

@@ -34,6 +34,7 @@ import (
 	"github.com/snapvlm/snapvlm/internal/processor"
 	"github.com/snapvlm/snapvlm/internal/prompt"
 	"github.com/snapvlm/snapvlm/internal/tokenizer"
+	"github.com/snapvlm/snapvlm/internal/video"
 	"github.com/snapvlm/snapvlm/internal/vision"
 )
 
@@ -127,6 +128,8 @@ type Model struct {
 	tok      *tokenizer.Tokenizer
 	proc     *processor.Processor // prompts and image preprocessing
 	imgOpts  imageproc.Options
+	vidOpts  video.Options
+	vidErr   error // why the model takes no videos, or nil
 	seqLen   int
 	eos      map[int64]bool
 	env      *ort.Env
@@ -246,6 +249,7 @@ func openText(dir string, opts Options, st *loadStages) (*Model, error) {
 		return nil, err
 	}
 	m.seqLen, m.imgOpts = m.proc.SeqLen, m.proc.Image
+	m.vidOpts, m.vidErr = video.OptionsFromConfig(cfg.Preprocessor)
 	if m.eos, err = endTokens(cfg, m.tok); err != nil {
 		return nil, &ModelError{Dir: dir, File: modelconfig.GenerationFile, Field: "eos_token_id", Err: err}
 	}

@@ -55,6 +55,9 @@ type contentPart struct {
 	ImageURL *struct {
 		URL string `json:"url"`
 	} `json:"image_url"`
+	VideoURL *struct {
+		URL string `json:"url"`
+	} `json:"video_url"`
 }
 
 // decodeBody reads a JSON body into v, naming what is wrong.
@@ -275,8 +278,17 @@ func (s *Server) message(ctx context.Context, i int, m chatMessage) (snapvlm.Mes
 				return msg, err
 			}
 			msg.Content = append(msg.Content, snapvlm.Part{Image: img})
+		case "video_url":
+			if p.VideoURL == nil || p.VideoURL.URL == "" {
+				return msg, badRequest(param+".video_url.url", "%s.video_url.url is missing", param)
+			}
+			v, err := videoFromURL(p.VideoURL.URL, param+".video_url.url")
+			if err != nil {
+				return msg, err
+			}
+			msg.Content = append(msg.Content, snapvlm.Part{Video: v})
 		default:
-			return msg, badRequest(param+".type", "%s.type: want text or image_url, got %q", param, p.Type)
+			return msg, badRequest(param+".type", "%s.type: want text, image_url or video_url, got %q", param, p.Type)
 		}
 	}
 	return msg, nil
@@ -529,6 +541,8 @@ func (s *Server) generateError(err error) error {
 		return badRequest("messages", "%v", err)
 	case errors.Is(err, snapvlm.ErrStructuredOutput):
 		return badRequest("response_format", "%v", err)
+	case errors.Is(err, snapvlm.ErrNoFFmpeg):
+		return internal(fmt.Errorf("this server cannot read videos: %w", err))
 	}
 	return badRequest("", "%v", err)
 }

@@ -136,13 +136,23 @@ func (f *imageFetcher) fetch(ctx context.Context, rawURL, param string) (*snapvl
 }
 
 func decodeDataURL(u, param string) ([]byte, error) {
+	return decodeDataURLOf(u, param, "image/")
+}
+
+// decodeDataURLOf decodes a base64 data URL whose media type starts with
+// one of kinds ("image/", "video/").
+func decodeDataURLOf(u, param string, kinds ...string) ([]byte, error) {
 	meta, payload, ok := strings.Cut(strings.TrimPrefix(u, "data:"), ",")
 	if !ok {
 		return nil, badRequest(param, "%s: malformed data URL (no comma)", param)
 	}
-	if !strings.HasPrefix(meta, "image/") || !strings.HasSuffix(meta, ";base64") {
+	kindOK := false
+	for _, k := range kinds {
+		kindOK = kindOK || strings.HasPrefix(meta, k)
+	}
+	if !kindOK || !strings.HasSuffix(meta, ";base64") {
 		mt, _, _ := strings.Cut(meta, ";")
-		return nil, badRequest(param, "%s: want a data:image/...;base64, URL, got media type %q", param, mt)
+		return nil, badRequest(param, "%s: want a data:%s...;base64, URL, got media type %q", param, kinds[0], mt)
 	}
 	data, err := base64.StdEncoding.DecodeString(payload)
 	if err != nil {
@@ -198,4 +208,22 @@ func checkImage(data []byte, param string) error {
 		return tooLarge(param, fmt.Sprintf("%s: the %s image is %d×%d pixels, over the limit of %d pixels", param, format, cfg.Width, cfg.Height, maxImagePixels))
 	}
 	return nil
+}
+
+// videoFromURL turns a video_url into a video: a data:video/...;base64 URL
+// (an animated image/gif is a video too). The frames are sampled and
+// decoded when the request runs (ffmpeg); a file ffmpeg cannot read fails
+// the request with 400 naming param.
+func videoFromURL(rawURL, param string) (*snapvlm.Video, error) {
+	if !strings.HasPrefix(rawURL, "data:") {
+		return nil, badRequest(param, "%s: send the video as a data:video/...;base64, URL (remote video URLs are not fetched)", param)
+	}
+	data, err := decodeDataURLOf(rawURL, param, "video/", "image/gif", "image/webp")
+	if err != nil {
+		return nil, err
+	}
+	if len(data) == 0 {
+		return nil, badRequest(param, "%s: the video is empty", param)
+	}
+	return snapvlm.VideoBytes(param, data), nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 const chatHelp = `Type a question and press Enter. Commands:
   /image PATH   attach an image to your next message (repeat for several;
                 quotes, backslash-escaped spaces and ~/ work as in a shell)
+  /video PATH   attach a video to your next message (needs ffmpeg)
   /reset        forget the conversation
   /quit         leave (or Ctrl-D, or Ctrl-C twice at the prompt)
 Ctrl-C stops the current answer; at the prompt it clears the line.`
@@ -35,9 +37,9 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var f engineFlags
 	f.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: snapvlm chat --model DIR|REPO [--image IMG]... [flags] [QUESTION]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: snapvlm chat --model DIR|REPO [--image IMG]... [--video CLIP]... [flags] [QUESTION]\n\n"+
 			"Multi-turn chat in the terminal. QUESTION, when given, is asked as the first turn;\n"+
-			"--image files are attached to the first message.\n\n%s\n\nFlags:\n", chatHelp)
+			"--image and --video files are attached to the first message.\n\n%s\n\nFlags:\n", chatHelp)
 		fs.PrintDefaults()
 	}
 	rest, err := parseArgs(fs, args)
@@ -66,13 +68,20 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reader, out, errOut io.Writer) error {
 	chat := m.NewChat()
 	chat.SetSystem(f.system)
-	var pending []*snapvlm.Image
+	var pending []snapvlm.Part // images and videos for the next message
+	for _, p := range f.videos.paths {
+		v, err := chatVideo(p)
+		if err != nil {
+			return err
+		}
+		pending = append(pending, snapvlm.Part{Video: v})
+	}
 	for _, p := range f.images {
 		img, err := chatImage(f, p)
 		if err != nil {
 			return err
 		}
-		pending = append(pending, img)
+		pending = append(pending, snapvlm.Part{Image: img})
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
@@ -129,8 +138,22 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 				fmt.Fprintf(errOut, "error: %v (not attached)\n", err)
 				continue
 			}
-			pending = append(pending, img)
+			pending = append(pending, snapvlm.Part{Image: img})
 			fmt.Fprintf(errOut, "(image %s attached to your next message)\n", path)
+			continue
+		case line == "/video" || strings.HasPrefix(line, "/video "):
+			path := shellPath(strings.TrimSpace(strings.TrimPrefix(line, "/video")))
+			if path == "" {
+				fmt.Fprintln(errOut, "usage: /video PATH")
+				continue
+			}
+			v, err := chatVideo(path)
+			if err != nil {
+				fmt.Fprintf(errOut, "error: %v (not attached)\n", err)
+				continue
+			}
+			pending = append(pending, snapvlm.Part{Video: v})
+			fmt.Fprintf(errOut, "(video %s attached to your next message)\n", path)
 			continue
 		case strings.HasPrefix(line, "/"):
 			fmt.Fprintf(errOut, "unknown command %s (/help lists them)\n", line)
@@ -146,7 +169,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 		}()
 		spin := startSpinner(errOut, len(pending) > 0, isTerminal(errOut))
 		before := len(chat.History())
-		res, err := chat.Send(turnCtx, snapvlm.UserMessage(line, pending...), f.generateOptions(), func(tok snapvlm.Token) error {
+		res, err := chat.Send(turnCtx, snapvlm.Message{Role: snapvlm.User, Content: append(slices.Clone(pending), snapvlm.Part{Text: line})}, f.generateOptions(), func(tok snapvlm.Token) error {
 			spin.stop()
 			_, err := io.WriteString(out, tok.Text)
 			return err
@@ -157,7 +180,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 			fmt.Fprintf(errOut, "\nerror: %v\n", withFlagHints(err))
 			if len(pending) > 0 {
 				// The images may be what failed: do not fail every later turn.
-				fmt.Fprintf(errOut, "(%d attached image(s) dropped)\n", len(pending))
+				fmt.Fprintf(errOut, "(%d attached image(s)/video(s) dropped)\n", len(pending))
 				pending = nil
 			}
 			continue
@@ -173,7 +196,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 				fmt.Fprintf(errOut, "\n(the conversation outgrew the model's %d-token context: the %d oldest messages were left out)", m.ContextLength(), dropped)
 			}
 		} else if len(pending) > 0 {
-			fmt.Fprintf(errOut, " (%d image(s) still attached)", len(pending))
+			fmt.Fprintf(errOut, " (%d image(s)/video(s) still attached)", len(pending))
 		}
 		fmt.Fprintln(out)
 		if f.verbose {

@@ -43,6 +43,7 @@ type engineFlags struct {
 	verbose                       bool
 	maxImageBytes                 int64
 	system                        string
+	videos                        videoFlags
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -72,6 +73,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.verbose, "verbose", false, "print timings and token counts to stderr")
 	fs.Int64Var(&f.maxImageBytes, "max-image-bytes", snapvlm.DefaultMaxImageBytes, "refuse image files larger than this many bytes")
 	fs.StringVar(&f.system, "system", "", "system message sent before the conversation")
+	f.videos.register(fs)
 }
 
 func (f *engineFlags) load(ctx context.Context, textOnly bool) (*snapvlm.Model, error) {
@@ -129,7 +131,7 @@ func (f *engineFlags) generateOptions() snapvlm.GenerateOptions {
 	return snapvlm.GenerateOptions{
 		MaxNewTokens: f.maxTokens, Temperature: float32(f.temperature), TopK: f.topK, TopP: float32(f.topP),
 		MinP: float32(f.minP), RepetitionPenalty: float32(f.repPenalty), Seed: f.seed, Stop: f.stops,
-		NoSplit: f.noSplit, ImageSize: f.imageSize,
+		NoSplit: f.noSplit, ImageSize: f.imageSize, MaxFrames: f.videos.maxFrames, VideoFPS: f.videos.fps,
 	}
 }
 
@@ -189,4 +191,5 @@ func printStats(w io.Writer, res *snapvlm.Result) {
 		fmt.Fprintf(w, "[structured output: %s masking tokens (%.0f µs per token)]\n",
 			t.Constraint.Round(1e5), t.Constraint.Seconds()*1e6/float64(max(len(res.Tokens), 1)))
 	}
+	printVideoStats(w, res)
 }

@@ -31,7 +31,7 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	schemaFile := fs.String("schema", "", "constrain the answer to JSON valid against the JSON Schema in this `FILE`")
 	regex := fs.String("regex", "", "constrain the answer to match this regular expression (`RE`, RE2 syntax) as a whole")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: snapvlm run --model DIR|REPO [--image IMG]... [flags] QUESTION|-")
+		fmt.Fprintln(fs.Output(), "Usage: snapvlm run --model DIR|REPO [--image IMG]... [--video CLIP]... [flags] QUESTION|-")
 		fs.PrintDefaults()
 	}
 	rest, err := parseArgs(fs, args)
@@ -64,13 +64,17 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return fmt.Errorf("--schema: %w", err)
 		}
 	}
-	m, err := f.load(ctx, len(images) == 0)
+	videos, err := f.readVideos()
+	if err != nil {
+		return err
+	}
+	m, err := f.load(ctx, len(images) == 0 && len(videos) == 0)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	req := snapvlm.Request{
-		Messages:        append(f.systemMessages(), snapvlm.UserMessage(question, images...)),
+		Messages:        append(f.systemMessages(), userMessage(question, videos, images)),
 		GenerateOptions: f.generateOptions(),
 	}
 	req.Format, req.Schema, req.Regex = *format, schema, *regex

@@ -52,6 +52,7 @@ const maxThreads = 1024
 // validate checks the engine flags that need no model.
 func (f *engineFlags) validate() error {
 	errs := []error{
+		f.videos.validate(),
 		intRange("max-tokens", f.maxTokens, 1, math.MaxInt, ""),
 		intRange("image-size", f.imageSize, 0, math.MaxInt, "0: the model's size"),
 		intRange("vision-batch", f.visionBatch, 0, math.MaxInt, "0: the default, 2"),

@@ -4,9 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
+	"github.com/snapvlm/snapvlm"
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/prompt"
 	"github.com/snapvlm/snapvlm/internal/video"
@@ -114,3 +116,73 @@ func newVideoInfo(v *video.Video, seqLen, tokens int) videoInfo {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
+
+// readVideos refers to the --video files (read when the request runs).
+func (f *engineFlags) readVideos() ([]*snapvlm.Video, error) {
+	var out []*snapvlm.Video
+	for _, p := range f.videos.paths {
+		v, err := snapvlm.VideoFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// userMessage is a user turn with the videos, then the images, then the
+// text.
+func userMessage(text string, videos []*snapvlm.Video, images []*snapvlm.Image) snapvlm.Message {
+	msg := snapvlm.Message{Role: snapvlm.User}
+	for _, v := range videos {
+		msg.Content = append(msg.Content, snapvlm.Part{Video: v})
+	}
+	for _, img := range images {
+		msg.Content = append(msg.Content, snapvlm.Part{Image: img})
+	}
+	if text != "" {
+		msg.Content = append(msg.Content, snapvlm.Part{Text: text})
+	}
+	return msg
+}
+
+// printVideoStats is the --verbose report of the videos of a result: frames
+// sampled, their times, decoding time and vision time per frame.
+func printVideoStats(w io.Writer, res *snapvlm.Result) {
+	if len(res.Videos) == 0 {
+		return
+	}
+	frames := 0
+	for i, v := range res.Videos {
+		frames += v.Frames
+		how := "decoded by " + v.Decode
+		if v.Cached {
+			how = "features cached"
+		}
+		fmt.Fprintf(w, "[video %d: %d of %d frames sampled (%s video, %s) at", i+1, v.Frames, v.TotalFrames,
+			(time.Duration(v.Duration * float64(time.Second))).Round(time.Millisecond), how)
+		for _, t := range v.Timestamps {
+			fmt.Fprintf(w, " %02d:%02d", int(t)/60, int(t)%60)
+		}
+		fmt.Fprintln(w, "]")
+	}
+	t := res.Timings
+	perFrame := time.Duration(0)
+	if res.Tiles > 0 {
+		perFrame = t.Vision / time.Duration(res.Tiles)
+	}
+	fmt.Fprintf(w, "[video decode %s for %d frames, vision %s per frame]\n", t.VideoDecode.Round(1e5), frames, perFrame.Round(1e5))
+}
+
+// chatVideo refers to a video file after checking that ffmpeg reads it, so
+// that a bad one is refused when attached.
+func chatVideo(path string) (*snapvlm.Video, error) {
+	v, err := snapvlm.VideoFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := video.Probe(context.Background(), path, video.Options{}); err != nil {
+		return nil, err
+	}
+	return v, nil
+}

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   model: "",        // the server's default model id
   image: null,      // data URL of the current photo
+  video: null,      // data URL of the current video (instead of a photo)
   messages: [],     // the conversation, in OpenAI's shape
   controller: null, // AbortController of the answer being streamed
   key: localStorage.getItem("snapvlm-api-key") || "",
@@ -78,20 +79,44 @@ function settings() {
 }
 
 // A new photo starts a new conversation; its encoding starts at once.
+// A video (sent as a video_url; SmolVLM2 samples its frames when asked)
+// takes the photo's place.
 function setPhoto(file) {
+  if (file && file.type.startsWith("video/")) { setVideo(file); return; }
   if (!file || !file.type.startsWith("image/")) {
-    showError("That is not an image.");
+    showError("That is not an image or a video.");
     return;
   }
   const reader = new FileReader();
   reader.onload = () => {
     state.image = reader.result;
+    state.video = null;
+    $("preview-video").hidden = true;
     const img = $("preview");
     img.src = state.image;
     img.alt = "Your photo: " + (file.name || "pasted image");
     img.hidden = false;
     newConversation();
     encode();
+    $("question").focus();
+  };
+  reader.readAsDataURL(file);
+}
+
+function setVideo(file) {
+  const reader = new FileReader();
+  reader.onload = () => {
+    state.video = reader.result;
+    state.image = null;
+    $("preview").hidden = true;
+    const v = $("preview-video");
+    if (v.src) URL.revokeObjectURL(v.src);
+    v.src = URL.createObjectURL(file);
+    v.setAttribute("aria-label", "Your video: " + (file.name || "recorded video"));
+    v.hidden = false;
+    newConversation();
+    $("image-status").textContent = "Video ready: its frames are sampled and encoded when you ask (this takes a while).";
+    $("question").placeholder = "What happens in this video?";
     $("question").focus();
   };
   reader.readAsDataURL(file);
@@ -144,9 +169,12 @@ function addBubble(role, text) {
 async function ask(question) {
   const s = settings();
   const first = state.messages.length === 0;
-  const content = first && state.image
-    ? [{ type: "image_url", image_url: { url: state.image } }, { type: "text", text: question }]
-    : question;
+  let content = question;
+  if (first && state.video) {
+    content = [{ type: "video_url", video_url: { url: state.video } }, { type: "text", text: question }];
+  } else if (first && state.image) {
+    content = [{ type: "image_url", image_url: { url: state.image } }, { type: "text", text: question }];
+  }
   const messages = [...state.messages, { role: "user", content }];
   addBubble("user", question);
   const out = addBubble("assistant", "");
@@ -229,7 +257,7 @@ function showStats(t, u, finish) {
 }
 
 function init() {
-  for (const id of ["camera", "file"]) {
+  for (const id of ["camera", "camera-video", "file"]) {
     $(id).addEventListener("change", (e) => { setPhoto(e.target.files[0]); e.target.value = ""; });
   }
   const drop = $("drop");
@@ -245,7 +273,7 @@ function init() {
   });
   document.addEventListener("paste", (e) => {
     for (const item of e.clipboardData.items) {
-      if (item.kind === "file" && item.type.startsWith("image/")) { setPhoto(item.getAsFile()); e.preventDefault(); return; }
+      if (item.kind === "file" && (item.type.startsWith("image/") || item.type.startsWith("video/"))) { setPhoto(item.getAsFile()); e.preventDefault(); return; }
     }
   });
   $("ask-form").addEventListener("submit", (e) => {

@@ -67,3 +67,31 @@ func TestRequestLog(t *testing.T) {
 		t.Errorf("the log holds the key or image bytes:\n%s", out)
 	}
 }
+
+// TestCORS: with a CORS origin, responses carry it and a preflight is
+// answered without the key.
+func TestCORS(t *testing.T) {
+	_, hs := startServer(t, Config{APIKey: "k", CORSOrigin: "https://example.org"})
+	req, _ := http.NewRequest(http.MethodOptions, hs.URL+"/v1/chat/completions", nil)
+	req.Header.Set("Origin", "https://example.org")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := resp.Header
+	if resp.StatusCode != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != "https://example.org" ||
+		!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization") || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Errorf("preflight: %d %v", resp.StatusCode, h)
+	}
+	resp, err = http.Get(hs.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "https://example.org" {
+		t.Errorf("GET without key: %d, allow-origin %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+}

@@ -266,7 +266,13 @@ func (s *Server) routes() http.Handler {
 		return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: strp("not_found"),
 			Message: fmt.Sprintf("no route %s %s (the API has POST /v1/chat/completions, GET /v1/models, POST /v1/snapvlm/encode)", r.Method, r.URL.Path)}
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			s.handlePreflight(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // reqInfo collects what the request's log line reports.
@@ -377,6 +383,20 @@ func (s *Server) authorized(r *http.Request) bool {
 	}
 	h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 	return subtle.ConstantTimeCompare(h[:], s.keyHash[:]) == 1
+}
+
+// handlePreflight answers CORS preflight requests (OPTIONS, any path):
+// with a CORS origin configured, the methods and headers the API takes.
+func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.CORSOrigin != "" {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", s.cfg.CORSOrigin)
+		h.Set("Vary", "Origin")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {

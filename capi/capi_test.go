@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -102,7 +101,11 @@ func cBuild(t *testing.T) (capitest, model string, asan bool) {
 	}
 	root := shared.root
 	lib := filepath.Join(root, "libsnapvlm.so")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// go test puts its own toolchain's bin directory first on PATH.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
 	run(t, nil, ".", goBin, "build", "-buildmode=c-shared", "-o", lib, ".")
 
 	// The hand-written header must agree with what the library exports:

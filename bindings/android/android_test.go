@@ -115,7 +115,11 @@ func TestAndroidBinding(t *testing.T) {
 	stdlib := require(t, "the Kotlin standard library", file("/usr/share/java/kotlin-stdlib.jar"))
 
 	dir := t.TempDir()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// go test puts its own toolchain's bin directory first on PATH.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
 	run(t, goBin, "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "libsnapvlm.so"), "../../capi")
 	jni := filepath.Join(dir, "libsnapvlm_jni.so")
 	run(t, cc, "-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror",

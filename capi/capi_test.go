@@ -414,3 +414,24 @@ func TestCModelManager(t *testing.T) {
 		t.Errorf("usage after remove:\n%s", out)
 	}
 }
+
+// TestCStaticArchive links the C program with libsnapvlm.a (make lib's
+// c-archive) instead of the shared library and runs its error checks.
+func TestCStaticArchive(t *testing.T) {
+	_, model, _ := cBuild(t)
+	cc := requireCC(t)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "libsnapvlm.a")
+	run(t, nil, ".", goBin, "build", "-buildmode=c-archive", "-o", archive, ".")
+	exe := filepath.Join(dir, "capitest-static")
+	run(t, nil, ".", cc, "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O1", "-I", ".", "-o", exe, filepath.Join("testdata", "capitest.c"),
+		archive, "-lpthread", "-ldl", "-ljpeg", "-lwebp", "-lm")
+	out := run(t, nil, ".", exe, "errors", model)
+	if v := lines(out, "VERSION"); len(v) != 1 || v[0] != snapvlm.Version {
+		t.Errorf("static build: version %q, want %s\n%s", v, snapvlm.Version, out)
+	}
+}

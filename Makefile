@@ -15,8 +15,11 @@ all: build
 sysdeps:
 	scripts/sysdeps.sh
 
+# build: the snapvlm binary, and the development tool that writes
+# random-weight test models (make demo's offline fallback).
 build: sysdeps
 	$(GO) build $(GOFLAGS) -o $(BIN) ./cmd/snapvlm
+	$(GO) build $(GOFLAGS) -o bin/snapvlm-testmodel ./cmd/snapvlm-testmodel
 
 # lib: libsnapvlm, the C library (capi/snapvlm.h is its API), shared and
 # static, with the header, in build/lib. cgo's generated header is removed:

@@ -93,6 +93,10 @@ func TestLoadAPI(t *testing.T) {
 	if m.Files()[GraphDecoder] == "changed" {
 		t.Error("Files returned the model's own map")
 	}
+	q8 := loadModel(t, "tiny512", Options{Dtype: "quantized"})
+	if d := q8.Dtypes(); len(d) != 3 || d[GraphVision] != "quantized" || d[GraphDecoder] != "quantized" {
+		t.Errorf("Dtypes of a quantized load: %v", d)
+	}
 	ids := m.Tokenize("Hello world")
 	if got := m.Detokenize(ids, true); got != "Hello world" {
 		t.Errorf("Detokenize(Tokenize) = %q", got)

@@ -414,6 +414,16 @@ func (m *Model) Files() map[string]string { return maps.Clone(m.files) }
 // option or default that picked it, or a rewrite and its probe check).
 func (m *Model) FileReasons() map[string]string { return m.why }
 
+// Dtypes returns the variant of each graph in use ("fp32", "q4", ...),
+// keyed by graph name like Files.
+func (m *Model) Dtypes() map[string]string {
+	out := map[string]string{}
+	for g, f := range m.files {
+		out[g] = dtypeOfFile(f, g)
+	}
+	return out
+}
+
 // LoadTime is how long Load took.
 func (m *Model) LoadTime() time.Duration { return m.loadTime }
 

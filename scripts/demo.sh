@@ -15,7 +15,7 @@ if model_dir=$($BIN pull --quiet "$REPO" 2>/tmp/snapvlm-demo-pull.log); then
 else
   model_dir=.cache/models/tiny512
   if [ ! -f "$model_dir/config.json" ]; then
-    $BIN testmodel --preset tiny512 --variants fp32,q4 --out "$model_dir" >/dev/null
+    bin/snapvlm-testmodel --preset tiny512 --variants fp32,q4 --out "$model_dir" --quiet
   fi
   cat <<MSG
 == NOTE: the Hugging Face Hub is not reachable from here ($(tail -n 1 /tmp/snapvlm-demo-pull.log)).

@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/snapvlm/snapvlm"
-	"github.com/snapvlm/snapvlm/internal/jsref"
 )
 
 func cmdBench(ctx context.Context, args []string) error {
@@ -44,13 +41,6 @@ type benchReport struct {
 	DecodeTPS    float64           `json:"decode_tokens_per_sec"`
 	TotalMS      float64           `json:"total_ms"`
 	PeakRSSMB    float64           `json:"peak_rss_mb"`
-	JS           *jsReport         `json:"transformers_js,omitempty"`
-}
-
-type jsReport struct {
-	LoadMS     float64 `json:"load_ms"`
-	GenerateMS float64 `json:"generate_ms"`
-	SameIDs    bool    `json:"same_ids"`
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,7 +50,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	f.register(fs)
 	runs := fs.Int("runs", 3, "generations to time (medians are reported)")
 	question := fs.String("question", "Can you describe this image?", "the question asked")
-	compareJS := fs.Bool("compare-js", false, "also time transformers.js (scripts/jsref, from a checkout after 'make deps') on the same ids and pixels")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	variants := fs.Bool("variants", false, "time every variant of every graph (and the int8 rewrites) and measure each against fp32 on the same inputs")
 	steps := fs.Int("steps", 512, "with --variants: forced decoder steps compared with fp32")
@@ -138,11 +127,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rep.PrefillTPS = float64(rep.PromptTokens) / rep.PrefillMS * 1e3
 	}
 	rep.PeakRSSMB = peakRSSMB()
-	if *compareJS {
-		if rep.JS, err = benchJS(ctx, m, req, images, last); err != nil {
-			return err
-		}
-	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -150,47 +134,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printBench(stdout, &rep)
 	return nil
-}
-
-// benchJS times transformers.js's generate() on the same prompt ids and
-// pixel values (ours, since its own resizing differs from Pillow).
-func benchJS(ctx context.Context, m *snapvlm.Model, req snapvlm.Request, images []*snapvlm.Image, ours *snapvlm.Result) (*jsReport, error) {
-	if err := jsref.Available(); err != nil {
-		return nil, fmt.Errorf("--compare-js: %w", err)
-	}
-	dtypes := map[string]string{}
-	for _, g := range []string{snapvlm.GraphVision, snapvlm.GraphEmbed, snapvlm.GraphDecoder} {
-		if p, ok := m.Files()[g]; ok {
-			dtypes[g] = dtypeOfFile(p, g)
-		}
-	}
-	jr := jsref.Request{ModelDir: m.Dir(), Dtype: dtypes, InputIDs: ours.PromptTokens, MaxNewTokens: req.MaxNewTokens, LoadVision: len(images) > 0}
-	if len(images) > 0 {
-		var err error
-		if jr.Pixels, jr.PixelShape, err = m.PixelValues(ctx, req); err != nil {
-			return nil, err
-		}
-	}
-	res, err := jsref.Generate(ctx, jr)
-	if err != nil {
-		return nil, err
-	}
-	n := min(len(res.GeneratedIDs), len(ours.Tokens))
-	return &jsReport{LoadMS: msOf(res.Load), GenerateMS: msOf(res.Elapsed), SameIDs: n > 0 && slices.Equal(res.GeneratedIDs[:n], ours.Tokens[:n])}, nil
-}
-
-// dtypeOfFile maps onnx/<graph><suffix>.onnx back to transformers.js's
-// dtype name.
-func dtypeOfFile(path, graph string) string {
-	base := strings.TrimSuffix(filepath.Base(path), ".onnx")
-	switch s := strings.TrimPrefix(strings.TrimPrefix(base, graph), "_"); s {
-	case "":
-		return "fp32"
-	case "quantized":
-		return "q8"
-	default:
-		return s
-	}
 }
 
 func printBench(w io.Writer, r *benchReport) {
@@ -211,9 +154,6 @@ func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(w, "decode       %8.1f tokens/s\n", r.DecodeTPS)
 	fmt.Fprintf(w, "total        %8.0f ms per answer\n", r.TotalMS)
 	fmt.Fprintf(w, "peak RSS     %8.0f MB\n", r.PeakRSSMB)
-	if r.JS != nil {
-		fmt.Fprintf(w, "transformers.js: load %.0f ms, generate %.0f ms (ours %.0f ms), same ids: %v\n", r.JS.LoadMS, r.JS.GenerateMS, r.TotalMS, r.JS.SameIDs)
-	}
 }
 
 func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }

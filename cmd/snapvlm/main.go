@@ -27,7 +27,6 @@ func commands() map[string]command {
 	return map[string]command{
 		"setup":      {summary: "install and verify the ONNX Runtime library", run: cmdSetup},
 		"version":    {summary: "print the snapvlm and ONNX Runtime versions", run: cmdVersion},
-		"testmodel":  {summary: "write a random-weight SmolVLM-format test model", run: cmdTestmodel},
 		"tokenize":   {summary: "print the token ids of a text", run: cmdTokenize},
 		"prompt":     {summary: "render and expand a prompt without running a model", run: cmdPrompt},
 		"preprocess": {summary: "turn images into pixel_values like the Python processor", run: cmdPreprocess},

@@ -11,6 +11,7 @@ package decoder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -91,111 +92,127 @@ func kvName(name, prefix string) (int, bool) {
 	return 0, false
 }
 
+// check maps the session's inputs and outputs to their roles and checks
+// them against the config.
 func check(s *ort.Session, cfg Config) (*Decoder, error) {
-	p := s.Path()
 	d := &Decoder{s: s, cfg: cfg, embIdx: -1, maskIdx: -1, posIdx: -1, useCacheIdx: -1, keepIdx: -1, logitsIdx: -1}
 	d.pastIdx = make([]int, 2*cfg.Layers)
 	d.presentIdx = make([]int, 2*cfg.Layers)
 	for i := range d.pastIdx {
 		d.pastIdx[i], d.presentIdx[i] = -1, -1
 	}
-	checkKV := func(io ort.IOInfo, what string) error {
-		if len(io.Shape) != 4 {
-			return fmt.Errorf("%s: %s %s has rank %d, want [batch, kv_heads, sequence, head_dim]", p, what, io.Name, len(io.Shape))
-		}
-		if io.Shape[1] > 0 && int(io.Shape[1]) != cfg.KVHeads {
-			return fmt.Errorf("%s: %s %s has %d heads but config.json text_config.num_key_value_heads is %d", p, what, io.Name, io.Shape[1], cfg.KVHeads)
-		}
-		if io.Shape[3] > 0 && int(io.Shape[3]) != cfg.HeadDim {
-			return fmt.Errorf("%s: %s %s has head size %d but config.json text_config.head_dim is %d", p, what, io.Name, io.Shape[3], cfg.HeadDim)
-		}
-		if io.DType != ort.Float32 && io.DType != ort.Float16 {
-			return fmt.Errorf("%s: %s %s is %s, want float32 or float16", p, what, io.Name, io.DType)
-		}
-		if d.kvType == ort.Unknown {
-			d.kvType = io.DType
-		} else if d.kvType != io.DType {
-			return fmt.Errorf("%s: %s %s is %s but other cache tensors are %s", p, what, io.Name, io.DType, d.kvType)
-		}
-		return nil
-	}
 	for i, in := range s.Inputs() {
-		switch in.Name {
-		case InputEmbeds:
-			d.embIdx, d.embType = i, in.DType
-			if len(in.Shape) != 3 || (in.Shape[2] > 0 && int(in.Shape[2]) != cfg.Hidden) {
-				return nil, fmt.Errorf("%s: input %s has shape %v, want [batch, sequence, %d] (config.json text_config.hidden_size)", p, in.Name, in.Shape, cfg.Hidden)
-			}
-			if in.DType != ort.Float32 && in.DType != ort.Float16 {
-				return nil, fmt.Errorf("%s: input %s is %s, want float32 or float16", p, in.Name, in.DType)
-			}
-		case InputMask:
-			d.maskIdx = i
-		case InputPositions:
-			d.posIdx = i
-		case InputUseCache:
-			d.useCacheIdx = i
-		case InputKeep:
-			d.keepIdx = i
-		default:
-			k, ok := kvName(in.Name, pastPrefix)
-			if !ok {
-				return nil, fmt.Errorf("%s: unexpected input %q", p, in.Name)
-			}
-			if k >= len(d.pastIdx) {
-				return nil, fmt.Errorf("%s: input %s is beyond config.json text_config.num_hidden_layers %d", p, in.Name, cfg.Layers)
-			}
-			if err := checkKV(in, "input"); err != nil {
-				return nil, err
-			}
-			d.pastIdx[k] = i
+		if err := d.input(i, in); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Path(), err)
 		}
 	}
 	for i, out := range s.Outputs() {
-		if out.Name == OutputLogits {
-			d.logitsIdx, d.logitsType = i, out.DType
-			if len(out.Shape) != 3 {
-				return nil, fmt.Errorf("%s: output logits has rank %d, want [batch, sequence, vocab]", p, len(out.Shape))
-			}
-			if v := out.Shape[2]; v > 0 {
-				if cfg.Vocab > 0 && int(v) != cfg.Vocab {
-					return nil, fmt.Errorf("%s: output logits has width %d but config.json text_config.vocab_size is %d", p, v, cfg.Vocab)
-				}
-				d.cfg.Vocab = int(v)
-			}
-			if out.DType != ort.Float32 && out.DType != ort.Float16 {
-				return nil, fmt.Errorf("%s: output logits is %s, want float32 or float16", p, out.DType)
-			}
-			continue
+		if err := d.output(i, out); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Path(), err)
 		}
-		k, ok := kvName(out.Name, presentPrefix)
-		if !ok {
-			return nil, fmt.Errorf("%s: unexpected output %q", p, out.Name)
-		}
-		if k >= len(d.presentIdx) {
-			return nil, fmt.Errorf("%s: output %s is beyond config.json text_config.num_hidden_layers %d", p, out.Name, cfg.Layers)
-		}
-		if err := checkKV(out, "output"); err != nil {
-			return nil, err
-		}
-		d.presentIdx[k] = i
 	}
+	if err := d.complete(); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Path(), err)
+	}
+	return d, nil
+}
+
+// input records graph input i.
+func (d *Decoder) input(i int, in ort.IOInfo) error {
+	switch in.Name {
+	case InputEmbeds:
+		d.embIdx, d.embType = i, in.DType
+		if len(in.Shape) != 3 || (in.Shape[2] > 0 && int(in.Shape[2]) != d.cfg.Hidden) {
+			return fmt.Errorf("input %s has shape %v, want [batch, sequence, %d] (config.json text_config.hidden_size)", in.Name, in.Shape, d.cfg.Hidden)
+		}
+		return floatType("input", in)
+	case InputMask:
+		d.maskIdx = i
+	case InputPositions:
+		d.posIdx = i
+	case InputUseCache:
+		d.useCacheIdx = i
+	case InputKeep:
+		d.keepIdx = i
+	default:
+		return d.cacheTensor(i, in, "input", pastPrefix, d.pastIdx)
+	}
+	return nil
+}
+
+// output records graph output i.
+func (d *Decoder) output(i int, out ort.IOInfo) error {
+	if out.Name != OutputLogits {
+		return d.cacheTensor(i, out, "output", presentPrefix, d.presentIdx)
+	}
+	d.logitsIdx, d.logitsType = i, out.DType
+	if len(out.Shape) != 3 {
+		return fmt.Errorf("output logits has rank %d, want [batch, sequence, vocab]", len(out.Shape))
+	}
+	if v := out.Shape[2]; v > 0 {
+		if d.cfg.Vocab > 0 && int(v) != d.cfg.Vocab {
+			return fmt.Errorf("output logits has width %d but config.json text_config.vocab_size is %d", v, d.cfg.Vocab)
+		}
+		d.cfg.Vocab = int(v)
+	}
+	return floatType("output", out)
+}
+
+// floatType accepts float32 and float16 tensors.
+func floatType(what string, io ort.IOInfo) error {
+	if io.DType != ort.Float32 && io.DType != ort.Float16 {
+		return fmt.Errorf("%s %s is %s, want float32 or float16", what, io.Name, io.DType)
+	}
+	return nil
+}
+
+// cacheTensor records a past_key_values.* input or present.* output at its
+// layer's slot of idx and checks its shape and type: [batch, kv_heads,
+// sequence, head_dim], the same float type as every other cache tensor.
+func (d *Decoder) cacheTensor(i int, io ort.IOInfo, what, prefix string, idx []int) error {
+	k, ok := kvName(io.Name, prefix)
+	switch {
+	case !ok:
+		return fmt.Errorf("unexpected %s %q", what, io.Name)
+	case k >= len(idx):
+		return fmt.Errorf("%s %s is beyond config.json text_config.num_hidden_layers %d", what, io.Name, d.cfg.Layers)
+	case len(io.Shape) != 4:
+		return fmt.Errorf("%s %s has rank %d, want [batch, kv_heads, sequence, head_dim]", what, io.Name, len(io.Shape))
+	case io.Shape[1] > 0 && int(io.Shape[1]) != d.cfg.KVHeads:
+		return fmt.Errorf("%s %s has %d heads but config.json text_config.num_key_value_heads is %d", what, io.Name, io.Shape[1], d.cfg.KVHeads)
+	case io.Shape[3] > 0 && int(io.Shape[3]) != d.cfg.HeadDim:
+		return fmt.Errorf("%s %s has head size %d but config.json text_config.head_dim is %d", what, io.Name, io.Shape[3], d.cfg.HeadDim)
+	}
+	if err := floatType(what, io); err != nil {
+		return err
+	}
+	if d.kvType == ort.Unknown {
+		d.kvType = io.DType
+	} else if d.kvType != io.DType {
+		return fmt.Errorf("%s %s is %s but other cache tensors are %s", what, io.Name, io.DType, d.kvType)
+	}
+	idx[k] = i
+	return nil
+}
+
+// complete checks that every required input and output was found.
+func (d *Decoder) complete() error {
 	if d.embIdx < 0 || d.maskIdx < 0 || d.logitsIdx < 0 {
-		return nil, fmt.Errorf("%s: want inputs %s, %s and output %s", p, InputEmbeds, InputMask, OutputLogits)
+		return fmt.Errorf("want inputs %s, %s and output %s", InputEmbeds, InputMask, OutputLogits)
 	}
 	if d.cfg.Vocab <= 0 {
-		return nil, fmt.Errorf("%s: the vocabulary size is neither in the graph nor in config.json text_config.vocab_size", p)
+		return errors.New("the vocabulary size is neither in the graph nor in config.json text_config.vocab_size")
 	}
 	for k := range d.pastIdx {
 		kind := [2]string{"key", "value"}[k%2]
 		if d.pastIdx[k] < 0 {
-			return nil, fmt.Errorf("%s: no input %s%d.%s, but config.json text_config.num_hidden_layers is %d", p, pastPrefix, k/2, kind, cfg.Layers)
+			return fmt.Errorf("no input %s%d.%s, but config.json text_config.num_hidden_layers is %d", pastPrefix, k/2, kind, d.cfg.Layers)
 		}
 		if d.presentIdx[k] < 0 {
-			return nil, fmt.Errorf("%s: no output %s%d.%s, but config.json text_config.num_hidden_layers is %d", p, presentPrefix, k/2, kind, cfg.Layers)
+			return fmt.Errorf("no output %s%d.%s, but config.json text_config.num_hidden_layers is %d", presentPrefix, k/2, kind, d.cfg.Layers)
 		}
 	}
-	return d, nil
+	return nil
 }
 
 // Vocab is the logits width.

@@ -326,3 +326,42 @@ func BenchmarkDecodeLE(b *testing.B) {
 	}
 	reportPerElement(b)
 }
+
+// TestFloat16Table: the bit patterns the ONNX writer was checked with (its
+// own converter was merged into this one).
+func TestFloat16Table(t *testing.T) {
+	// Reference bit patterns from IEEE 754 binary16 (numpy.float16).
+	tests := []struct {
+		in   float32
+		want uint16
+	}{
+		{0, 0x0000},
+		{float32(math.Copysign(0, -1)), 0x8000},
+		{1, 0x3c00},
+		{-2, 0xc000},
+		{0.1, 0x2e66},
+		{65504, 0x7bff},
+		{65520, 0x7c00},            // rounds up to Inf
+		{5.960464477539063e-08, 1}, // smallest subnormal
+		{2.980232238769531e-08, 0}, // exactly half of it: ties to even (0)
+		{6.103515625e-05, 0x0400},  // smallest normal
+		{1.0009765625, 0x3c01},     // 1 + 2^-10
+		{1.00048828125, 0x3c00},    // 1 + 2^-11: tie to even
+		{1.00146484375, 0x3c02},    // 1 + 3*2^-11: tie rounds up to even
+		{float32(math.Inf(-1)), 0xfc00},
+	}
+	for _, tc := range tests {
+		if got := FromFloat32(tc.in); got != tc.want {
+			t.Errorf("FromFloat32(%g) = %#04x, want %#04x", tc.in, got, tc.want)
+		}
+		if tc.want&0x7c00 != 0x7c00 {
+			back := ToFloat32(tc.want)
+			if FromFloat32(back) != tc.want {
+				t.Errorf("ToFloat32(%#04x) = %g does not round-trip", tc.want, back)
+			}
+		}
+	}
+	if got := ToFloat32(0x3555); math.Abs(float64(got)-0.333251953125) > 0 {
+		t.Errorf("ToFloat32(0x3555) = %g, want 0.333251953125", got)
+	}
+}

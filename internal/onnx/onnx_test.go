@@ -1,4 +1,4 @@
-package onnx
+package onnx_test
 
 import (
 	"math"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -67,19 +69,19 @@ func near(a, b []float32, tol float64) bool {
 }
 
 // linearModel is y = x @ W + b with W [2,3], x [batch, 2].
-func linearModel(t *testing.T) *Model {
+func linearModel(t *testing.T) *onnx.Model {
 	t.Helper()
-	b := NewBuilder("linear")
-	x := b.Input("x", Float, S("batch"), N(2))
-	w := b.Init(FloatTensor("w", []int64{2, 3}, []float32{1, 2, 3, 4, 5, 6}))
-	bias := b.Init(FloatTensor("b", []int64{3}, []float32{0.5, -1, 10}))
+	b := onnxbuild.New("linear")
+	x := b.Input("x", onnx.Float, onnx.S("batch"), onnx.N(2))
+	w := b.Init(onnx.FloatTensor("w", []int64{2, 3}, []float32{1, 2, 3, 4, 5, 6}))
+	bias := b.Init(onnx.FloatTensor("b", []int64{3}, []float32{0.5, -1, 10}))
 	y := b.Add(b.MatMul(x, w), bias)
-	b.OutputAs(y, "y", Float, S("batch"), N(3))
+	b.OutputAs(y, "y", onnx.Float, onnx.S("batch"), onnx.N(3))
 	g, err := b.Graph()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewModel(g)
+	return onnx.NewModel(g)
 }
 
 func TestLinearRunsInORT(t *testing.T) {
@@ -123,37 +125,37 @@ func TestLinearRunsInORT(t *testing.T) {
 // type the writer supports, each through an op whose result is known.
 func TestAttributesAndTypes(t *testing.T) {
 	needORT(t)
-	b := NewBuilder("attrs")
-	x := b.Input("x", Float, N(2), N(3))
+	b := onnxbuild.New("attrs")
+	x := b.Input("x", onnx.Float, onnx.N(2), onnx.N(3))
 	var outs []string
 	add := func(v string) { outs = append(outs, v) }
 	// ints: Transpose perm → [3,2].
 	add(b.Transpose(x, 1, 0))
 	// float: LeakyRelu alpha.
-	add(b.Op1("LeakyRelu", []string{x}, Flt("alpha", 0.5)))
+	add(b.Op1("LeakyRelu", []string{x}, onnx.Flt("alpha", 0.5)))
 	// floats: Constant value_floats.
-	add(b.Op1("Constant", nil, Floats("value_floats", 7, 8, 9)))
+	add(b.Op1("Constant", nil, onnx.Floats("value_floats", 7, 8, 9)))
 	// tensor: Constant value.
-	add(b.Op1("Constant", nil, TensorAttr("value", FloatTensor("", []int64{2}, []float32{-1, 1}))))
+	add(b.Op1("Constant", nil, onnx.TensorAttr("value", onnx.FloatTensor("", []int64{2}, []float32{-1, 1}))))
 	// string: Pad with mode "edge", pads [0,1,0,0] → [2,4].
-	add(b.Op1("Pad", []string{x, b.ConstInt64(0, 1, 0, 0)}, Str("mode", "edge")))
+	add(b.Op1("Pad", []string{x, b.ConstInt64(0, 1, 0, 0)}, onnx.Str("mode", "edge")))
 	// int: Concat axis 0 of float16/int32/uint8/bool/int64 initializers cast to float.
-	f16 := b.Cast(b.Init(Float16Tensor("h", []int64{3}, []float32{0.5, -2, 65504})), Float)
-	i32 := b.Cast(b.Init(Int32Tensor("i", []int64{3}, []int32{-7, 0, 1 << 20})), Float)
-	u8 := b.Cast(b.Init(Uint8Tensor("u", []int64{3}, []byte{0, 200, 255})), Float)
-	bo := b.Cast(b.Init(BoolTensor("bo", []int64{3}, []bool{true, false, true})), Float)
-	i64 := b.Cast(b.ConstInt64(-3, 4, 5), Float)
+	f16 := b.Cast(b.Init(onnx.Float16Tensor("h", []int64{3}, []float32{0.5, -2, 65504})), onnx.Float)
+	i32 := b.Cast(b.Init(onnx.Int32Tensor("i", []int64{3}, []int32{-7, 0, 1 << 20})), onnx.Float)
+	u8 := b.Cast(b.Init(onnx.Uint8Tensor("u", []int64{3}, []byte{0, 200, 255})), onnx.Float)
+	bo := b.Cast(b.Init(onnx.BoolTensor("bo", []int64{3}, []bool{true, false, true})), onnx.Float)
+	i64 := b.Cast(b.ConstInt64(-3, 4, 5), onnx.Float)
 	add(b.Concat(0, f16, i32, u8, bo, i64))
 	names := make([]string, len(outs))
 	for i, o := range outs {
 		names[i] = "out" + string(rune('0'+i))
-		b.OutputAs(o, names[i], Float)
+		b.OutputAs(o, names[i], onnx.Float)
 	}
 	g, err := b.Graph()
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := NewModel(g).Marshal()
+	data, err := onnx.NewModel(g).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func TestExternalData(t *testing.T) {
 	raw := w.Raw
 	w.Raw = nil
 	w.Fill = func(dst []byte) { copy(dst, raw) }
-	if err := m.WriteFile(path, WriteOptions{ExternalData: true, ExternalMinBytes: 1}); err != nil {
+	if err := m.WriteFile(path, onnx.WriteOptions{ExternalData: true, ExternalMinBytes: 1}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path + "_data")
@@ -205,7 +207,7 @@ func TestStreamedInlineEqualsMarshal(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.onnx")
 	m := linearModel(t)
-	if err := m.WriteFile(path, WriteOptions{}); err != nil {
+	if err := m.WriteFile(path, onnx.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
@@ -224,71 +226,34 @@ func TestStreamedInlineEqualsMarshal(t *testing.T) {
 func TestBuilderErrors(t *testing.T) {
 	tests := []struct {
 		name  string
-		build func(b *Builder)
+		build func(b *onnxbuild.Builder)
 	}{
-		{"duplicate input", func(b *Builder) {
-			b.Input("x", Float)
-			b.Input("x", Float)
+		{"duplicate input", func(b *onnxbuild.Builder) {
+			b.Input("x", onnx.Float)
+			b.Input("x", onnx.Float)
 		}},
-		{"unknown value", func(b *Builder) {
+		{"unknown value", func(b *onnxbuild.Builder) {
 			b.Add("nope", "nope")
 		}},
-		{"unknown output", func(b *Builder) {
-			b.Input("x", Float)
-			b.Output("y", Float)
+		{"unknown output", func(b *onnxbuild.Builder) {
+			b.Input("x", onnx.Float)
+			b.Output("y", onnx.Float)
 		}},
-		{"no outputs", func(b *Builder) {
-			b.Input("x", Float)
+		{"no outputs", func(b *onnxbuild.Builder) {
+			b.Input("x", onnx.Float)
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := NewBuilder("g")
+			b := onnxbuild.New("g")
 			tc.build(b)
 			if _, err := b.Graph(); err == nil {
 				t.Error("Graph() succeeded, want an error")
 			}
 		})
 	}
-	bad := &Model{IRVersion: 9, Graph: &Graph{Initializers: []*Tensor{{Name: "w", Type: Float, Dims: []int64{2}, Raw: []byte{1}}}}}
+	bad := &onnx.Model{IRVersion: 9, Graph: &onnx.Graph{Initializers: []*onnx.Tensor{{Name: "w", Type: onnx.Float, Dims: []int64{2}, Raw: []byte{1}}}}}
 	if _, err := bad.Marshal(); err == nil {
 		t.Error("Marshal of a tensor with short raw data succeeded, want an error")
-	}
-}
-
-func TestFloat16Bits(t *testing.T) {
-	// Reference bit patterns from IEEE 754 binary16 (numpy.float16).
-	tests := []struct {
-		in   float32
-		want uint16
-	}{
-		{0, 0x0000},
-		{float32(math.Copysign(0, -1)), 0x8000},
-		{1, 0x3c00},
-		{-2, 0xc000},
-		{0.1, 0x2e66},
-		{65504, 0x7bff},
-		{65520, 0x7c00},            // rounds up to Inf
-		{5.960464477539063e-08, 1}, // smallest subnormal
-		{2.980232238769531e-08, 0}, // exactly half of it: ties to even (0)
-		{6.103515625e-05, 0x0400},  // smallest normal
-		{1.0009765625, 0x3c01},     // 1 + 2^-10
-		{1.00048828125, 0x3c00},    // 1 + 2^-11: tie to even
-		{1.00146484375, 0x3c02},    // 1 + 3*2^-11: tie rounds up to even
-		{float32(math.Inf(-1)), 0xfc00},
-	}
-	for _, tc := range tests {
-		if got := Float16Bits(tc.in); got != tc.want {
-			t.Errorf("Float16Bits(%g) = %#04x, want %#04x", tc.in, got, tc.want)
-		}
-		if tc.want&0x7c00 != 0x7c00 {
-			back := Float16ToFloat32(tc.want)
-			if Float16Bits(back) != tc.want {
-				t.Errorf("Float16ToFloat32(%#04x) = %g does not round-trip", tc.want, back)
-			}
-		}
-	}
-	if got := Float16ToFloat32(0x3555); math.Abs(float64(got)-0.333251953125) > 0 {
-		t.Errorf("Float16ToFloat32(0x3555) = %g, want 0.333251953125", got)
 	}
 }

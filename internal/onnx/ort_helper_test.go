@@ -1,4 +1,4 @@
-package onnx
+package onnx_test
 
 import (
 	"os"

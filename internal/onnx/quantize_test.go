@@ -1,9 +1,11 @@
-package onnx
+package onnx_test
 
 import (
 	"math"
 	"testing"
 
+	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -21,31 +23,31 @@ func TestQuantizeMatMulsInt8(t *testing.T) {
 		ws[0][i] = float32(math.Cos(float64(i)*1.3)) * float32(1+i%C) // columns of different ranges
 		ws[1][i] = float32(math.Sin(float64(i) * 0.4))
 	}
-	b := NewBuilder("g")
-	x := b.Input("x", Float, N(R), N(K))
-	w := b.Init(FloatTensor("w", []int64{K, C}, ws[0]))
-	shared := b.Init(FloatTensor("shared", []int64{K, C}, ws[1]))
+	b := onnxbuild.New("g")
+	x := b.Input("x", onnx.Float, onnx.N(R), onnx.N(K))
+	w := b.Init(onnx.FloatTensor("w", []int64{K, C}, ws[0]))
+	shared := b.Init(onnx.FloatTensor("shared", []int64{K, C}, ws[1]))
 	y1, y2 := b.MatMul(x, w), b.MatMul(x, shared)
-	b.OutputAs(y1, "y1", Float, N(R), N(C))
-	b.OutputAs(y2, "y2", Float, N(R), N(C))
-	b.OutputAs(b.MatMul(y1, b.Transpose(y2, 1, 0)), "y3", Float, N(R), N(R))
-	b.OutputAs(shared, "s", Float, N(K), N(C))
+	b.OutputAs(y1, "y1", onnx.Float, onnx.N(R), onnx.N(C))
+	b.OutputAs(y2, "y2", onnx.Float, onnx.N(R), onnx.N(C))
+	b.OutputAs(b.MatMul(y1, b.Transpose(y2, 1, 0)), "y3", onnx.Float, onnx.N(R), onnx.N(R))
+	b.OutputAs(shared, "s", onnx.Float, onnx.N(K), onnx.N(C))
 	g, err := b.Graph()
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := NewModel(g).Marshal()
+	src, err := onnx.NewModel(g).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, n, err := QuantizeMatMulsInt8(src)
+	out, n, err := onnx.QuantizeMatMulsInt8(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n != 2 {
 		t.Errorf("%d MatMuls replaced, want 2", n)
 	}
-	ops, err := ReadOpTypes(out)
+	ops, err := onnx.ReadOpTypes(out)
 	if err != nil {
 		t.Fatal(err)
 	}

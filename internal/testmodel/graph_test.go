@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
 // runGraph writes g (float32 input x of the given shape) and runs it in ONNX
 // Runtime, returning the float32 output y of shape outShape.
-func runGraph(t *testing.T, b *onnx.Builder, x []float32, inShape, outShape []int64) []float32 {
+func runGraph(t *testing.T, b *onnxbuild.Builder, x []float32, inShape, outShape []int64) []float32 {
 	t.Helper()
 	g, err := b.Graph()
 	if err != nil {
@@ -69,7 +70,7 @@ func TestPixelShuffle(t *testing.T) {
 				}
 			}
 		}
-		b := onnx.NewBuilder("shuffle")
+		b := onnxbuild.New("shuffle")
 		in := b.Input("x", onnx.Float, onnx.S("k"), onnx.N(G*G), onnx.N(D))
 		b.OutputAs(pixelShuffle(b, in, G, D, s), "y", onnx.Float)
 		n, m := (G/s)*(G/s), s*s*D
@@ -120,7 +121,7 @@ func TestMatMulNBitsPacking(t *testing.T) {
 			w := make([]float32, K*N)
 			tc.w.gen(w)
 			bT, sT := q4Tensors(weight{name: "w", dims: []int64{K, N}, gen: func(d []float32) { copy(d, w) }})
-			b := onnx.NewBuilder("nbits")
+			b := onnxbuild.New("nbits")
 			in := b.Input("x", onnx.Float, onnx.N(2), onnx.N(K))
 			y := b.MS1("MatMulNBits", []string{in, b.Init(bT), b.Init(sT)},
 				onnx.Int("K", K), onnx.Int("N", N), onnx.Int("bits", 4), onnx.Int("block_size", qBlock))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 )
 
 // Variant names (file suffixes: "", "_q4", "_fp16", "_q4f16"; see also
@@ -46,7 +47,7 @@ const (
 // gb builds one graph of one variant; weights go through it so that the
 // variant decides their storage (float32, float16 + Cast, 4-bit).
 type gb struct {
-	*onnx.Builder
+	*onnxbuild.Builder
 	graph   string
 	seed    int64
 	variant string
@@ -55,7 +56,7 @@ type gb struct {
 }
 
 func newGB(name string, seed int64, variant string) *gb {
-	return &gb{Builder: onnx.NewBuilder(name), graph: name, seed: seed, variant: variant, dq: map[string][3]string{}}
+	return &gb{Builder: onnxbuild.New(name), graph: name, seed: seed, variant: variant, dq: map[string][3]string{}}
 }
 
 // quantized reports whether weight matmuls are 4-bit MatMulNBits.

@@ -5,12 +5,13 @@ import (
 	"strconv"
 
 	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 )
 
 // pixelShuffle is SmolVLM's connector shuffle (spec §2.4) for x [K, G·G, D]
 // with scale s: output [K, (G/s)², s·s·D] where row r·(G/s)+c holds the s×s
 // patch block at rows s·r.., cols s·c.., channel dh·(s·D) + dw·D + e.
-func pixelShuffle(g *onnx.Builder, x string, side, dim, s int) string {
+func pixelShuffle(g *onnxbuild.Builder, x string, side, dim, s int) string {
 	G, D, S := int64(side), int64(dim), int64(s)
 	x = g.Reshape(x, 0, G, G/S, S*D)     // s neighbouring columns concatenated
 	x = g.Transpose(x, 0, 2, 1, 3)       // [K, G/s (c), G (h), s·D]
@@ -21,7 +22,7 @@ func pixelShuffle(g *onnx.Builder, x string, side, dim, s int) string {
 
 // geluTanh is gelu_pytorch_tanh with standard ops:
 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-func geluTanh(g *onnx.Builder, x string) string {
+func geluTanh(g *onnxbuild.Builder, x string) string {
 	x3 := g.Mul(g.Mul(x, x), x)
 	inner := g.Mul(g.Add(x, g.Mul(x3, g.ScalarFloat(0.044715))), g.ScalarFloat(float32(math.Sqrt(2/math.Pi))))
 	t := g.Op1("Tanh", []string{inner})

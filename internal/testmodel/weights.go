@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/snapvlm/snapvlm/internal/float16"
 	"github.com/snapvlm/snapvlm/internal/onnx"
 )
 
@@ -175,7 +176,7 @@ func float16Tensor(w weight) *onnx.Tensor {
 		w.gen(v)
 		parallel(len(v), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				binary.LittleEndian.PutUint16(dst[2*i:], onnx.Float16Bits(v[i]))
+				binary.LittleEndian.PutUint16(dst[2*i:], float16.FromFloat32(v[i]))
 			}
 		})
 	}}

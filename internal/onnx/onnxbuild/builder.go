@@ -1,8 +1,13 @@
-package onnx
+// Package onnxbuild assembles ONNX graphs node by node, for the
+// random-weight test models (internal/testmodel); package onnx encodes
+// and reads them. Only development tools use it.
+package onnxbuild
 
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/snapvlm/snapvlm/internal/onnx"
 )
 
 // Builder assembles a Graph. Values are referred to by name (string); every
@@ -14,15 +19,15 @@ type Builder struct {
 	// "/model/layers.0/attn/", so graphs read like exported ones.
 	Prefix string
 
-	g     Graph
+	g     onnx.Graph
 	names map[string]bool
 	count map[string]int
 	err   error
 }
 
-// NewBuilder starts an empty graph.
-func NewBuilder(name string) *Builder {
-	return &Builder{g: Graph{Name: name}, names: map[string]bool{}, count: map[string]int{}}
+// New starts an empty graph.
+func New(name string) *Builder {
+	return &Builder{g: onnx.Graph{Name: name}, names: map[string]bool{}, count: map[string]int{}}
 }
 
 func (b *Builder) fail(format string, args ...any) {
@@ -60,29 +65,29 @@ func (b *Builder) Unique(base string) string {
 }
 
 // Input declares a graph input and returns its name.
-func (b *Builder) Input(name string, t DataType, shape ...Dim) string {
-	b.g.Inputs = append(b.g.Inputs, ValueInfo{Name: b.claim(name), Type: t, Shape: shape})
+func (b *Builder) Input(name string, t onnx.DataType, shape ...onnx.Dim) string {
+	b.g.Inputs = append(b.g.Inputs, onnx.ValueInfo{Name: b.claim(name), Type: t, Shape: shape})
 	return name
 }
 
 // Output declares the value named name as a graph output.
-func (b *Builder) Output(name string, t DataType, shape ...Dim) {
+func (b *Builder) Output(name string, t onnx.DataType, shape ...onnx.Dim) {
 	if !b.names[name] {
 		b.fail("onnx builder: output %q is not a value of the graph", name)
 	}
-	b.g.Outputs = append(b.g.Outputs, ValueInfo{Name: name, Type: t, Shape: shape})
+	b.g.Outputs = append(b.g.Outputs, onnx.ValueInfo{Name: name, Type: t, Shape: shape})
 }
 
 // OutputAs exposes value under the output name name (through an Identity
 // node) and declares it as a graph output.
-func (b *Builder) OutputAs(value, name string, t DataType, shape ...Dim) {
+func (b *Builder) OutputAs(value, name string, t onnx.DataType, shape ...onnx.Dim) {
 	b.NodeTo("", "Identity", []string{value}, []string{name})
 	b.Output(name, t, shape...)
 }
 
 // Init adds an initializer. An empty t.Name gets a unique one. It returns
 // the name.
-func (b *Builder) Init(t *Tensor) string {
+func (b *Builder) Init(t *onnx.Tensor) string {
 	if t.Name == "" {
 		t.Name = b.Unique("const")
 	} else {
@@ -94,28 +99,28 @@ func (b *Builder) Init(t *Tensor) string {
 
 // ConstInt64 adds a 1-D int64 initializer.
 func (b *Builder) ConstInt64(v ...int64) string {
-	return b.Init(Int64Tensor("", []int64{int64(len(v))}, v))
+	return b.Init(onnx.Int64Tensor("", []int64{int64(len(v))}, v))
 }
 
 // ScalarInt64 adds a 0-D int64 initializer.
 func (b *Builder) ScalarInt64(v int64) string {
-	return b.Init(Int64Tensor("", nil, []int64{v}))
+	return b.Init(onnx.Int64Tensor("", nil, []int64{v}))
 }
 
 // ScalarFloat adds a 0-D float32 initializer.
 func (b *Builder) ScalarFloat(v float32) string {
-	return b.Init(FloatTensor("", nil, []float32{v}))
+	return b.Init(onnx.FloatTensor("", nil, []float32{v}))
 }
 
 // NodeTo adds a node with explicit output names (claimed as values).
 // Empty output names mark unused optional outputs. An empty node name is
 // generated from the op type.
-func (b *Builder) NodeTo(domain, op string, inputs, outputs []string, attrs ...Attr) {
+func (b *Builder) NodeTo(domain, op string, inputs, outputs []string, attrs ...onnx.Attr) {
 	b.NamedNode("", domain, op, inputs, outputs, attrs...)
 }
 
 // NamedNode is NodeTo with an explicit node name.
-func (b *Builder) NamedNode(name, domain, op string, inputs, outputs []string, attrs ...Attr) {
+func (b *Builder) NamedNode(name, domain, op string, inputs, outputs []string, attrs ...onnx.Attr) {
 	if name == "" {
 		name = b.Unique(op)
 	} else {
@@ -125,7 +130,7 @@ func (b *Builder) NamedNode(name, domain, op string, inputs, outputs []string, a
 }
 
 // addNode appends a node whose name is already claimed.
-func (b *Builder) addNode(name, domain, op string, inputs, outputs []string, attrs []Attr) {
+func (b *Builder) addNode(name, domain, op string, inputs, outputs []string, attrs []onnx.Attr) {
 	for _, o := range outputs {
 		if o != "" {
 			b.claim(o)
@@ -136,16 +141,16 @@ func (b *Builder) addNode(name, domain, op string, inputs, outputs []string, att
 			b.fail("onnx builder: node %q (%s) reads unknown value %q", name, op, in)
 		}
 	}
-	b.g.Nodes = append(b.g.Nodes, Node{Name: name, OpType: op, Domain: domain, Inputs: inputs, Outputs: outputs, Attrs: attrs})
+	b.g.Nodes = append(b.g.Nodes, onnx.Node{Name: name, OpType: op, Domain: domain, Inputs: inputs, Outputs: outputs, Attrs: attrs})
 }
 
 // Op adds a default-domain node with nOut generated outputs.
-func (b *Builder) Op(op string, inputs []string, nOut int, attrs ...Attr) []string {
+func (b *Builder) Op(op string, inputs []string, nOut int, attrs ...onnx.Attr) []string {
 	return b.DomainOp("", op, inputs, nOut, attrs...)
 }
 
 // DomainOp adds a node of the given domain with nOut generated outputs.
-func (b *Builder) DomainOp(domain, op string, inputs []string, nOut int, attrs ...Attr) []string {
+func (b *Builder) DomainOp(domain, op string, inputs []string, nOut int, attrs ...onnx.Attr) []string {
 	name := b.Unique(op)
 	outs := make([]string, nOut)
 	for i := range outs {
@@ -158,13 +163,13 @@ func (b *Builder) DomainOp(domain, op string, inputs []string, nOut int, attrs .
 }
 
 // Op1 adds a default-domain node with one output and returns it.
-func (b *Builder) Op1(op string, inputs []string, attrs ...Attr) string {
+func (b *Builder) Op1(op string, inputs []string, attrs ...onnx.Attr) string {
 	return b.Op(op, inputs, 1, attrs...)[0]
 }
 
 // MS1 adds a com.microsoft node with one output and returns it.
-func (b *Builder) MS1(op string, inputs []string, attrs ...Attr) string {
-	return b.DomainOp(MicrosoftDomain, op, inputs, 1, attrs...)[0]
+func (b *Builder) MS1(op string, inputs []string, attrs ...onnx.Attr) string {
+	return b.DomainOp(onnx.MicrosoftDomain, op, inputs, 1, attrs...)[0]
 }
 
 // Add is x + y.
@@ -189,32 +194,32 @@ func (b *Builder) Reshape(x string, shape ...int64) string {
 
 // Transpose permutes the axes of x.
 func (b *Builder) Transpose(x string, perm ...int64) string {
-	return b.Op1("Transpose", []string{x}, Ints("perm", perm...))
+	return b.Op1("Transpose", []string{x}, onnx.Ints("perm", perm...))
 }
 
 // Concat joins xs along axis.
 func (b *Builder) Concat(axis int64, xs ...string) string {
-	return b.Op1("Concat", xs, Int("axis", axis))
+	return b.Op1("Concat", xs, onnx.Int("axis", axis))
 }
 
 // Gather takes entries of data at indices along axis.
 func (b *Builder) Gather(data, indices string, axis int64) string {
-	return b.Op1("Gather", []string{data, indices}, Int("axis", axis))
+	return b.Op1("Gather", []string{data, indices}, onnx.Int("axis", axis))
 }
 
 // Softmax normalises x along axis.
 func (b *Builder) Softmax(x string, axis int64) string {
-	return b.Op1("Softmax", []string{x}, Int("axis", axis))
+	return b.Op1("Softmax", []string{x}, onnx.Int("axis", axis))
 }
 
 // Cast converts x to type to.
-func (b *Builder) Cast(x string, to DataType) string {
-	return b.Op1("Cast", []string{x}, Int("to", int64(to)))
+func (b *Builder) Cast(x string, to onnx.DataType) string {
+	return b.Op1("Cast", []string{x}, onnx.Int("to", int64(to)))
 }
 
 // Shape returns dims [start, end) of x's shape as a 1-D int64 tensor.
 func (b *Builder) Shape(x string, start, end int64) string {
-	return b.Op1("Shape", []string{x}, Int("start", start), Int("end", end))
+	return b.Op1("Shape", []string{x}, onnx.Int("start", start), onnx.Int("end", end))
 }
 
 // Unsqueeze inserts axes of size 1.
@@ -234,7 +239,7 @@ func (b *Builder) Sigmoid(x string) string { return b.Op1("Sigmoid", []string{x}
 func (b *Builder) Where(cond, x, y string) string { return b.Op1("Where", []string{cond, x, y}) }
 
 // Graph returns the built graph or the first error met while building.
-func (b *Builder) Graph() (*Graph, error) {
+func (b *Builder) Graph() (*onnx.Graph, error) {
 	if b.err != nil {
 		return nil, b.err
 	}

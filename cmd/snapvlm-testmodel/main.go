@@ -1,10 +1,19 @@
+// Command snapvlm-testmodel writes random-weight SmolVLM-format models:
+// the real config files and graph structure (any of the export variants),
+// a generated or given tokenizer, and weights from a seed. The tests and
+// `make demo`'s offline fallback use it; it is a development tool, kept out
+// of the snapvlm binary.
+//
+//	snapvlm-testmodel --preset tiny512 --out DIR [--variants fp32,q4] [--seed N]
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,11 +21,23 @@ import (
 	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
 
-// cmdTestmodel writes a random-weight SmolVLM-format model directory.
-func cmdTestmodel(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("testmodel", flag.ContinueOnError)
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "snapvlm-testmodel: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run writes a random-weight SmolVLM-format model directory.
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("snapvlm-testmodel", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: snapvlm testmodel --preset NAME --out DIR [--variants fp32,q4,fp16] [--seed N]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: snapvlm-testmodel --preset NAME --out DIR [--variants fp32,q4,fp16] [--seed N]\n\n"+
 			"Writes a SmolVLM-format model (configs, tokenizer, onnx/*.onnx) with random weights.\nPresets: %s\n\n",
 			strings.Join(testmodel.Presets(), ", "))
 		fs.PrintDefaults()

@@ -33,7 +33,7 @@ type Encoded struct {
 	// tiling, and in the vision encoder (zero when the features were cached
 	// or another call was already encoding the same image).
 	Preprocess time.Duration `json:"-"`
-	Vision     time.Duration `json:"-"`
+	Vision     time.Duration `json:"-"` // see Preprocess
 }
 
 // Encode computes the features of img with the preprocessing of opt and

@@ -69,6 +69,7 @@ type PromptTooLongError struct {
 // Is makes errors.Is(err, ErrPromptTooLong) true.
 func (e *PromptTooLongError) Is(target error) bool { return target == ErrPromptTooLong }
 
+// Error gives the counts and what makes the prompt shorter.
 func (e *PromptTooLongError) Error() string {
 	return fmt.Sprintf("the prompt has %d tokens (%d of them for images), more than the model's %d positions (max_position_embeddings); use fewer images, Request.NoSplit or a smaller Request.ImageSize",
 		e.Tokens, e.ImageTokens, e.Limit)

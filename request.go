@@ -72,9 +72,9 @@ func ImageFromImage(name string, img image.Image) *Image {
 
 // Part is one item of a message: text, an image or a video (set one).
 type Part struct {
-	Text  string
-	Image *Image
-	Video *Video
+	Text  string // the text, when Image and Video are nil
+	Image *Image // an image, or nil
+	Video *Video // a video, or nil
 }
 
 // Role is the author of a message.
@@ -89,8 +89,8 @@ const (
 
 // Message is one turn of a conversation.
 type Message struct {
-	Role    Role
-	Content []Part
+	Role    Role   // who wrote it
+	Content []Part // its text and images, in order
 }
 
 // UserMessage is a user turn with the images first, then the text, as the
@@ -198,8 +198,8 @@ type LogitsProcessor interface {
 // Request is one generation: the conversation and the settings of the
 // answer.
 type Request struct {
-	Messages []Message
-	GenerateOptions
+	Messages        []Message // the conversation, oldest first; the answer follows the last
+	GenerateOptions           // the settings of the answer
 }
 
 // Token is one generated token as the streaming callback receives it. Text
@@ -212,8 +212,8 @@ type Request struct {
 // When generation is cancelled while text is held back, a last Token with
 // ID NoToken carries that text.
 type Token struct {
-	ID   int64
-	Text string
+	ID   int64  // the token id (NoToken for released text only)
+	Text string // the answer text this token completes, possibly empty
 }
 
 // NoToken is the ID of a Token that only releases held-back text.
@@ -295,18 +295,18 @@ type ImageInfo struct {
 
 // Result is a finished (or cancelled) generation.
 type Result struct {
-	Text         string       `json:"text"`
-	Tokens       []int64      `json:"tokens"` // generated ids, the end token included
-	PromptTokens []int64      `json:"prompt_tokens"`
-	ImageTokens  int          `json:"image_tokens"`  // <image> tokens in the prompt
-	ReusedTokens int          `json:"reused_tokens"` // prompt tokens whose cache a Chat kept from earlier turns
-	Tiles        int          `json:"tiles"`         // vision frames over all images and videos
-	Images       []ImageInfo  `json:"images"`
-	Videos       []VideoInfo  `json:"videos,omitempty"`
-	FinishReason FinishReason `json:"finish_reason"`
+	Text         string       `json:"text"`             // the answer, without end token or stop string
+	Tokens       []int64      `json:"tokens"`           // generated ids, the end token included
+	PromptTokens []int64      `json:"prompt_tokens"`    // the prompt's ids, images expanded
+	ImageTokens  int          `json:"image_tokens"`     // <image> tokens in the prompt
+	ReusedTokens int          `json:"reused_tokens"`    // prompt tokens whose cache a Chat kept from earlier turns
+	Tiles        int          `json:"tiles"`            // vision frames over all images and videos
+	Images       []ImageInfo  `json:"images"`           // how each image was tiled, in prompt order
+	Videos       []VideoInfo  `json:"videos,omitempty"` // what was sampled of each video
+	FinishReason FinishReason `json:"finish_reason"`    // why the answer ended
 	// Incomplete is set for structured output (GenerateOptions.Format,
 	// Schema, Regex) when the answer stopped before it was complete:
 	// FinishReason "length", a stop string, or cancellation.
 	Incomplete bool    `json:"incomplete,omitempty"`
-	Timings    Timings `json:"timings"`
+	Timings    Timings `json:"timings"` // where the time went
 }

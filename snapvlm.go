@@ -8,10 +8,21 @@
 // Runtime sessions, the tokenizer and the image-feature cache are shared,
 // while every call to Generate has its own key/value cache and tensors.
 //
-// The pipeline runs one way: image -> pixels (internal/imageproc) -> image
+// Load (or LoadFromHub, given a Hugging Face repo id) opens a model;
+// Model.Generate answers one Request (messages with images, and the
+// GenerateOptions of the answer), streaming each Token to a callback; a Chat
+// keeps a conversation and its decoder cache between turns. Images come
+// from files (ImageFile), readers (ImageReader) or decoded images
+// (ImageFromImage). A cancelled context returns the partial Result with
+// ctx.Err(). Errors a caller can branch on are ErrRuntimeMissing,
+// *ModelError, ErrVariantMissing, ErrImage, *PromptTooLongError (checked
+// before any image is encoded) and ErrClosed.
+//
+// The pipeline runs one way: messages and images -> prompt ids and tile
+// grids (internal/processor) -> pixels (internal/imageproc) -> image
 // features (internal/vision) -> embeddings (internal/embed) -> decoder with
-// its cache (internal/decoder) -> tokens (internal/sample) -> text
-// (internal/tokenizer).
+// its cache (internal/decoder) -> tokens (internal/sample, a
+// LogitsProcessor) -> text (internal/tokenizer).
 package snapvlm
 
 import (
@@ -116,9 +127,9 @@ type Options struct {
 // "config", "tokenizer", "runtime" and the graph names (GraphVision,
 // GraphEmbed, GraphDecoder), whose File is the graph file.
 type LoadProgress struct {
-	Stage       string
-	File        string
-	Done, Total int
+	Stage       string // the stage starting ("done" at the end)
+	File        string // the file it reads, where there is one
+	Done, Total int    // stages complete, of all
 }
 
 // Model is a loaded SmolVLM model. Safe for concurrent use.

@@ -1,8 +1,11 @@
-package onnx
+package onnx_test
 
 import (
 	"reflect"
 	"testing"
+
+	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 )
 
 // fuzzSeedModels are small serialized graphs: inputs with fixed and
@@ -11,15 +14,15 @@ import (
 func fuzzSeedModels(f *testing.F) [][]byte {
 	var out [][]byte
 	for k := range 2 {
-		b := NewBuilder("seed")
-		x := b.Input("x", Float, S("batch"), N(4))
-		w := b.Init(FloatTensor("w", []int64{4, 3}, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}))
+		b := onnxbuild.New("seed")
+		x := b.Input("x", onnx.Float, onnx.S("batch"), onnx.N(4))
+		w := b.Init(onnx.FloatTensor("w", []int64{4, 3}, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}))
 		y := b.MatMul(x, w)
 		if k == 1 {
-			y = b.Op1("MatMulNBits", []string{y}, Int("accuracy_level", 0))
-			b.OutputAs(b.Cast(b.ConstInt64(1, 2), Float), "c", Float, N(2))
+			y = b.Op1("MatMulNBits", []string{y}, onnx.Int("accuracy_level", 0))
+			b.OutputAs(b.Cast(b.ConstInt64(1, 2), onnx.Float), "c", onnx.Float, onnx.N(2))
 		}
-		b.OutputAs(y, "y", Float, S("batch"), N(3))
+		b.OutputAs(y, "y", onnx.Float, onnx.S("batch"), onnx.N(3))
 		g, err := b.Graph()
 		if err != nil {
 			f.Fatal(err)
@@ -31,7 +34,7 @@ func fuzzSeedModels(f *testing.F) [][]byte {
 				}
 			}
 		}
-		data, err := NewModel(g).Marshal()
+		data, err := onnx.NewModel(g).Marshal()
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -49,14 +52,14 @@ func FuzzReadGraphIO(f *testing.F) {
 		f.Add(m)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ins, outs, ioErr := ReadGraphIO(data)
-		ReadOpTypes(data)
-		UsesExternalData(data)
+		ins, outs, ioErr := onnx.ReadGraphIO(data)
+		onnx.ReadOpTypes(data)
+		onnx.UsesExternalData(data)
 		check := func(what string, out []byte, err error) {
 			if err != nil || ioErr != nil {
 				return
 			}
-			ins2, outs2, err := ReadGraphIO(out)
+			ins2, outs2, err := onnx.ReadGraphIO(out)
 			if err != nil {
 				t.Fatalf("%s: rewritten model unreadable: %v", what, err)
 			}
@@ -64,9 +67,9 @@ func FuzzReadGraphIO(f *testing.F) {
 				t.Fatalf("%s changed the graph I/O:\n%v %v\n%v %v", what, ins, outs, ins2, outs2)
 			}
 		}
-		out, _, err := SetNodeAttrInt(data, "com.microsoft", "MatMulNBits", "accuracy_level", 4)
+		out, _, err := onnx.SetNodeAttrInt(data, "com.microsoft", "MatMulNBits", "accuracy_level", 4)
 		check("SetNodeAttrInt", out, err)
-		out, _, err = QuantizeMatMulsInt8(data)
+		out, _, err = onnx.QuantizeMatMulsInt8(data)
 		check("QuantizeMatMulsInt8", out, err)
 	})
 }

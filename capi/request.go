@@ -176,16 +176,6 @@ func (r *requestJSON) request(images []*image) (snapvlm.Request, error) {
 // ms is a duration in milliseconds.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-type timingsJSON struct {
-	Load               float64 `json:"load_ms"`
-	Preprocess         float64 `json:"preprocess_ms"`
-	Vision             float64 `json:"vision_ms"`
-	Prefill            float64 `json:"prefill_ms"`
-	FirstToken         float64 `json:"ttft_ms"`
-	Decode             float64 `json:"decode_ms"`
-	DecodeTokensPerSec float64 `json:"decode_tokens_per_sec"`
-}
-
 type resultJSON struct {
 	Text         string              `json:"text"`
 	Tokens       []int64             `json:"tokens"`
@@ -194,15 +184,14 @@ type resultJSON struct {
 	Tiles        int                 `json:"tiles"`
 	Images       []snapvlm.ImageInfo `json:"images"`
 	FinishReason string              `json:"finish_reason"`
-	Timings      timingsJSON         `json:"timings"`
+	Timings      snapvlm.Timings     `json:"timings"` // milliseconds, as snapvlm.Timings marshals
 }
 
 func resultOf(res *snapvlm.Result) resultJSON {
-	t := res.Timings
 	out := resultJSON{
 		Text: res.Text, Tokens: res.Tokens, PromptTokens: len(res.PromptTokens), ImageTokens: res.ImageTokens,
 		Tiles: res.Tiles, Images: res.Images, FinishReason: string(res.FinishReason),
-		Timings: timingsJSON{ms(t.Load), ms(t.Preprocess), ms(t.Vision), ms(t.Prefill), ms(t.FirstToken), ms(t.Decode), t.DecodeTokensPerSec},
+		Timings: res.Timings,
 	}
 	if out.Tokens == nil {
 		out.Tokens = []int64{}

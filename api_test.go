@@ -93,9 +93,9 @@ func TestLoadAPI(t *testing.T) {
 	if m.Files()[GraphDecoder] == "changed" {
 		t.Error("Files returned the model's own map")
 	}
-	q8 := loadModel(t, "tiny512", Options{Dtype: "quantized"})
-	if d := q8.Dtypes(); len(d) != 3 || d[GraphVision] != "quantized" || d[GraphDecoder] != "quantized" {
-		t.Errorf("Dtypes of a quantized load: %v", d)
+	half := loadModel(t, "tiny512", Options{Dtype: "fp16", EmbedDtype: "fp32"})
+	if d := half.Dtypes(); len(d) != 3 || d[GraphVision] != "fp16" || d[GraphEmbed] != "fp32" || d[GraphDecoder] != "fp16" {
+		t.Errorf("Dtypes of an fp16 load with an fp32 embedder: %v", d)
 	}
 	ids := m.Tokenize("Hello world")
 	if got := m.Detokenize(ids, true); got != "Hello world" {

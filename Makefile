@@ -61,7 +61,7 @@ test: setup deps
 demo: setup
 	scripts/demo.sh
 
-# fuzz: every native Go fuzz target for FUZZTIME each (scripts/fuzz.sh lists
+# fuzz: every native Go fuzz target for FUZZTIME each (scripts/fuzz.sh finds
 # them); a crasher lands in the package's testdata/fuzz/ as a regression case.
 FUZZTIME ?= 60s
 fuzz: sysdeps

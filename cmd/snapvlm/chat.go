@@ -170,6 +170,9 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 		spin := startSpinner(errOut, len(pending) > 0, isTerminal(errOut))
 		before := len(chat.History())
 		res, err := chat.Send(turnCtx, snapvlm.Message{Role: snapvlm.User, Content: append(slices.Clone(pending), snapvlm.Part{Text: line})}, f.generateOptions(), func(tok snapvlm.Token) error {
+			if tok.Text == "" {
+				return nil // a token whose text is held back (or an end token)
+			}
 			spin.stop()
 			_, err := io.WriteString(out, tok.Text)
 			return err

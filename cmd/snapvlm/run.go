@@ -87,6 +87,9 @@ func runRunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	var onToken func(snapvlm.Token) error
 	if !*asJSON {
 		onToken = func(tok snapvlm.Token) error {
+			if tok.Text == "" {
+				return nil // a token whose text is held back (or an end token)
+			}
 			prog.clear()
 			_, err := io.WriteString(stdout, tok.Text)
 			return err

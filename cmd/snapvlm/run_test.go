@@ -219,7 +219,7 @@ func TestChatInterrupt(t *testing.T) {
 	}
 	defer m.Close()
 	pr, pw := io.Pipe()
-	out := &signalWriter{trigger: 20}
+	out := &signalWriter{trigger: 20, fired: make(chan struct{})}
 	var errOut bytes.Buffer
 	done := make(chan error, 1)
 	go func() { done <- chatLoop(context.Background(), m, &f, pr, out, &errOut) }()
@@ -245,14 +245,12 @@ type signalWriter struct {
 	mu      sync.Mutex
 	n       int
 	trigger int
-	fired   chan struct{}
-	once    sync.Once
+	fired   chan struct{} // closed once the signal has landed
 }
 
 func (w *signalWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.once.Do(func() { w.fired = make(chan struct{}) })
 	w.n++
 	if w.n == w.trigger {
 		// Wait until the signal is delivered, then hold this piece a moment

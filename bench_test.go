@@ -11,11 +11,19 @@ import (
 // downloaded SmolVLM) or the generated tiny512.
 func benchModel(b *testing.B) *Model {
 	b.Helper()
+	return benchModelWith(b, Options{})
+}
+
+// benchModelWith loads the benchmark model with opts (its Dtype from
+// SNAPVLM_BENCH_DTYPE).
+func benchModelWith(b *testing.B, opts Options) *Model {
+	b.Helper()
 	dir := os.Getenv("SNAPVLM_BENCH_MODEL")
 	if dir == "" {
 		dir = modelDir(b, "tiny512")
 	}
-	m, err := Load(context.Background(), dir, Options{Dtype: os.Getenv("SNAPVLM_BENCH_DTYPE")})
+	opts.Dtype = os.Getenv("SNAPVLM_BENCH_DTYPE")
+	m, err := Load(context.Background(), dir, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,11 +47,26 @@ func benchPrompt(b *testing.B, m *Model, n int) ([]int64, []float32) {
 
 // BenchmarkDecodeStep measures one decoder step (embed the token, run the
 // decoder with the cache, read the last logits row) at a fixed context of
-// 512 tokens; allocs/op shows nothing grows with the sequence.
+// 81 tokens (a short prompt) and 876 (a photo split into 3×4 tiles), with
+// the decoder's attention as exported (plain) and rewritten to attend on
+// the kv heads (gqa); allocs/op shows nothing grows with the sequence.
 func BenchmarkDecodeStep(b *testing.B) {
-	m := benchModel(b)
+	models := map[string]*Model{}
+	for _, attn := range []string{"plain", "gqa"} {
+		models[attn] = benchModelWith(b, Options{PlainAttention: attn == "plain"})
+	}
+	for _, n := range []int{81, 876} {
+		for _, attn := range []string{"plain", "gqa"} {
+			b.Run(fmt.Sprintf("context=%d/attention=%s", n, attn), func(b *testing.B) {
+				benchDecodeStep(b, models[attn], n)
+			})
+		}
+	}
+}
+
+func benchDecodeStep(b *testing.B, m *Model, n int) {
 	ctx := context.Background()
-	ids, embeds := benchPrompt(b, m, 512)
+	ids, embeds := benchPrompt(b, m, n)
 	st, err := m.dec.NewState(len(ids)+1, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -72,6 +95,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 }
 
 // BenchmarkGenerateText is a whole text-only answer of 32 tokens; it

@@ -42,6 +42,16 @@ var testModels struct {
 var examples string
 
 func TestMain(m *testing.M) {
+	// Loads write rewritten decoders to the user cache dir: keep the test
+	// models' ones out of the user's, once ONNX Runtime (found through
+	// that dir) is located.
+	cache, err := os.MkdirTemp("", "snapvlm-cache-")
+	if err == nil {
+		if lib, err := ort.FindLibrary(""); err == nil && os.Getenv("SNAPVLM_ORT_LIB") == "" {
+			os.Setenv("SNAPVLM_ORT_LIB", lib)
+		}
+		os.Setenv("XDG_CACHE_HOME", cache)
+	}
 	// The examples (package snapvlm_test) load the model this names.
 	if os.Getenv("SNAPVLM_EXAMPLE_MODEL") == "" {
 		dir, err := os.MkdirTemp("", "snapvlm-example-")
@@ -61,6 +71,9 @@ func TestMain(m *testing.M) {
 	}
 	if testModels.root != "" {
 		os.RemoveAll(testModels.root)
+	}
+	if cache != "" {
+		os.RemoveAll(cache)
 	}
 	os.Exit(code)
 }

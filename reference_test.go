@@ -3,6 +3,7 @@ package snapvlm
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/jsref"
@@ -54,6 +55,9 @@ func TestAgainstTransformersJS(t *testing.T) {
 			}
 			m := loadModel(t, c.preset, Options{Dtype: c.dtype, TextOnly: len(c.images) == 0, VisionBatch: c.visionBatch, PrefillChunk: prefillChunk})
 			req := Request{Messages: []Message{UserMessage("Can you describe this?", c.images...)}, GenerateOptions: GenerateOptions{MaxNewTokens: maxNew, NoSplit: c.noSplit}}
+			if why := m.FileReasons()[GraphDecoder]; !strings.Contains(why, "GroupQueryAttention rewrite;") {
+				t.Errorf("decoder attention not rewritten: %s", why)
+			}
 			ours := greedy(t, m, req)
 
 			jsDtype := c.dtype

@@ -114,6 +114,14 @@ type Options struct {
 	// the user cache dir and checked on a probe tile; a rewrite that fails
 	// the check is not used (Model.FileReasons says so).
 	VisionInt8 bool
+	// PlainAttention keeps the decoder's attention as exported
+	// (MultiHeadAttention on key/value heads repeated for every query head,
+	// each step). By default the decoder is rewritten once, at load, to
+	// attend on the cached key/value heads directly (GroupQueryAttention;
+	// cached in the user cache dir and checked against the original on a
+	// probe; a graph of another shape or a failed probe keeps the original,
+	// and Model.FileReasons says so).
+	PlainAttention bool
 	// FeatureCacheSize is how many images' features are kept for reuse
 	// across questions; 0 = 32, negative disables the cache.
 	FeatureCacheSize int
@@ -345,6 +353,14 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 	if m.emb, err = embed.New(m.env, files[GraphEmbed], so, t.HiddenSize); err != nil {
 		return refuse(GraphEmbed, err)
 	}
+	dcfg := decoder.Config{
+		Layers: t.NumHiddenLayers, KVHeads: t.NumKeyValueHeads, HeadDim: t.HeadDimension(), Hidden: t.HiddenSize, Vocab: t.VocabSize,
+	}
+	if !opts.PlainAttention && t.NumAttentionHeads > t.NumKeyValueHeads && t.NumKeyValueHeads > 0 {
+		var note string
+		files[GraphDecoder], note = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], so, dcfg, t.NumAttentionHeads, m.emb)
+		why[GraphDecoder] += "; " + note
+	}
 	dso := so
 	if opts.DecoderInt8 {
 		dso.MatMulNBitsAccuracy = 4
@@ -353,9 +369,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 	if err := st.next(GraphDecoder, files[GraphDecoder]); err != nil {
 		return err
 	}
-	if m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, decoder.Config{
-		Layers: t.NumHiddenLayers, KVHeads: t.NumKeyValueHeads, HeadDim: t.HeadDimension(), Hidden: t.HiddenSize, Vocab: t.VocabSize,
-	}); err != nil {
+	if m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, dcfg); err != nil {
 		return refuse(GraphDecoder, err)
 	}
 	return nil

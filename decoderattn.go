@@ -1,0 +1,157 @@
+package snapvlm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/snapvlm/snapvlm/internal/decoder"
+	"github.com/snapvlm/snapvlm/internal/embed"
+	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/ort"
+)
+
+// GQARewriteName names the decoder's GroupQueryAttention rewrite in the
+// rewritten-file cache key; it changes whenever onnx.FuseGroupQueryAttention
+// changes what it writes.
+const GQARewriteName = "decoder-gqa-v1"
+
+// gqaProbeMaxDelta is the largest |Δlogit|, relative to the probe's largest
+// |logit|, the GroupQueryAttention rewrite may differ from the original by
+// (both compute in float32; only the order of the sums differs).
+const gqaProbeMaxDelta = 1e-3
+
+// gqaProbe is the result of checking the rewrite against its source, kept
+// beside the rewrite.
+type gqaProbe struct {
+	Source   string  `json:"source"`
+	Steps    int     `json:"steps"`
+	MaxDelta float64 `json:"max_delta"` // relative to the largest |logit|
+	SameIDs  bool    `json:"same_ids"`
+}
+
+// gqaDecoderFile returns the GroupQueryAttention rewrite of the decoder src
+// (onnx.FuseGroupQueryAttention: attention on the key/value heads as they
+// are cached, no repeated copies per step), written once to the user cache
+// dir and checked once against src on a probe; src with the reason when
+// the graph is not the shape the rewrite knows or the probe differs.
+func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder) (file, why string) {
+	shape := onnx.GQAShape{Heads: heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim}
+	dst, err := ort.RewrittenFile(src, GQARewriteName, func(data []byte) ([]byte, error) {
+		out, _, err := onnx.FuseGroupQueryAttention(data, shape)
+		return out, err
+	})
+	if err != nil {
+		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err)
+	}
+	probe, err := probeGQA(ctx, env, src, dst, so, cfg, emb)
+	if err != nil {
+		return src, fmt.Sprintf("warning: attention rewrite of %s not used: %v", filepath.Base(src), err)
+	}
+	if !probe.SameIDs || probe.MaxDelta > gqaProbeMaxDelta {
+		return src, fmt.Sprintf("warning: attention rewrite of %s rejected: probe max |Δlogit| %.3g of the largest (limit %.3g), same greedy tokens %v",
+			filepath.Base(src), probe.MaxDelta, gqaProbeMaxDelta, probe.SameIDs)
+	}
+	return dst, fmt.Sprintf("attention on the %d kv heads (GroupQueryAttention rewrite; probe: %d steps, same greedy tokens, max |Δlogit| %.2g of the largest)",
+		cfg.KVHeads, probe.Steps, probe.MaxDelta)
+}
+
+// probeGQA runs src and dst on the same probe, once: a two-part prefill (the
+// second with a past, as chunked prefills and follow-up turns run) and
+// greedy steps, feeding each graph its own greedy token. The result is kept
+// in dst+".probe.json".
+func probeGQA(ctx context.Context, env *ort.Env, src, dst string, so ort.SessionOptions, cfg decoder.Config, emb *embed.Embedder) (gqaProbe, error) {
+	cached := dst + ".probe.json"
+	var res gqaProbe
+	if b, err := os.ReadFile(cached); err == nil && json.Unmarshal(b, &res) == nil && res.Source == src {
+		return res, nil
+	}
+	const prompt, more, steps = 24, 5, 12
+	ids := make([]int64, prompt+more)
+	for i := range ids {
+		ids[i] = int64((i*7919 + 17) % max(cfg.Vocab, 1))
+	}
+	embeds, err := emb.Embed(ctx, ids)
+	if err != nil {
+		return res, err
+	}
+	h := cfg.Hidden
+	var logits [2][][]float32
+	var greedy [2][]int64
+	for side, f := range []string{src, dst} {
+		dec, err := decoder.New(env, f, so, cfg)
+		if err != nil {
+			return res, err
+		}
+		err = func() error {
+			defer dec.Close()
+			st, err := dec.NewState(prompt+more+steps, prompt)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			keep := func(l []float32) int64 {
+				logits[side] = append(logits[side], append([]float32(nil), l...))
+				return argmax(l)
+			}
+			if _, err := st.Prefill(ctx, embeds[:prompt*h]); err != nil {
+				return err
+			}
+			l, err := st.Prefill(ctx, embeds[prompt*h:])
+			if err != nil {
+				return err
+			}
+			id := keep(l)
+			for range steps {
+				greedy[side] = append(greedy[side], id)
+				e, err := emb.Embed(ctx, []int64{id})
+				if err != nil {
+					return err
+				}
+				if l, err = st.Step(ctx, e); err != nil {
+					return err
+				}
+				id = keep(l)
+			}
+			greedy[side] = append(greedy[side], id)
+			return nil
+		}()
+		if err != nil {
+			return res, fmt.Errorf("probe of %s: %w", f, err)
+		}
+	}
+	res = gqaProbe{Source: src, Steps: steps, SameIDs: true}
+	var top float64
+	for i := range logits[0] {
+		if greedy[0][i] != greedy[1][i] {
+			res.SameIDs = false
+		}
+		for j, x := range logits[0][i] {
+			top = max(top, math.Abs(float64(x)))
+			res.MaxDelta = max(res.MaxDelta, math.Abs(float64(x-logits[1][i][j])))
+		}
+	}
+	if top == 0 {
+		return res, errors.New("probe logits are all zero")
+	}
+	res.MaxDelta /= top
+	b, err := json.Marshal(res)
+	if err != nil {
+		return res, err
+	}
+	return res, os.WriteFile(cached, b, 0o644)
+}
+
+func argmax(l []float32) int64 {
+	best := 0
+	for i, x := range l {
+		if x > l[best] {
+			best = i
+		}
+	}
+	return int64(best)
+}

@@ -30,34 +30,37 @@ const gqaProbeMaxDelta = 1e-3
 type gqaProbe struct {
 	Source   string  `json:"source"`
 	Steps    int     `json:"steps"`
-	MaxDelta float64 `json:"max_delta"` // relative to the largest |logit|
+	Shared   bool    `json:"shared_cache"` // the rewrite ran with decoder.Config.SharedCache
+	MaxDelta float64 `json:"max_delta"`    // relative to the largest |logit|
 	SameIDs  bool    `json:"same_ids"`
 }
 
 // gqaDecoderFile returns the GroupQueryAttention rewrite of the decoder src
 // (onnx.FuseGroupQueryAttention: attention on the key/value heads as they
 // are cached, no repeated copies per step), written once to the user cache
-// dir and checked once against src on a probe; src with the reason when
-// the graph is not the shape the rewrite knows or the probe differs.
-func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder) (file, why string) {
+// dir and checked once against src on a probe, run with the cache layout it
+// will be used with (cfg.SharedCache set: past and present in one buffer);
+// src with the reason when the graph is not the shape the rewrite knows or
+// the probe differs. rewritten says which was returned.
+func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder) (file, why string, rewritten bool) {
 	shape := onnx.GQAShape{Heads: heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim}
 	dst, err := ort.RewrittenFile(src, GQARewriteName, func(data []byte) ([]byte, error) {
 		out, _, err := onnx.FuseGroupQueryAttention(data, shape)
 		return out, err
 	})
 	if err != nil {
-		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err)
+		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err), false
 	}
 	probe, err := probeGQA(ctx, env, src, dst, so, cfg, emb)
 	if err != nil {
-		return src, fmt.Sprintf("warning: attention rewrite of %s not used: %v", filepath.Base(src), err)
+		return src, fmt.Sprintf("warning: attention rewrite of %s not used: %v", filepath.Base(src), err), false
 	}
 	if !probe.SameIDs || probe.MaxDelta > gqaProbeMaxDelta {
 		return src, fmt.Sprintf("warning: attention rewrite of %s rejected: probe max |Δlogit| %.3g of the largest (limit %.3g), same greedy tokens %v",
-			filepath.Base(src), probe.MaxDelta, gqaProbeMaxDelta, probe.SameIDs)
+			filepath.Base(src), probe.MaxDelta, gqaProbeMaxDelta, probe.SameIDs), false
 	}
 	return dst, fmt.Sprintf("attention on the %d kv heads (GroupQueryAttention rewrite; probe: %d steps, same greedy tokens, max |Δlogit| %.2g of the largest)",
-		cfg.KVHeads, probe.Steps, probe.MaxDelta)
+		cfg.KVHeads, probe.Steps, probe.MaxDelta), true
 }
 
 // probeGQA runs src and dst on the same probe, once: a two-part prefill (the
@@ -65,9 +68,9 @@ func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.Sessio
 // greedy steps, feeding each graph its own greedy token. The result is kept
 // in dst+".probe.json".
 func probeGQA(ctx context.Context, env *ort.Env, src, dst string, so ort.SessionOptions, cfg decoder.Config, emb *embed.Embedder) (gqaProbe, error) {
-	cached := dst + ".probe.json"
+	cached := dst + ort.ProbeSuffix
 	var res gqaProbe
-	if b, err := os.ReadFile(cached); err == nil && json.Unmarshal(b, &res) == nil && res.Source == src {
+	if b, err := os.ReadFile(cached); err == nil && json.Unmarshal(b, &res) == nil && res.Source == src && res.Shared == cfg.SharedCache {
 		return res, nil
 	}
 	const prompt, more, steps = 24, 5, 12
@@ -83,7 +86,9 @@ func probeGQA(ctx context.Context, env *ort.Env, src, dst string, so ort.Session
 	var logits [2][][]float32
 	var greedy [2][]int64
 	for side, f := range []string{src, dst} {
-		dec, err := decoder.New(env, f, so, cfg)
+		c := cfg
+		c.SharedCache = side == 1 && cfg.SharedCache
+		dec, err := decoder.New(env, f, so, c)
 		if err != nil {
 			return res, err
 		}
@@ -124,7 +129,7 @@ func probeGQA(ctx context.Context, env *ort.Env, src, dst string, so ort.Session
 			return res, fmt.Errorf("probe of %s: %w", f, err)
 		}
 	}
-	res = gqaProbe{Source: src, Steps: steps, SameIDs: true}
+	res = gqaProbe{Source: src, Steps: steps, Shared: cfg.SharedCache, SameIDs: true}
 	var top float64
 	for i := range logits[0] {
 		if greedy[0][i] != greedy[1][i] {

@@ -358,7 +358,9 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 	}
 	if !opts.PlainAttention && t.NumAttentionHeads > t.NumKeyValueHeads && t.NumKeyValueHeads > 0 {
 		var note string
-		files[GraphDecoder], note = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], so, dcfg, t.NumAttentionHeads, m.emb)
+		c := dcfg
+		c.SharedCache = true
+		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], so, c, t.NumAttentionHeads, m.emb)
 		why[GraphDecoder] += "; " + note
 	}
 	dso := so

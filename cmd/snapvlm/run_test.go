@@ -17,6 +17,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/snapvlm/snapvlm/internal/ort"
 	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
@@ -47,9 +48,22 @@ func tinyModel(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	// Loads write rewritten decoders to the user cache dir: keep the test
+	// models' ones out of the user's, once ONNX Runtime (found through
+	// that dir) is located.
+	cache, err := os.MkdirTemp("", "snapvlm-cache-")
+	if err == nil {
+		if lib, err := ort.FindLibrary(""); err == nil && os.Getenv("SNAPVLM_ORT_LIB") == "" {
+			os.Setenv("SNAPVLM_ORT_LIB", lib)
+		}
+		os.Setenv("XDG_CACHE_HOME", cache)
+	}
 	code := m.Run()
 	if tiny.dir != "" {
 		os.RemoveAll(filepath.Dir(tiny.dir))
+	}
+	if cache != "" {
+		os.RemoveAll(cache)
 	}
 	os.Exit(code)
 }

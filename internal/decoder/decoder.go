@@ -7,6 +7,11 @@
 // writes each step's present.* into one while reading past_key_values.* from
 // the other (the previous step's present). Per step only tensor headers are
 // created; nothing is allocated or copied that grows with the sequence.
+//
+// A graph whose attention appends the new rows to the past in place when
+// past and present are the same memory (GroupQueryAttention, see
+// Config.SharedCache) gets one buffer per cache tensor instead: each step
+// writes only its own rows, and the cache takes half the memory.
 package decoder
 
 import (
@@ -39,6 +44,12 @@ type Config struct {
 	HeadDim int
 	Hidden  int
 	Vocab   int // 0: taken from the graph when it is fixed there
+	// SharedCache says the graph's attention (com.microsoft
+	// GroupQueryAttention, reading the past only there) appends to the past
+	// in place when past_key_values.* and present.* are one buffer of the
+	// cache's full capacity, the lengths coming from attention_mask. It is
+	// used for a float32 cache.
+	SharedCache bool
 }
 
 // Decoder is a loaded decoder graph. It is safe for concurrent use; each
@@ -53,6 +64,7 @@ type Decoder struct {
 	presentIdx                                    []int // 2*layer (+1 for value) -> output index
 
 	embType, kvType, logitsType ort.DType
+	shared                      bool // one buffer per cache tensor (Config.SharedCache)
 }
 
 // New loads the graph at path and checks its inputs and outputs against cfg.
@@ -200,6 +212,7 @@ func (d *Decoder) complete() error {
 	if d.embIdx < 0 || d.maskIdx < 0 || d.logitsIdx < 0 {
 		return fmt.Errorf("want inputs %s, %s and output %s", InputEmbeds, InputMask, OutputLogits)
 	}
+	d.shared = cfg.SharedCache && d.kvType == ort.Float32
 	if d.cfg.Vocab <= 0 {
 		return errors.New("the vocabulary size is neither in the graph nor in config.json text_config.vocab_size")
 	}
@@ -232,9 +245,12 @@ type State struct {
 	chunk int // prefill tokens per run
 	n     int // tokens in the cache
 
-	bufs [2][]*ort.Buffer // ping-pong cache buffers per cache tensor
+	bufs [2][]*ort.Buffer // ping-pong cache buffers per cache tensor (one side when shared)
 	cur  int              // side of bufs that past points into
 	past []*ort.Tensor    // current past_key_values.* tensors
+	// present are the present.* tensors of a shared cache: the same
+	// memory as past, both of the full capacity.
+	present []*ort.Tensor
 
 	mask, pos []int64
 	embHalf   []uint16 // float16 copy of embeddings when the graph wants it
@@ -264,7 +280,11 @@ func (d *Decoder) NewState(capacity, chunk int) (*State, error) {
 		st.mask[i], st.pos[i] = 1, int64(i)
 	}
 	per := d.cfg.KVHeads * capacity * d.cfg.HeadDim
-	for side := range st.bufs {
+	sides := 2
+	if d.shared {
+		sides = 1
+	}
+	for side := range sides {
 		st.bufs[side] = make([]*ort.Buffer, 2*d.cfg.Layers)
 		for k := range st.bufs[side] {
 			b, err := ort.NewBuffer(d.kvType, per)
@@ -306,6 +326,14 @@ func (st *State) Reset() error {
 	st.closePast()
 	st.n, st.cur = 0, 0
 	st.past = make([]*ort.Tensor, len(st.bufs[0]))
+	if st.d.shared {
+		// Both cover the whole buffer; the lengths are attention_mask's.
+		st.present = make([]*ort.Tensor, len(st.bufs[0]))
+		if err := st.makeTensors(st.bufs[0], st.cap, st.present); err != nil {
+			return err
+		}
+		return st.makeTensors(st.bufs[0], st.cap, st.past)
+	}
 	return st.makeTensors(st.bufs[0], 0, st.past)
 }
 
@@ -328,6 +356,10 @@ func (st *State) closePast() {
 	for _, t := range st.past {
 		t.Close()
 	}
+	for _, t := range st.present {
+		t.Close()
+	}
+	st.past, st.present = nil, nil
 }
 
 // Close releases the tensors (the Go buffers go with the State).
@@ -422,6 +454,17 @@ func (st *State) run(ctx context.Context, embeds []float32, c int) ([]float32, e
 	if st.out[d.logitsIdx], err = mk(st.logits.Tensor([]int64{1, int64(rows), int64(d.cfg.Vocab)})); err != nil {
 		return nil, err
 	}
+	if d.shared {
+		for k, t := range st.past {
+			st.in[d.pastIdx[k]] = t
+			st.out[d.presentIdx[k]] = st.present[k]
+		}
+		if err := d.s.Run(ctx, st.in, st.out); err != nil {
+			return nil, fmt.Errorf("decoder at %d+%d tokens: %w", st.n, c, err)
+		}
+		st.n = total
+		return st.lastRow(rows), nil
+	}
 	next := st.bufs[1-st.cur]
 	present := make([]*ort.Tensor, len(next))
 	if err := st.makeTensors(next, total, present); err != nil {
@@ -442,13 +485,18 @@ func (st *State) run(ctx context.Context, embeds []float32, c int) ([]float32, e
 	// present becomes the next past: same tensors, no copy.
 	st.closePast()
 	st.past, st.cur, st.n = present, 1-st.cur, total
-	v := d.cfg.Vocab
+	return st.lastRow(rows), nil
+}
+
+// lastRow is the float32 logits of the last of rows positions.
+func (st *State) lastRow(rows int) []float32 {
+	v := st.d.cfg.Vocab
 	off := (rows - 1) * v
 	if st.row != nil {
 		float16.ToFloat32s(st.row, st.logits.F16[off:off+v])
-		return st.row, nil
+		return st.row
 	}
-	return st.logits.F32[off : off+v], nil
+	return st.logits.F32[off : off+v]
 }
 
 // Truncate keeps the first n tokens of the cache and drops the rest, so a
@@ -460,6 +508,11 @@ func (st *State) Truncate(n int) error {
 		return fmt.Errorf("decoder: cannot keep %d of %d cached tokens", n, st.n)
 	}
 	if n == st.n {
+		return nil
+	}
+	if st.d.shared {
+		// Rows stay where they are; the next run overwrites those after n.
+		st.n = n
 		return nil
 	}
 	heads, hd, old := st.d.cfg.KVHeads, st.d.cfg.HeadDim, st.n
@@ -490,7 +543,11 @@ func (st *State) Grow(capacity int) error {
 	per := st.d.cfg.KVHeads * capacity * st.d.cfg.HeadDim
 	used := st.d.cfg.KVHeads * st.n * st.d.cfg.HeadDim
 	var bufs [2][]*ort.Buffer
-	for side := range bufs {
+	sides := 2
+	if st.d.shared {
+		sides = 1
+	}
+	for side := range sides {
 		bufs[side] = make([]*ort.Buffer, len(st.bufs[0]))
 		for k := range bufs[side] {
 			b, err := ort.NewBuffer(st.d.kvType, per)
@@ -501,6 +558,16 @@ func (st *State) Grow(capacity int) error {
 		}
 	}
 	for k, old := range st.bufs[st.cur] {
+		if st.d.shared {
+			// Head h's rows start at h*capacity: move them to the new stride.
+			hd := st.cap * st.d.cfg.HeadDim
+			nd := capacity * st.d.cfg.HeadDim
+			rowsLen := st.n * st.d.cfg.HeadDim
+			for h := range st.d.cfg.KVHeads {
+				copy(bufs[0][k].F32[h*nd:h*nd+rowsLen], old.F32[h*hd:h*hd+rowsLen])
+			}
+			continue
+		}
 		if old.DType == ort.Float16 {
 			copy(bufs[0][k].F16, old.F16[:used])
 		} else {
@@ -514,5 +581,12 @@ func (st *State) Grow(capacity int) error {
 	st.closePast()
 	st.bufs, st.cur, st.cap, st.mask, st.pos = bufs, 0, capacity, mask, pos
 	st.past = make([]*ort.Tensor, len(bufs[0]))
+	if st.d.shared {
+		st.present = make([]*ort.Tensor, len(bufs[0]))
+		if err := st.makeTensors(bufs[0], capacity, st.present); err != nil {
+			return err
+		}
+		return st.makeTensors(bufs[0], capacity, st.past)
+	}
 	return st.makeTensors(bufs[0], st.n, st.past)
 }

@@ -3,12 +3,14 @@ package decoder
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
+	"github.com/snapvlm/snapvlm/internal/onnx"
 	"github.com/snapvlm/snapvlm/internal/ort"
 	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 	"github.com/snapvlm/snapvlm/internal/testmodel"
@@ -16,6 +18,14 @@ import (
 
 // load generates tiny512 and opens its decoder of the given variant.
 func load(t *testing.T, variant string) (*Decoder, int) {
+	t.Helper()
+	d, _, h := loadBoth(t, variant, false)
+	return d, h
+}
+
+// loadBoth generates tiny512 and opens its decoder of the given variant; with
+// gqa also its GroupQueryAttention rewrite, with a shared cache.
+func loadBoth(t *testing.T, variant string, gqa bool) (orig, rewritten *Decoder, hidden int) {
 	t.Helper()
 	e := orttest.Env(t)
 	dir := t.TempDir()
@@ -28,22 +38,51 @@ func load(t *testing.T, variant string) (*Decoder, int) {
 	}
 	tc := cfg.Config.TextConfig
 	suffix := map[string]string{"fp32": "", "fp16": "_fp16", "q4": "_q4"}[variant]
-	d, err := New(e, filepath.Join(dir, "onnx", "decoder_model_merged"+suffix+".onnx"), ort.SessionOptions{IntraOpThreads: 1},
-		Config{Layers: tc.NumHiddenLayers, KVHeads: tc.NumKeyValueHeads, HeadDim: tc.HeadDimension(), Hidden: tc.HiddenSize, Vocab: tc.VocabSize})
+	path := filepath.Join(dir, "onnx", "decoder_model_merged"+suffix+".onnx")
+	dcfg := Config{Layers: tc.NumHiddenLayers, KVHeads: tc.NumKeyValueHeads, HeadDim: tc.HeadDimension(), Hidden: tc.HiddenSize, Vocab: tc.VocabSize}
+	d, err := New(e, path, ort.SessionOptions{IntraOpThreads: 1}, dcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return d, tc.HiddenSize
+	if !gqa {
+		return d, nil, tc.HiddenSize
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, err = onnx.FuseGroupQueryAttention(data, onnx.GQAShape{Heads: tc.NumAttentionHeads, KVHeads: tc.NumKeyValueHeads, HeadDim: tc.HeadDimension()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gqaPath := filepath.Join(dir, "gqa.onnx")
+	if err := os.WriteFile(gqaPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dcfg.SharedCache = true
+	r, err := New(e, gqaPath, ort.SessionOptions{IntraOpThreads: 1}, dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return d, r, tc.HiddenSize
 }
 
 // TestTruncateAndGrow: a cache cut back to k tokens (or moved into a larger
 // one) continues exactly like a cache that only ever saw those k tokens, for
-// the float32 and the float16 cache layouts.
+// the float32 and the float16 cache layouts, and the shared cache of the
+// GroupQueryAttention rewrite (whose fresh logits must also be the original
+// graph's).
 func TestTruncateAndGrow(t *testing.T) {
-	for _, variant := range []string{"fp32", "fp16"} {
+	for _, variant := range []string{"fp32", "fp16", "fp32 shared"} {
 		t.Run(variant, func(t *testing.T) {
-			d, h := load(t, variant)
+			shared := strings.HasSuffix(variant, " shared")
+			variant = strings.TrimSuffix(variant, " shared")
+			orig, d, h := loadBoth(t, variant, shared)
+			if !shared {
+				d = orig
+			}
 			if want := map[string]ort.DType{"fp32": ort.Float32, "fp16": ort.Float16}[variant]; d.KVType() != want {
 				t.Fatalf("KV type %s, want %s", d.KVType(), want)
 			}
@@ -69,6 +108,28 @@ func TestTruncateAndGrow(t *testing.T) {
 				t.Fatal(err)
 			}
 			want = slices.Clone(want)
+			if shared {
+				if !d.shared {
+					t.Fatal("the rewritten decoder does not share its cache")
+				}
+				o, err := orig.NewState(k+1, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer o.Close()
+				if _, err := o.Prefill(ctx, embeds[:k*h]); err != nil {
+					t.Fatal(err)
+				}
+				ow, err := o.Step(ctx, next)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range want {
+					if diff := ow[i] - want[i]; diff > 1e-4 || diff < -1e-4 {
+						t.Fatalf("logit %d: %g with the shared cache, %g with the original graph", i, want[i], ow[i])
+					}
+				}
+			}
 
 			cases := []struct {
 				name  string

@@ -293,27 +293,35 @@ func ListRewritten() ([]RewrittenCopy, error) {
 }
 
 // RemoveRewritten deletes the rewritten models for which keep returns false
-// (nil keep removes all) and returns what it removed.
+// (nil keep removes all) and returns what it removed. A rewrite of a
+// rewrite (--decoder-int8 on the attention rewrite) whose source is
+// removed is offered to keep again, as stale.
 func RemoveRewritten(keep func(RewrittenCopy) bool) ([]RewrittenCopy, error) {
-	files, err := ListRewritten()
-	if err != nil {
-		return nil, err
-	}
 	var removed []RewrittenCopy
 	var errs []error
-	for _, f := range files {
-		if keep != nil && keep(f) {
-			continue
+	for {
+		files, err := ListRewritten()
+		if err != nil {
+			return removed, errors.Join(append(errs, err)...)
 		}
-		if err := os.Remove(f.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-			continue
+		n := len(removed)
+		errs = errs[:0] // only the last pass's failures count
+		for _, f := range files {
+			if keep != nil && keep(f) {
+				continue
+			}
+			if err := os.Remove(f.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			os.Remove(f.Path + sourceSuffix)
+			os.Remove(f.Path + ProbeSuffix)
+			removed = append(removed, f)
 		}
-		os.Remove(f.Path + sourceSuffix)
-		os.Remove(f.Path + ProbeSuffix)
-		removed = append(removed, f)
+		if keep == nil || len(removed) == n {
+			return removed, errors.Join(errs...)
+		}
 	}
-	return removed, errors.Join(errs...)
 }
 
 // rewrittenFile returns the cached rewrite of the model at path, writing it

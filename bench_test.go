@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // benchModel is SNAPVLM_BENCH_MODEL (for example a real256m test model or a
@@ -23,6 +25,9 @@ func benchModelWith(b *testing.B, opts Options) *Model {
 		dir = modelDir(b, "tiny512")
 	}
 	opts.Dtype = os.Getenv("SNAPVLM_BENCH_DTYPE")
+	if n, err := strconv.Atoi(os.Getenv("SNAPVLM_BENCH_THREADS")); err == nil {
+		opts.Threads = n
+	}
 	m, err := Load(context.Background(), dir, opts)
 	if err != nil {
 		b.Fatal(err)
@@ -82,13 +87,17 @@ func benchDecodeStep(b *testing.B, m *Model, n int) {
 	defer step.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
+	var cpu time.Duration
 	for i := 0; i < b.N; i++ {
+		c0, _ := processCPU()
 		if err := step.Run(ctx, 42); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := st.Step(ctx, step.Out); err != nil {
 			b.Fatal(err)
 		}
+		c1, _ := processCPU()
+		cpu += c1 - c0
 		b.StopTimer()
 		if err := st.Truncate(len(ids)); err != nil {
 			b.Fatal(err)
@@ -96,6 +105,11 @@ func benchDecodeStep(b *testing.B, m *Model, n int) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+	// With SNAPVLM_BENCH_THREADS=1 (no spinning worker threads) the CPU
+	// time per step measures the step's work on a loaded machine too.
+	if _, ok := processCPU(); ok {
+		b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+	}
 }
 
 // BenchmarkGenerateText is a whole text-only answer of 32 tokens; it

@@ -37,7 +37,7 @@ func commands() map[string]command {
 		"pull":       {summary: "download a model from the Hugging Face Hub", run: cmdPull},
 		"models":     {summary: "list models in the Hugging Face cache", run: cmdModels},
 		"rm":         {summary: "remove a model from the Hugging Face cache", run: cmdRm},
-		"cache":      {summary: "list or clear the decoders --decoder-int8 rewrote", run: cmdCache},
+		"cache":      {summary: "list or clear the rewritten decoders (attention rewrite, --decoder-int8)", run: cmdCache},
 	}
 }
 

@@ -23,7 +23,7 @@ func runRm(ctx context.Context, args []string, stdout, stderr io.Writer, opt hub
 		fmt.Fprintf(fs.Output(), "Usage: snapvlm rm REPO[@REVISION]...\n\n"+
 			"Removes models from the Hugging Face cache (%s). REPO removes every\n"+
 			"revision; REPO@REVISION removes one snapshot and the files only it uses.\n"+
-			"Decoders --decoder-int8 rewrote from removed files are removed too.\n", opt.CacheDir)
+			"Decoders rewritten from removed files are removed too.\n", opt.CacheDir)
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args)
@@ -41,7 +41,7 @@ func runRm(ctx context.Context, args []string, stdout, stderr io.Writer, opt hub
 		}
 		fmt.Fprintf(stdout, "removed %s (%s freed)\n", spec, hub.FormatBytes(before-cachedBytes(opt, spec)))
 	}
-	// Decoders --decoder-int8 rewrote from files that are now gone.
+	// Decoders rewritten from files that are now gone.
 	removed, err := ort.RemoveRewritten(func(f ort.RewrittenCopy) bool { return !f.Stale })
 	if len(removed) > 0 {
 		reportRewrittenRemoved(stdout, removed)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/snapvlm/snapvlm/internal/modelconfig"
 	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
 // dynamicallyQuantized reports whether a graph quantizes its activations at
@@ -74,7 +75,7 @@ func refuseVariant(err error, dir, graph, file, ortVersion, provider string) err
 
 // dtypeOfFile is the variant of a graph file, from its suffix.
 func dtypeOfFile(file, graph string) string {
-	base := strings.TrimSuffix(filepath.Base(file), ".onnx")
+	base := strings.TrimSuffix(ort.SourceBase(file), ".onnx")
 	for _, d := range modelconfig.Dtypes() {
 		if s, _ := modelconfig.DtypeSuffix(d); base == graph+s {
 			return d

@@ -212,7 +212,7 @@ func (d *Decoder) complete() error {
 	if d.embIdx < 0 || d.maskIdx < 0 || d.logitsIdx < 0 {
 		return fmt.Errorf("want inputs %s, %s and output %s", InputEmbeds, InputMask, OutputLogits)
 	}
-	d.shared = cfg.SharedCache && d.kvType == ort.Float32
+	d.shared = d.cfg.SharedCache && d.kvType == ort.Float32
 	if d.cfg.Vocab <= 0 {
 		return errors.New("the vocabulary size is neither in the graph nor in config.json text_config.vocab_size")
 	}

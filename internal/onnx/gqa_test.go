@@ -1,10 +1,12 @@
-package onnx
+package onnx_test
 
 import (
 	"math"
 	"strings"
 	"testing"
 
+	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -19,15 +21,15 @@ const gqaN, gqaKV, gqaH = 4, 2, 8
 // alters one thing the rewrite must refuse.
 func attnGraph(t *testing.T, builderForm bool, change string) []byte {
 	t.Helper()
-	b := NewBuilder("attn")
-	B, S, P, T := S("batch_size"), S("sequence_length"), S("past_sequence_length"), S("total_sequence_length")
-	q := b.Input("q", Float, B, S, N(gqaN*gqaH))
-	k := b.Input("k", Float, B, S, N(gqaKV*gqaH))
-	v := b.Input("v", Float, B, S, N(gqaKV*gqaH))
-	mask := b.Input("attention_mask", Int64, B, T)
+	b := onnxbuild.New("attn")
+	B, S, P, T := onnx.S("batch_size"), onnx.S("sequence_length"), onnx.S("past_sequence_length"), onnx.S("total_sequence_length")
+	q := b.Input("q", onnx.Float, B, S, onnx.N(gqaN*gqaH))
+	k := b.Input("k", onnx.Float, B, S, onnx.N(gqaKV*gqaH))
+	v := b.Input("v", onnx.Float, B, S, onnx.N(gqaKV*gqaH))
+	mask := b.Input("attention_mask", onnx.Int64, B, T)
 	past := [2]string{
-		b.Input("past_key_values.0.key", Float, B, N(gqaKV), P, N(gqaH)),
-		b.Input("past_key_values.0.value", Float, B, N(gqaKV), P, N(gqaH)),
+		b.Input("past_key_values.0.key", onnx.Float, B, onnx.N(gqaKV), P, onnx.N(gqaH)),
+		b.Input("past_key_values.0.value", onnx.Float, B, onnx.N(gqaKV), P, onnx.N(gqaH)),
 	}
 	// Causal bias [1, 1, S, T] from the past length, as the exports build it.
 	pastLen := b.Shape(past[0], 2, 3)
@@ -36,14 +38,14 @@ func attnGraph(t *testing.T, builderForm bool, change string) []byte {
 	kPos := b.Op1("Range", []string{b.ScalarInt64(0), totalS, b.ScalarInt64(1)})
 	allowed := b.Op1("And", []string{
 		b.Op1("LessOrEqual", []string{b.Unsqueeze(kPos, 0), b.Unsqueeze(qPos, 1)}),
-		b.Unsqueeze(b.Cast(mask, Bool), 1, 2),
+		b.Unsqueeze(b.Cast(mask, onnx.Bool), 1, 2),
 	})
 	bias := b.Where(allowed, b.ScalarFloat(0), b.ScalarFloat(-math.MaxFloat32))
 	rep := int64(gqaN / gqaKV)
 	var full [2]string
 	for j, cur := range []string{k, v} {
 		name := []string{"present.0.key", "present.0.value"}[j]
-		b.NodeTo("", "Concat", []string{past[j], b.Transpose(b.Reshape(cur, 0, 0, gqaKV, gqaH), 0, 2, 1, 3)}, []string{name}, Int("axis", 2))
+		b.NodeTo("", "Concat", []string{past[j], b.Transpose(b.Reshape(cur, 0, 0, gqaKV, gqaH), 0, 2, 1, 3)}, []string{name}, onnx.Int("axis", 2))
 		axis := int64(2)
 		if change == "unsqueeze axis" {
 			axis = 1
@@ -68,14 +70,14 @@ func attnGraph(t *testing.T, builderForm bool, change string) []byte {
 	if change == "attention reads the past" {
 		ins = append(ins, past[0], past[1])
 	}
-	b.OutputAs(b.MS1("MultiHeadAttention", ins, Int("num_heads", gqaN)), "out", Float, B, S, N(gqaN*gqaH))
-	b.Output("present.0.key", Float, B, N(gqaKV), T, N(gqaH))
-	b.Output("present.0.value", Float, B, N(gqaKV), T, N(gqaH))
+	b.OutputAs(b.MS1("MultiHeadAttention", ins, onnx.Int("num_heads", gqaN)), "out", onnx.Float, B, S, onnx.N(gqaN*gqaH))
+	b.Output("present.0.key", onnx.Float, B, onnx.N(gqaKV), T, onnx.N(gqaH))
+	b.Output("present.0.value", onnx.Float, B, onnx.N(gqaKV), T, onnx.N(gqaH))
 	g, err := b.Graph()
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := NewModel(g).Marshal()
+	data, err := onnx.NewModel(g).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,12 +141,12 @@ func runAttn(t *testing.T, model []byte, p, s int) [][]float32 {
 }
 
 func TestFuseGroupQueryAttention(t *testing.T) {
-	shape := GQAShape{Heads: gqaN, KVHeads: gqaKV, HeadDim: gqaH}
+	shape := onnx.GQAShape{Heads: gqaN, KVHeads: gqaKV, HeadDim: gqaH}
 	cases := []struct {
 		name        string
 		builderForm bool
 		change      string
-		shape       GQAShape
+		shape       onnx.GQAShape
 		refused     string // part of the error; "" = rewritten
 	}{
 		{"test model form", false, "", shape, ""},
@@ -152,12 +154,12 @@ func TestFuseGroupQueryAttention(t *testing.T) {
 		{"repeat other than heads/kv heads", false, "other repeat", shape, "want [1 1 2 1 1]"},
 		{"unsqueeze on another axis", false, "unsqueeze axis", shape, "axes [1], want [2]"},
 		{"attention given the past", false, "attention reads the past", shape, "at most an attention bias"},
-		{"config with other head count", false, "", GQAShape{Heads: 8, KVHeads: gqaKV, HeadDim: gqaH}, "num_heads [4], want 8"},
+		{"config with other head count", false, "", onnx.GQAShape{Heads: 8, KVHeads: gqaKV, HeadDim: gqaH}, "num_heads [4], want 8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			src := attnGraph(t, c.builderForm, c.change)
-			out, n, err := FuseGroupQueryAttention(src, c.shape)
+			out, n, err := onnx.FuseGroupQueryAttention(src, c.shape)
 			if c.refused != "" {
 				if err == nil || !strings.Contains(err.Error(), c.refused) {
 					t.Fatalf("got %d replaced, error %v; want an error with %q", n, err, c.refused)
@@ -167,7 +169,7 @@ func TestFuseGroupQueryAttention(t *testing.T) {
 			if err != nil || n != 1 {
 				t.Fatalf("got %d replaced, error %v; want 1", n, err)
 			}
-			ops, err := ReadOpTypes(out)
+			ops, err := onnx.ReadOpTypes(out)
 			if err != nil {
 				t.Fatal(err)
 			}

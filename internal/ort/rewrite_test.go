@@ -93,3 +93,17 @@ func TestListAndRemoveRewritten(t *testing.T) {
 		t.Errorf("left in %s: %v", dir, entries)
 	}
 }
+
+func TestSourceBase(t *testing.T) {
+	for _, c := range []struct{ path, want string }{
+		{"/m/onnx/decoder_model_merged_q4.onnx", "decoder_model_merged_q4.onnx"},
+		{"/c/rewritten/8737c9535fe4b2071e19a775-decoder_model_merged.onnx", "decoder_model_merged.onnx"},
+		{"/c/rewritten/4ea9310229035618a3247d3d-39198cf76c081e52e165534a-decoder_model_merged_q4.onnx", "decoder_model_merged_q4.onnx"},
+		{"/m/onnx/not-a-key-decoder.onnx", "not-a-key-decoder.onnx"},
+		{"/c/8737c9535fe4b2071e19a775-", "8737c9535fe4b2071e19a775-"},
+	} {
+		if got := SourceBase(c.path); got != c.want {
+			t.Errorf("SourceBase(%q) = %q, want %q", c.path, got, c.want)
+		}
+	}
+}

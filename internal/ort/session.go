@@ -242,6 +242,20 @@ func rewriteKey(abs string, st os.FileInfo, what string) string {
 	return hex.EncodeToString(key[:12]) + "-" + filepath.Base(abs)
 }
 
+// SourceBase is the file name a model file was rewritten from: the base
+// name of path without the keys rewritten copies are prefixed with (one
+// per rewrite, see rewriteKey); the base name itself for other files.
+func SourceBase(path string) string {
+	base := filepath.Base(path)
+	for {
+		key, rest, ok := strings.Cut(base, "-")
+		if !ok || len(key) != 24 || strings.Trim(key, "0123456789abcdef") != "" || rest == "" {
+			return base
+		}
+		base = rest
+	}
+}
+
 // RewrittenCopy is one rewritten model in RewrittenDir.
 type RewrittenCopy struct {
 	Path   string // the rewritten model

@@ -6,12 +6,11 @@ GO      ?= go
 BIN     := bin/snapvlm
 GOFLAGS ?=
 
-.PHONY: loadtest all sysdeps build lib arm64 test-arm64 setup deps test demo bench fuzz lint clean
+.PHONY: loadtest all sysdeps testdeps build lib arm64 test-arm64 setup deps test demo bench fuzz lint clean
 
 all: build
 
-# sysdeps: the C libraries linked with cgo (libjpeg, libwebp: Pillow's decoders)
-# and ffmpeg (video input).
+# sysdeps: the C libraries linked with cgo (libjpeg, libwebp: Pillow's decoders).
 sysdeps:
 	scripts/sysdeps.sh
 
@@ -55,7 +54,11 @@ setup: build
 deps:
 	scripts/deps.sh
 
-test: setup deps
+# testdeps: what the tests run besides Go (ffmpeg, chromium, JDK, kotlinc).
+testdeps:
+	scripts/sysdeps.sh test
+
+test: setup deps testdeps
 	SNAPVLM_REQUIRE_ORT=1 SNAPVLM_REQUIRE_JSREF=1 SNAPVLM_REQUIRE_FFMPEG=1 SNAPVLM_REQUIRE_CHROMIUM=1 $(GO) test $(GOFLAGS) -timeout 30m ./...
 
 demo: setup

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs the C libraries the build links with cgo, when their headers are
-# missing: libjpeg(-turbo) and libwebp, the decoders Pillow uses, so that
-# snapvlm decodes images bit for bit as the Python processor does;
-# ffmpeg, which video input runs; and chromium, in which the tests drive
-# the server's web page.
+# Installs what snapvlm needs from the system, when missing.
+#   scripts/sysdeps.sh        the C libraries the build links with cgo:
+#                             libjpeg(-turbo) and libwebp, the decoders Pillow
+#                             uses, so images decode bit for bit as in Python.
+#   scripts/sysdeps.sh test   those, plus what the tests run: ffmpeg (video
+#                             input), chromium (the server's page in a real
+#                             browser), a JDK, kotlinc and kotlinx-coroutines
+#                             (the Android binding's compile check).
+# `make demo` needs only the first; `make test` asks for both.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 need=()
@@ -12,6 +16,7 @@ have_header stdio.h || { echo "sysdeps: no working C compiler (cc); install gcc 
 # jpeglib.h needs stdio.h first, so test with both.
 printf '#include <stdio.h>\n#include <jpeglib.h>\n' | ${CC:-cc} -E -x c - >/dev/null 2>&1 || need+=(jpeg)
 have_header webp/decode.h || need+=(webp)
+if [ "${1:-}" = test ]; then
 # ffmpeg/ffprobe: video decoding (internal/video, `--video`).
 { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || need+=(ffmpeg)
 # chromium: the browser test of `snapvlm serve`'s page (server/page_test.go).
@@ -21,6 +26,7 @@ have_header webp/decode.h || need+=(webp)
 [ -e /usr/lib/jvm/default-java/include/jni.h ] || command -v javac >/dev/null 2>&1 || need+=(jdk)
 command -v kotlinc >/dev/null 2>&1 || need+=(kotlin)
 [ -e /usr/share/java/kotlinx-coroutines-core.jar ] || need+=(coroutines)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -46,7 +46,7 @@ timed() { local t0=$SECONDS; "$@"; echo "test-arm64:   ($((SECONDS - t0)) s)" >&
 timed "${qemu[@]}" "$arm/snapvlm" setup --quiet
 
 model="$work/tiny512"
-"$host" testmodel --preset tiny512 --out "$model" --variants q4 --generate-tokenizer --quiet
+"$(dirname "$host")/snapvlm-testmodel" --preset tiny512 --out "$model" --variants q4 --generate-tokenizer --quiet
 q="What is in this picture?"
 img=assets/sample.jpg
 

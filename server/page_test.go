@@ -69,27 +69,8 @@ func TestPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx := browser(t, exe)
-	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	waitFor := func(js string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(90*time.Second))); err != nil {
-			t.Fatalf("waiting for %s: %v (page error: %q)", js, err, text(`document.getElementById("error").textContent`))
-		}
-	}
+	pg := newPage(t, exe)
+	ctx, step, text, waitFor := pg.ctx, pg.do, pg.text, pg.waitFor
 	ask := func(q string) {
 		t.Helper()
 		step("ask "+q,
@@ -176,6 +157,41 @@ func TestPageInBrowser(t *testing.T) {
 	t.Logf("screenshot: %s", path)
 	if err := os.WriteFile("/tmp/snapvlm-page.png", shot, 0o644); err == nil {
 		t.Logf("copy for people: /tmp/snapvlm-page.png")
+	}
+}
+
+// page drives one browser tab for a test; every call fails the test on an
+// error, naming what it was doing (and the page's own error line).
+type page struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func newPage(t *testing.T, exe string) *page { return &page{t: t, ctx: browser(t, exe)} }
+
+// do runs actions, described by what in a failure.
+func (p *page) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// text evaluates a JavaScript expression of string value.
+func (p *page) text(js string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		p.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition for up to 90 s.
+func (p *page) waitFor(js string) {
+	p.t.Helper()
+	if _, err := chromedp.Run(p.ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(90*time.Second))); err != nil {
+		p.t.Fatalf("waiting for %s: %v (page error: %q)", js, err, p.text(`document.getElementById("error").textContent`))
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -108,27 +107,8 @@ func TestPageVideoInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := browser(t, exe)
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	waitFor := func(js string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(90*time.Second))); err != nil {
-			t.Fatalf("waiting for %s: %v (page error: %q)", js, err, text(`document.getElementById("error").textContent`))
-		}
-	}
+	pg := newPage(t, exe)
+	run, text, waitFor := pg.do, pg.text, pg.waitFor
 	run("open the page", chromedp.Navigate(hs.URL))
 	waitFor(`document.getElementById("model").textContent === "` + testModelID + `"`)
 	run("settings", chromedp.Click(chromedp.CSS("#settings summary")), chromedp.SetValue(chromedp.ID("max-tokens"), "16"))

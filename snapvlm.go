@@ -366,7 +366,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 	dso := so
 	if opts.DecoderInt8 {
 		dso.MatMulNBitsAccuracy = 4
-		why[GraphDecoder] += "; 4-bit matmuls with int8 activations (accuracy_level 4 rewrite, --decoder-int8)"
+		why[GraphDecoder] += "; 4-bit matmuls with int8 activations (accuracy_level 4 rewrite, Options.DecoderInt8)"
 	}
 	if err := st.next(GraphDecoder, files[GraphDecoder]); err != nil {
 		return err

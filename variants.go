@@ -47,9 +47,41 @@ func defaultVisionBatch(path string) (int, error) {
 // '/embeddings/patch_embedding/Conv_quant'".
 var missingKernel = regexp.MustCompile(`Could not find an implementation for ([A-Za-z0-9_.]+)\((\d+)\) node with name '([^']*)'`)
 
+// UnsupportedVariantError reports a graph file variant that ONNX Runtime
+// cannot run with the chosen execution provider: it has no kernel for one of
+// the graph's operators (such as ConvInteger in some int8 exports). Load
+// returns it inside a *ModelError; loading again with another variant of
+// Graph (Alternatives[0], through Options.VisionDtype, EmbedDtype or
+// DecoderDtype) avoids it.
+type UnsupportedVariantError struct {
+	Graph        string   // GraphVision, GraphEmbed or GraphDecoder
+	Dtype        string   // the variant refused
+	File         string   // its file
+	Runtime      string   // the ONNX Runtime version
+	Provider     string   // the execution provider ("cpu" for the default)
+	Op, Opset    string   // the operator without a kernel and its opset, e.g. ConvInteger, 10
+	Node         string   // the graph node using it
+	Alternatives []string // the other variants present, in the default order
+	Err          error    // ONNX Runtime's error
+}
+
+// Error names the variant, the operator and the option that picks another
+// variant.
+func (e *UnsupportedVariantError) Error() string {
+	use := "no other variant of " + e.Graph + " is present"
+	if len(e.Alternatives) > 0 {
+		use = fmt.Sprintf("use %s %s (variants present: %s)", dtypeOption(e.Graph), e.Alternatives[0], strings.Join(e.Alternatives, ", "))
+	}
+	return fmt.Sprintf("%s variant of %s (%s) cannot run on ONNX Runtime %s with the %s provider: no kernel for operator %s (opset %s, node %q); %s: %v",
+		e.Dtype, e.Graph, filepath.Base(e.File), e.Runtime, e.Provider, e.Op, e.Opset, e.Node, use, e.Err)
+}
+
+// Unwrap returns ONNX Runtime's error.
+func (e *UnsupportedVariantError) Unwrap() error { return e.Err }
+
 // refuseVariant turns ONNX Runtime's missing-kernel error for a graph file
-// into one that names the operator and the variants to use instead; other
-// errors are returned as they are.
+// into an *UnsupportedVariantError (naming the runtime, the provider and
+// the variants to use instead); other errors are returned as they are.
 func refuseVariant(err error, dir, graph, file, ortVersion, provider string) error {
 	m := missingKernel.FindStringSubmatch(err.Error())
 	if m == nil {
@@ -65,12 +97,8 @@ func refuseVariant(err error, dir, graph, file, ortVersion, provider string) err
 	if provider == "" {
 		provider = "cpu"
 	}
-	use := "no other variant of " + graph + " is present"
-	if len(others) > 0 {
-		use = fmt.Sprintf("use %s %s (variants present: %s)", dtypeFlag(graph), others[0], strings.Join(others, ", "))
-	}
-	return fmt.Errorf("model %s: %s variant of %s (%s) cannot run on ONNX Runtime %s with the %s provider: no kernel for operator %s (opset %s, node %q); %s: %w",
-		dir, dtype, graph, filepath.Base(file), ortVersion, provider, m[1], m[2], m[3], use, err)
+	return &UnsupportedVariantError{Graph: graph, Dtype: dtype, File: file, Runtime: ortVersion, Provider: provider,
+		Op: m[1], Opset: m[2], Node: m[3], Alternatives: others, Err: err}
 }
 
 // dtypeOfFile is the variant of a graph file, from its suffix.
@@ -84,15 +112,15 @@ func dtypeOfFile(file, graph string) string {
 	return "fp32"
 }
 
-// dtypeFlag is the command-line flag choosing a graph's variant.
-func dtypeFlag(graph string) string {
+// dtypeOption is the Options field choosing a graph's variant.
+func dtypeOption(graph string) string {
 	switch graph {
 	case GraphVision:
-		return "--vision-dtype"
+		return "Options.VisionDtype"
 	case GraphEmbed:
-		return "--embed-dtype"
+		return "Options.EmbedDtype"
 	}
-	return "--decoder-dtype"
+	return "Options.DecoderDtype"
 }
 
 // fileReason says why file was chosen for graph: the option that asked for
@@ -104,7 +132,7 @@ func fileReason(graph, dtype string, opts Options) string {
 	case graph == GraphVision && firstNonEmpty(opts.VisionDtype) != "",
 		graph == GraphEmbed && firstNonEmpty(opts.EmbedDtype) != "",
 		graph == GraphDecoder && firstNonEmpty(opts.DecoderDtype) != "":
-		return fmt.Sprintf("asked for: %s %s", dtypeFlag(graph), dtype)
+		return fmt.Sprintf("asked for: %s %s", dtypeOption(graph), dtype)
 	}
-	return "asked for: --dtype " + dtype
+	return "asked for: Options.Dtype " + dtype
 }

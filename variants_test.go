@@ -30,7 +30,7 @@ func TestRefuseVariant(t *testing.T) {
 		{"vision int8", GraphVision, "vision_encoder_int8.onnx", ortErr, []string{
 			"int8 variant of vision_encoder (vision_encoder_int8.onnx) cannot run on ONNX Runtime 1.30.0 with the cpu provider",
 			"no kernel for operator ConvInteger (opset 10, node \"/embeddings/patch_embedding/Conv_quant\")",
-			"use --vision-dtype fp32 (variants present: fp32, uint8)", "Could not find an implementation"}},
+			"use Options.VisionDtype fp32 (variants present: fp32, uint8)", "Could not find an implementation"}},
 		{"embed, nothing else", GraphEmbed, "embed_tokens_int8.onnx", ortErr, []string{"no other variant of embed_tokens is present"}},
 		{"other error untouched", GraphVision, "vision_encoder.onnx", errors.New("no such file"), []string{"no such file"}},
 	}
@@ -44,6 +44,9 @@ func TestRefuseVariant(t *testing.T) {
 			}
 			if !errors.Is(refuseVariant(c.err, dir, c.graph, c.file, "1.30.0", ""), c.err) {
 				t.Error("ONNX Runtime's error is not wrapped")
+			}
+			if strings.Contains(got, "--") {
+				t.Errorf("error %q names a command-line flag", got)
 			}
 		})
 	}

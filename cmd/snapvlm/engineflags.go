@@ -137,9 +137,13 @@ func (f *engineFlags) generateOptions() snapvlm.GenerateOptions {
 	}
 }
 
-// withFlagHints adds what the command line can do about an engine error.
+// withFlagHints adds what the command line can do about an engine error
+// (the library's messages name its options, not the flags).
 func withFlagHints(err error) error {
+	var uv *snapvlm.UnsupportedVariantError
 	switch {
+	case errors.As(err, &uv) && len(uv.Alternatives) > 0:
+		return fmt.Errorf("%w\n(pass %s %s)", err, dtypeFlag(uv.Graph), uv.Alternatives[0])
 	case errors.Is(err, snapvlm.ErrPromptTooLong):
 		return fmt.Errorf("%w\n(fewer --image files, --no-split or a smaller --image-size make it shorter)", err)
 	case errors.Is(err, snapvlm.ErrRuntimeMissing):
@@ -148,6 +152,17 @@ func withFlagHints(err error) error {
 		return fmt.Errorf("%w\n(pick a present variant with --dtype, or fetch one with 'snapvlm pull REPO --dtype D')", err)
 	}
 	return err
+}
+
+// dtypeFlag is the flag choosing a graph's variant.
+func dtypeFlag(graph string) string {
+	switch graph {
+	case snapvlm.GraphVision:
+		return "--vision-dtype"
+	case snapvlm.GraphEmbed:
+		return "--embed-dtype"
+	}
+	return "--decoder-dtype"
 }
 
 // systemMessages is the --system message, if any, to put first.

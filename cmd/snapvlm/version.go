@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 
@@ -17,6 +18,10 @@ func cmdVersion(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("snapvlm %s\n", snapvlm.Version)
 	env, err := ort.Open(ort.Options{LibPath: *ortLib})
+	var nf *ort.NotFoundError
+	if errors.As(err, &nf) {
+		return fmt.Errorf("%w\n(pass --ort-lib FILE)", err)
+	}
 	if err != nil {
 		return err
 	}

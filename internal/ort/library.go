@@ -79,20 +79,22 @@ func systemNames() []string {
 	return []string{"libonnxruntime.so.1", "libonnxruntime.so"}
 }
 
-// NotFoundError lists every place FindLibrary looked.
+// NotFoundError lists every place FindLibrary looked, or the one it was
+// told to use (an explicit path or $SNAPVLM_ORT_LIB) that does not exist.
 type NotFoundError struct {
 	Looked []string
 }
 
-// Error lists the places searched and how to install the library.
+// Error lists the places searched and how to install the library. It does
+// not name a program's flags: a command adds its own hint.
 func (e *NotFoundError) Error() string {
 	return "ONNX Runtime library not found; looked in:\n  " + strings.Join(e.Looked, "\n  ") +
 		"\nrun 'snapvlm setup' to install ONNX Runtime " + Version +
-		", or pass --ort-lib / set " + EnvLibPath + " to the library file"
+		", or give the library file's path (the library path option, or $" + EnvLibPath + ")"
 }
 
-// FindLibrary returns the library to load, in this order: explicit (the
-// --ort-lib flag or an API option), $SNAPVLM_ORT_LIB, the user cache dir where
+// FindLibrary returns the library to load, in this order: explicit (a
+// program's library path option), $SNAPVLM_ORT_LIB, the user cache dir where
 // setup installs it, the system's default library paths. An explicit path or
 // $SNAPVLM_ORT_LIB that does not exist is an error, not a reason to fall back:
 // the user asked for that file.
@@ -117,19 +119,19 @@ type searcher struct {
 
 func findLibrary(explicit string, s searcher) (string, error) {
 	for _, c := range []struct{ path, what string }{
-		{explicit, "--ort-lib"},
+		{explicit, "the library path given"},
 		{s.getenv(EnvLibPath), "$" + EnvLibPath},
 	} {
 		if c.path == "" {
 			continue
 		}
 		if _, err := os.Stat(c.path); err != nil {
-			return "", fmt.Errorf("ONNX Runtime library from %s: %w", c.what, err)
+			return "", &NotFoundError{Looked: []string{fmt.Sprintf("%s (from %s): %v", c.path, c.what, err)}}
 		}
 		return c.path, nil
 	}
 	var looked []string
-	looked = append(looked, "--ort-lib (not given)", "$"+EnvLibPath+" (not set)")
+	looked = append(looked, "the library path option (not given)", "$"+EnvLibPath+" (not set)")
 	if p, err := s.cachePath(); err == nil {
 		if _, err := os.Stat(p); err == nil {
 			return p, nil

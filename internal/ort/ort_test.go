@@ -268,8 +268,9 @@ func TestFindLibrary(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
 	t.Run("explicit missing", func(t *testing.T) {
 		_, err := FindLibrary(missing)
-		if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "--ort-lib") {
-			t.Fatalf("err = %v, want naming %s and --ort-lib", err, missing)
+		var nf *NotFoundError
+		if !errors.As(err, &nf) || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "the library path given") {
+			t.Fatalf("err = %v, want a NotFoundError naming %s as the path given", err, missing)
 		}
 	})
 	t.Run("env missing", func(t *testing.T) {

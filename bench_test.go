@@ -26,6 +26,7 @@ func benchModelWith(b *testing.B, opts Options) *Model {
 		dir = modelDir(b, "tiny512")
 	}
 	opts.Dtype = os.Getenv("SNAPVLM_BENCH_DTYPE")
+	opts.DecoderInt8 = opts.DecoderInt8 || os.Getenv("SNAPVLM_BENCH_DECODER_INT8") == "1"
 	if n, err := strconv.Atoi(os.Getenv("SNAPVLM_BENCH_THREADS")); err == nil {
 		opts.Threads = n
 	}
@@ -228,6 +229,70 @@ func BenchmarkConcurrentStreams(b *testing.B) {
 			b.ReportMetric(tokens/b.Elapsed().Seconds(), "total-tok/s")
 			b.ReportMetric(tps/float64(b.N), "stream-decode-tok/s")
 			b.ReportMetric(tokens/float64(b.N*streams), "tokens/stream")
+		})
+	}
+}
+
+// BenchmarkBatchStep measures one batched decoder step (the decoder only)
+// for 1, 2 and 4 sequences of an 81-token context decoded together, and
+// reports the tokens per second all rows make.
+func BenchmarkBatchStep(b *testing.B) {
+	m := benchModel(b)
+	ctx := context.Background()
+	const n = 81
+	_, embeds := benchPrompt(b, m, n)
+	h := m.emb.Hidden()
+	for _, rows := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			st, err := m.dec.NewState(n, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.Prefill(ctx, embeds); err != nil {
+				b.Fatal(err)
+			}
+			batch, err := m.dec.NewBatch(rows, n+1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer batch.Close()
+			slots := make([]int, rows)
+			in := make([][]float32, rows)
+			for i := range rows {
+				if slots[i], err = batch.Join(st); err != nil {
+					b.Fatal(err)
+				}
+				in[i] = embeds[i*h : (i+1)*h]
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var cpu time.Duration
+			for i := 0; i < b.N; i++ {
+				c0, _ := processCPU()
+				if _, err := batch.Step(ctx, slots, in); err != nil {
+					b.Fatal(err)
+				}
+				c1, _ := processCPU()
+				cpu += c1 - c0
+				b.StopTimer()
+				for _, s := range slots {
+					if err := batch.Leave(s, nil); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := batch.Join(st); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "tok/s")
+			// With SNAPVLM_BENCH_THREADS=1 the CPU time measures the work on
+			// a loaded machine too.
+			if _, ok := processCPU(); ok {
+				b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+				b.ReportMetric(float64(b.N*rows)/cpu.Seconds(), "tok/cpu-s")
+			}
 		})
 	}
 }

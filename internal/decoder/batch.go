@@ -1,0 +1,336 @@
+package decoder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/snapvlm/snapvlm/internal/float16"
+	"github.com/snapvlm/snapvlm/internal/ort"
+)
+
+// Batch is the key/value cache of several sequences decoded together: one
+// decoder run per step for all of them, so the weights are read once per
+// step for every row instead of once per sequence. Each row has its own
+// length and position; GroupQueryAttention reads a row's length from its
+// attention_mask row (ones, then padding), so rows of different lengths
+// need no other masking.
+//
+// A sequence is prefilled in its own State, joins the batch (its cached
+// rows are copied into a free slot, once), steps with the others and
+// leaves (its rows copied back into a State when they are to be kept).
+// Per step only tensor headers are created.
+//
+// A Batch needs the shared-cache attention (Config.SharedCache with a
+// float32 cache). Not safe for concurrent use.
+type Batch struct {
+	d     *Decoder
+	slots int
+	cap   int // tokens a slot can hold; each slot has one more row, see Step
+
+	bufs []*ort.Buffer // per cache tensor: [slots, kv_heads, cap+1, head_dim]
+	n    []int         // tokens cached per slot
+	used []bool
+
+	mask, pos []int64
+	embeds    []float32
+	embHalf   []uint16
+	logits    *ort.Buffer
+	rows      [][]float32 // float32 logits rows when the graph's are float16
+	useCache  []bool
+	keep      []int64
+	kv        map[int][2][]*ort.Tensor // rows -> past, present tensors over bufs
+	in, out   []*ort.Tensor
+	result    [][]float32
+}
+
+// ErrBatchFull is returned by Join when every slot is taken.
+var ErrBatchFull = errors.New("decoder: every batch slot is taken")
+
+// NewBatch allocates a batch of slots sequences of up to capacity tokens
+// each.
+func (d *Decoder) NewBatch(slots, capacity int) (*Batch, error) {
+	if !d.shared {
+		return nil, errors.New("decoder: batched decoding needs the GroupQueryAttention graph with a float32 cache (shared past/present)")
+	}
+	if slots <= 0 || capacity <= 0 {
+		return nil, fmt.Errorf("decoder: batch of %d slots of %d tokens, want both positive", slots, capacity)
+	}
+	b := &Batch{d: d, slots: slots,
+		n: make([]int, slots), used: make([]bool, slots),
+		pos: make([]int64, slots), embeds: make([]float32, slots*d.cfg.Hidden),
+		useCache: []bool{true}, keep: []int64{1},
+		in:  make([]*ort.Tensor, len(d.s.Inputs())),
+		out: make([]*ort.Tensor, len(d.s.Outputs())),
+	}
+	var err error
+	if b.logits, err = ort.NewBuffer(d.logitsType, slots*d.cfg.Vocab); err != nil {
+		return nil, err
+	}
+	if d.logitsType == ort.Float16 {
+		b.rows = make([][]float32, slots)
+		for i := range b.rows {
+			b.rows[i] = make([]float32, d.cfg.Vocab)
+		}
+	}
+	if d.embType == ort.Float16 {
+		b.embHalf = make([]uint16, len(b.embeds))
+	}
+	if err := b.alloc(capacity); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// alloc gives the batch new buffers of capacity tokens per slot, keeping
+// every slot's cached rows.
+func (b *Batch) alloc(capacity int) error {
+	cfg := b.d.cfg
+	stride := capacity + 1
+	bufs := make([]*ort.Buffer, 2*cfg.Layers)
+	for k := range bufs {
+		buf, err := ort.NewBuffer(ort.Float32, b.slots*cfg.KVHeads*stride*cfg.HeadDim)
+		if err != nil {
+			return err
+		}
+		if b.bufs != nil {
+			for s := range b.slots {
+				copyRows(buf.F32, s, stride, b.bufs[k].F32, s, b.cap+1, b.n[s], cfg.KVHeads, cfg.HeadDim)
+			}
+		}
+		bufs[k] = buf
+	}
+	b.closeKV()
+	b.bufs, b.cap = bufs, capacity
+	b.mask = make([]int64, b.slots*stride)
+	return nil
+}
+
+// copyRows copies the first n rows of every head of slot ss in src (rows
+// per head sstride) to slot ds of dst (dstride).
+func copyRows(dst []float32, ds, dstride int, src []float32, ss, sstride, n, heads, hd int) {
+	for h := range heads {
+		d := ((ds*heads + h) * dstride) * hd
+		s := ((ss*heads + h) * sstride) * hd
+		copy(dst[d:d+n*hd], src[s:s+n*hd])
+	}
+}
+
+func (b *Batch) closeKV() {
+	for _, pp := range b.kv {
+		for _, ts := range pp {
+			for _, t := range ts {
+				t.Close()
+			}
+		}
+	}
+	b.kv = map[int][2][]*ort.Tensor{}
+}
+
+// Close releases the tensors.
+func (b *Batch) Close() { b.closeKV() }
+
+// Slots is the number of sequences the batch holds at most.
+func (b *Batch) Slots() int { return b.slots }
+
+// Cap is the number of tokens a slot can hold.
+func (b *Batch) Cap() int { return b.cap }
+
+// Len is the number of tokens cached in slot.
+func (b *Batch) Len(slot int) int { return b.n[slot] }
+
+// Grow makes room for capacity tokens per slot, keeping the cached rows
+// (a copy of every slot's rows: a per-join cost, not a per-step one).
+func (b *Batch) Grow(capacity int) error {
+	if capacity <= b.cap {
+		return nil
+	}
+	return b.alloc(capacity)
+}
+
+// Join copies the cache of st (a State of the same decoder) into a free
+// slot and returns the slot. st is left as it is.
+func (b *Batch) Join(st *State) (int, error) {
+	if st.d != b.d {
+		return 0, errors.New("decoder: the state belongs to another decoder")
+	}
+	if st.n >= b.cap {
+		return 0, fmt.Errorf("decoder: a sequence of %d tokens cannot join a batch of %d-token slots (no room for a step)", st.n, b.cap)
+	}
+	slot := -1
+	for s, u := range b.used {
+		if !u {
+			slot = s
+			break
+		}
+	}
+	if slot < 0 {
+		return 0, ErrBatchFull
+	}
+	cfg := b.d.cfg
+	for k, buf := range b.bufs {
+		copyRows(buf.F32, slot, b.cap+1, st.bufs[0][k].F32, 0, st.cap, st.n, cfg.KVHeads, cfg.HeadDim)
+	}
+	b.used[slot], b.n[slot] = true, st.n
+	return slot, nil
+}
+
+// Leave frees slot. With st not nil the slot's cache is copied back into
+// st, which must have room for it.
+func (b *Batch) Leave(slot int, st *State) error {
+	if slot < 0 || slot >= b.slots || !b.used[slot] {
+		return fmt.Errorf("decoder: batch slot %d is not in use", slot)
+	}
+	n := b.n[slot]
+	b.used[slot], b.n[slot] = false, 0
+	if st == nil {
+		return nil
+	}
+	if st.d != b.d {
+		return errors.New("decoder: the state belongs to another decoder")
+	}
+	if err := st.Grow(n); err != nil {
+		return err
+	}
+	cfg := b.d.cfg
+	for k, buf := range b.bufs {
+		copyRows(st.bufs[0][k].F32, 0, st.cap, buf.F32, slot, b.cap+1, n, cfg.KVHeads, cfg.HeadDim)
+	}
+	st.n = n
+	return nil
+}
+
+// kvTensors returns the past and present tensors of the first rows slots.
+func (b *Batch) kvTensors(rows int) ([2][]*ort.Tensor, error) {
+	if t, ok := b.kv[rows]; ok {
+		return t, nil
+	}
+	cfg := b.d.cfg
+	shape := []int64{int64(rows), int64(cfg.KVHeads), int64(b.cap + 1), int64(cfg.HeadDim)}
+	var t [2][]*ort.Tensor
+	for side := range t {
+		t[side] = make([]*ort.Tensor, len(b.bufs))
+		for k, buf := range b.bufs {
+			x, err := ort.NewFloat32(shape, buf.F32)
+			if err != nil {
+				for _, ts := range t {
+					for _, x := range ts {
+						x.Close()
+					}
+				}
+				return t, err
+			}
+			t[side][k] = x
+		}
+	}
+	b.kv[rows] = t
+	return t, nil
+}
+
+// Step runs one token for each of slots together, embeds[i] (float32,
+// [hidden]) being slots[i]'s, and returns each one's logits, valid until the
+// next Step. Slots below the highest one that do not step run as padding
+// rows: they write a row after their cache (each slot has a spare row for
+// it) and their logits are not returned.
+func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]float32, error) {
+	d := b.d
+	h, v := d.cfg.Hidden, d.cfg.Vocab
+	if len(slots) == 0 || len(slots) != len(embeds) {
+		return nil, fmt.Errorf("decoder: batch step of %d slots with %d embeddings", len(slots), len(embeds))
+	}
+	rows := 0
+	clear(b.embeds)
+	for i, s := range slots {
+		switch {
+		case s < 0 || s >= b.slots || !b.used[s]:
+			return nil, fmt.Errorf("decoder: batch slot %d is not in use", s)
+		case len(embeds[i]) != h:
+			return nil, fmt.Errorf("decoder: embedding of width %d, want %d", len(embeds[i]), h)
+		case b.n[s]+1 > b.cap:
+			return nil, fmt.Errorf("decoder: the cache of batch slot %d (%d tokens) is full", s, b.cap)
+		}
+		rows = max(rows, s+1)
+		copy(b.embeds[s*h:(s+1)*h], embeds[i])
+	}
+	width := 0
+	for r := range rows {
+		b.pos[r] = int64(b.n[r])
+		width = max(width, b.n[r]+1)
+	}
+	mask := b.mask[:rows*width]
+	for r := range rows {
+		row := mask[r*width : (r+1)*width]
+		for i := range row {
+			row[i] = 0
+			if i <= b.n[r] {
+				row[i] = 1
+			}
+		}
+	}
+	var made []*ort.Tensor
+	defer func() {
+		for _, t := range made {
+			t.Close()
+		}
+	}()
+	mk := func(t *ort.Tensor, err error) (*ort.Tensor, error) {
+		if err == nil {
+			made = append(made, t)
+		}
+		return t, err
+	}
+	var err error
+	embShape := []int64{int64(rows), 1, int64(h)}
+	if d.embType == ort.Float16 {
+		float16.FromFloat32s(b.embHalf[:rows*h], b.embeds[:rows*h])
+		b.in[d.embIdx], err = mk(ort.NewFloat16(embShape, b.embHalf))
+	} else {
+		b.in[d.embIdx], err = mk(ort.NewFloat32(embShape, b.embeds))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.in[d.maskIdx], err = mk(ort.NewInt64([]int64{int64(rows), int64(width)}, mask)); err != nil {
+		return nil, err
+	}
+	if d.posIdx >= 0 {
+		if b.in[d.posIdx], err = mk(ort.NewInt64([]int64{int64(rows), 1}, b.pos)); err != nil {
+			return nil, err
+		}
+	}
+	if d.useCacheIdx >= 0 {
+		if b.in[d.useCacheIdx], err = mk(ort.NewBool([]int64{1}, b.useCache)); err != nil {
+			return nil, err
+		}
+	}
+	if d.keepIdx >= 0 {
+		if b.in[d.keepIdx], err = mk(ort.NewInt64([]int64{}, b.keep)); err != nil {
+			return nil, err
+		}
+	}
+	if b.out[d.logitsIdx], err = mk(b.logits.Tensor([]int64{int64(rows), 1, int64(v)})); err != nil {
+		return nil, err
+	}
+	kv, err := b.kvTensors(rows)
+	if err != nil {
+		return nil, err
+	}
+	for k := range b.bufs {
+		b.in[d.pastIdx[k]] = kv[0][k]
+		b.out[d.presentIdx[k]] = kv[1][k]
+	}
+	if err := d.s.Run(ctx, b.in, b.out); err != nil {
+		return nil, fmt.Errorf("decoder: batch step of %d rows: %w", rows, err)
+	}
+	b.result = b.result[:0]
+	for _, s := range slots {
+		b.n[s]++
+		if b.rows != nil {
+			float16.ToFloat32s(b.rows[s], b.logits.F16[s*v:(s+1)*v])
+			b.result = append(b.result, b.rows[s])
+		} else {
+			b.result = append(b.result, b.logits.F32[s*v:(s+1)*v])
+		}
+	}
+	return b.result, nil
+}

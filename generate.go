@@ -54,7 +54,11 @@ func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepare
 			pl.cleanup()
 		}
 	}()
-	in := processor.Input{Messages: msgs, Videos: promptVideos(vplans)}
+	infos := make([]VideoInfo, len(vplans))
+	for i, pl := range vplans {
+		infos[i] = pl.info
+	}
+	in := processor.Input{Messages: msgs, Videos: promptVideos(infos)}
 	for _, pl := range plans {
 		in.Grids = append(in.Grids, pl.grid)
 	}
@@ -148,8 +152,8 @@ func (m *Model) planImages(images []*Image, o GenerateOptions) ([]imagePlan, err
 			pl.grid = ent.grid
 		} else {
 			if pl.rgb == nil {
-				if w, h, err = imageproc.Dimensions(img.Data, img.Name, opt.MaxPixels); err != nil {
-					return nil, imageErr(img.Name, err)
+				if w, h, err = img.dimensions(opt.MaxPixels); err != nil {
+					return nil, err
 				}
 			}
 			pl.grid = processor.Grid(w, h, opt)
@@ -236,51 +240,19 @@ func (m *Model) imageFeatures(ctx context.Context, images []*Image, req Request,
 // PixelValues preprocesses the images and videos of req's messages, in
 // order, exactly as Generate does, into the vision encoder's pixel_values:
 // float32 laid out as shape [1, frames, 3, M, M]. Useful to compare with
-// other implementations fed the same pixels.
+// other implementations fed the same pixels. (Processor.Process with
+// ProcessOptions.PixelValues gives them with the prompt.)
 func (m *Model) PixelValues(ctx context.Context, req Request) ([]float32, []int64, error) {
 	done, err := m.life.enter()
 	if err != nil {
 		return nil, nil, err
 	}
 	defer done()
-	opt, err := m.imageOptions(req.GenerateOptions)
-	if err != nil {
+	pr, err := m.processor.Process(ctx, req, ProcessOptions{PixelValues: true})
+	if err != nil && !errors.Is(err, ErrPromptTooLong) {
 		return nil, nil, err
 	}
-	var pixels []float32
-	frames := 0
-	for _, msg := range req.Messages {
-		for _, part := range msg.Content {
-			switch {
-			case part.Video != nil:
-				vopt, err := m.videoOptions(req.GenerateOptions)
-				if err != nil {
-					return nil, nil, err
-				}
-				vid, err := loadVideo(ctx, part.Video, vopt)
-				if err != nil {
-					return nil, nil, err
-				}
-				pixels = append(pixels, vid.Pixels(vopt)...)
-				frames += len(vid.Frames)
-			case part.Image != nil:
-				rgb, err := part.Image.rgb(opt.MaxPixels)
-				if err != nil {
-					return nil, nil, err
-				}
-				b, err := imageproc.Process(ctx, []*imageproc.RGB{rgb}, opt)
-				if err != nil {
-					return nil, nil, err
-				}
-				pixels = append(pixels, b.Pixels...)
-				frames += b.Frames
-			}
-		}
-	}
-	if frames == 0 {
-		return nil, nil, errors.New("pixel values: the request has no images or videos")
-	}
-	return pixels, []int64{1, int64(frames), 3, int64(opt.TileSize), int64(opt.TileSize)}, nil
+	return pr.PixelValues, pr.Shape, nil
 }
 
 // imageOptions are the model's preprocessing options with the request's
@@ -302,6 +274,22 @@ func (img *Image) rgb(maxPixels int64) (*imageproc.RGB, error) {
 		return nil, imageErr(img.Name, err)
 	}
 	return rgb, nil
+}
+
+// dimensions reads the image's size without decoding its pixels (an
+// image.Image is converted, as it is for encoding).
+func (img *Image) dimensions(maxPixels int64) (w, h int, err error) {
+	if img.img != nil {
+		rgb, err := img.rgb(maxPixels)
+		if err != nil {
+			return 0, 0, err
+		}
+		return rgb.W, rgb.H, nil
+	}
+	if w, h, err = imageproc.Dimensions(img.Data, img.Name, maxPixels); err != nil {
+		return 0, 0, imageErr(img.Name, err)
+	}
+	return w, h, nil
 }
 
 // featureKey identifies an image's features: its file bytes (or pixels,

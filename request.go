@@ -30,6 +30,11 @@ type Image struct {
 // read: 100 MB.
 const DefaultMaxImageBytes = imageproc.DefaultMaxBytes
 
+// DefaultMaxImagePixels is the most pixels (width × height) an image may
+// have; larger ones are refused before their pixels are decoded
+// (ProcessOptions.MaxPixels sets another limit for Processor.Process).
+const DefaultMaxImagePixels = imageproc.DefaultMaxPixels
+
 // ErrImageTooLarge is returned (wrapped, naming the file) for an image file
 // longer than the limit, or an endless one such as a device or a pipe. It
 // is also an ErrImage.
@@ -68,6 +73,14 @@ func ImageReader(name string, r io.Reader) (*Image, error) {
 // not change while a request uses it.
 func ImageFromImage(name string, img image.Image) *Image {
 	return &Image{Name: name, img: img}
+}
+
+// Check decodes the image as a request will and returns the ErrImage a
+// request would fail with, so that a program can refuse a bad image when it
+// is given rather than when it is used.
+func (img *Image) Check() error {
+	_, err := img.rgb(DefaultMaxImagePixels)
+	return err
 }
 
 // Part is one item of a message: text, an image or a video (set one).

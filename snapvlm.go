@@ -45,7 +45,6 @@ import (
 	"github.com/snapvlm/snapvlm/internal/processor"
 	"github.com/snapvlm/snapvlm/internal/prompt"
 	"github.com/snapvlm/snapvlm/internal/tokenizer"
-	"github.com/snapvlm/snapvlm/internal/video"
 	"github.com/snapvlm/snapvlm/internal/vision"
 )
 
@@ -142,25 +141,25 @@ type LoadProgress struct {
 
 // Model is a loaded SmolVLM model. Safe for concurrent use.
 type Model struct {
-	dir      string
-	cfg      *modelconfig.Model
-	tok      *tokenizer.Tokenizer
-	proc     *processor.Processor // prompts and image preprocessing
-	imgOpts  imageproc.Options
-	vidOpts  video.Options
-	vidErr   error // why the model takes no videos, or nil
-	seqLen   int
-	eos      map[int64]bool
-	env      *ort.Env
-	vis      *vision.Encoder // nil when loaded text-only
-	emb      *embed.Embedder
-	dec      *decoder.Decoder
-	files    map[string]string // graph -> file used
-	why      map[string]string // graph -> why that file
-	chunk    int
-	features *featureCache
-	loadTime time.Duration
-	life     lifecycle
+	dir     string
+	cfg     *modelconfig.Model
+	tok     *tokenizer.Tokenizer
+	proc    *processor.Processor // prompts and image preprocessing
+	imgOpts imageproc.Options
+	// processor is the public face of proc, with the video settings.
+	processor *Processor
+	seqLen    int
+	eos       map[int64]bool
+	env       *ort.Env
+	vis       *vision.Encoder // nil when loaded text-only
+	emb       *embed.Embedder
+	dec       *decoder.Decoder
+	files     map[string]string // graph -> file used
+	why       map[string]string // graph -> why that file
+	chunk     int
+	features  *featureCache
+	loadTime  time.Duration
+	life      lifecycle
 
 	structured structured // vocabulary and compiled schemas for structured output
 }
@@ -260,15 +259,11 @@ func openText(dir string, opts Options, st *loadStages) (*Model, error) {
 	if m.tok, err = tokenizer.Load(tokFile); err != nil {
 		return nil, &ModelError{Dir: dir, File: modelconfig.TokenizerFile, Err: err}
 	}
-	if m.proc, err = processor.New(cfg, m.tok, processor.Options{TextOnly: opts.TextOnly}); err != nil {
-		var pe *processor.Error
-		if errors.As(err, &pe) {
-			return nil, &ModelError{Dir: dir, File: pe.File, Field: pe.Field, Err: pe.Err}
-		}
+	if m.processor, err = newProcessor(cfg, m.tok, processor.Options{TextOnly: opts.TextOnly}); err != nil {
 		return nil, err
 	}
+	m.proc = m.processor.proc
 	m.seqLen, m.imgOpts = m.proc.SeqLen, m.proc.Image
-	m.vidOpts, m.vidErr = video.OptionsFromConfig(cfg.Preprocessor)
 	if m.eos, err = endTokens(cfg, m.tok); err != nil {
 		return nil, &ModelError{Dir: dir, File: modelconfig.GenerationFile, Field: "eos_token_id", Err: err}
 	}

@@ -88,6 +88,19 @@ func VideoReader(name string, r io.Reader, maxBytes int64) (*Video, error) {
 	return VideoBytes(name, buf.Bytes()), nil
 }
 
+// Check reads the video's metadata with ffprobe, as a request will, and
+// returns the error a request would fail with (ErrNoFFmpeg without
+// ffprobe), so that a program can refuse a bad video when it is given.
+func (v *Video) Check(ctx context.Context) error {
+	path, cleanup, err := v.file()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	_, err = video.Probe(ctx, path, video.Options{})
+	return videoErr(v, path, err)
+}
+
 // VideoInfo is what one video of a request became.
 type VideoInfo struct {
 	Frames      int       `json:"frames"`       // frames sampled (vision-encoder frames)
@@ -97,6 +110,27 @@ type VideoInfo struct {
 	TotalFrames int       `json:"total_frames"` // in the video
 	Decode      string    `json:"decode"`       // how the frames were decoded (select, seek)
 	Cached      bool      `json:"cached"`       // features came from the cache
+	// Width, Height and FPS (a rational, e.g. "24/1") are the video
+	// stream's, where known.
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	FPS    string `json:"fps,omitempty"`
+	// Tokens is the number of prompt tokens the video adds (its frames'
+	// <image> tokens and their text); set by Processor.Process.
+	Tokens int `json:"tokens,omitempty"`
+	// DecodeTime is the time spent decoding and resizing the frames
+	// (Processor.Process with pixel values).
+	DecodeTime time.Duration `json:"-"`
+}
+
+// newVideoInfo describes a sampled (and possibly decoded) video.
+func newVideoInfo(vid *video.Video) VideoInfo {
+	info := VideoInfo{Frames: len(vid.Indices), Indices: vid.Indices, Timestamps: vid.Timestamps, Duration: vid.Meta.Duration,
+		TotalFrames: vid.Meta.Frames, Width: vid.Meta.Width, Height: vid.Meta.Height, FPS: vid.Meta.Rate}
+	if len(vid.Frames) > 0 {
+		info.Decode, info.DecodeTime = vid.Mode.String(), vid.Decode
+	}
+	return info
 }
 
 // videoEntry is what a cached video feature entry remembers of the video.
@@ -105,21 +139,8 @@ type videoEntry struct {
 }
 
 // videoOptions are the model's video options with the request's overrides.
-func (m *Model) videoOptions(req GenerateOptions) (video.Options, error) {
-	if m.vidErr != nil {
-		return video.Options{}, fmt.Errorf("model %s: %w", m.dir, m.vidErr)
-	}
-	opt := m.vidOpts
-	if req.MaxFrames < 0 || req.VideoFPS < 0 {
-		return opt, fmt.Errorf("MaxFrames %d / VideoFPS %v: want 0 (the model's video_sampling) or more", req.MaxFrames, req.VideoFPS)
-	}
-	if req.MaxFrames > 0 {
-		opt.Sampling.MaxFrames = req.MaxFrames
-	}
-	if req.VideoFPS > 0 {
-		opt.Sampling.FPS = req.VideoFPS
-	}
-	return opt, nil
+func (m *Model) videoOptions(o GenerateOptions) (video.Options, error) {
+	return m.processor.videoOptions(o)
 }
 
 func videoKey(v *Video, opt video.Options) [32]byte {
@@ -166,14 +187,20 @@ func videoErr(v *Video, path string, err error) error {
 	return fmt.Errorf("video %s: %s", v.Name, strings.ReplaceAll(err.Error(), path, v.Name))
 }
 
-// loadVideo samples, decodes and resizes the frames of v.
-func loadVideo(ctx context.Context, v *Video, opt video.Options) (*video.Video, error) {
+// sampleVideo picks the frames of v (decode: and decodes and resizes
+// them).
+func sampleVideo(ctx context.Context, v *Video, opt video.Options, decode bool) (*video.Video, error) {
 	path, cleanup, err := v.file()
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	vid, err := video.Load(ctx, path, opt)
+	var vid *video.Video
+	if decode {
+		vid, err = video.Load(ctx, path, opt)
+	} else {
+		vid, err = video.Sample(ctx, path, opt)
+	}
 	return vid, videoErr(v, path, err)
 }
 
@@ -223,24 +250,23 @@ func (m *Model) planVideos(ctx context.Context, videos []*Video, o GenerateOptio
 		if err != nil {
 			return fail(videoErr(v, pl.path, err))
 		}
-		plans[len(plans)-1].info = VideoInfo{Frames: len(vid.Indices), Indices: vid.Indices, Timestamps: vid.Timestamps,
-			Duration: vid.Meta.Duration, TotalFrames: vid.Meta.Frames}
+		plans[len(plans)-1].info = newVideoInfo(vid)
 	}
 	return plans, nil
 }
 
-// promptVideos is what the prompt needs of the planned videos. transformers
-// spells pixel_values.shape[1] in every intro: the largest frame count of
-// the videos in the call.
-func promptVideos(plans []videoPlan) []prompt.VideoFrames {
-	out := make([]prompt.VideoFrames, len(plans))
+// promptVideos is what the prompt needs of each video. transformers spells
+// pixel_values.shape[1] in every intro: the largest frame count of the
+// videos in the call.
+func promptVideos(infos []VideoInfo) []prompt.VideoFrames {
+	out := make([]prompt.VideoFrames, len(infos))
 	count := 0
-	for _, pl := range plans {
-		count = max(count, pl.info.Frames)
+	for _, v := range infos {
+		count = max(count, v.Frames)
 	}
-	for i, pl := range plans {
-		out[i] = prompt.VideoFrames{Timestamps: pl.info.Timestamps, Duration: pl.info.Duration}
-		if len(plans) > 1 {
+	for i, v := range infos {
+		out[i] = prompt.VideoFrames{Timestamps: v.Timestamps, Duration: v.Duration}
+		if len(infos) > 1 {
 			out[i].Count = count
 		}
 	}
@@ -281,10 +307,7 @@ func (m *Model) videoFeature(ctx context.Context, pl videoPlan, res *Result, pro
 			return nil, fmt.Errorf("video %s: %w", pl.v.Name, err)
 		}
 		res.Timings.Vision += time.Since(t)
-		return &featureEntry{features: feats, frames: len(vid.Frames), video: &videoEntry{info: VideoInfo{
-			Frames: len(vid.Frames), Indices: vid.Indices, Timestamps: vid.Timestamps,
-			Duration: vid.Meta.Duration, TotalFrames: vid.Meta.Frames, Decode: vid.Mode.String(),
-		}}}, nil
+		return &featureEntry{features: feats, frames: len(vid.Frames), video: &videoEntry{info: newVideoInfo(vid)}}, nil
 	})
 	if err == nil && (ent.video == nil || !slices.Equal(ent.video.info.Indices, pl.info.Indices)) {
 		return nil, false, fmt.Errorf("video %s: decoded other frames than were planned", pl.v.Name)

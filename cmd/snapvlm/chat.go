@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/snapvlm/snapvlm"
-	"github.com/snapvlm/snapvlm/internal/imageproc"
 	"golang.org/x/term"
 )
 
@@ -239,7 +238,7 @@ func chatImage(f *engineFlags, path string) (*snapvlm.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := imageproc.DecodeBytes(img.Data, img.Name, 0); err != nil {
+	if err := img.Check(); err != nil {
 		return nil, err
 	}
 	return img, nil

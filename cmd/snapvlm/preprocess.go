@@ -7,13 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
-	"github.com/snapvlm/snapvlm/internal/imageproc"
-	"github.com/snapvlm/snapvlm/internal/modelconfig"
-	"github.com/snapvlm/snapvlm/internal/processor"
-	"github.com/snapvlm/snapvlm/internal/prompt"
-	"github.com/snapvlm/snapvlm/internal/tokenizer"
+	"github.com/snapvlm/snapvlm"
 )
 
 // preprocessResult is the JSON printed by `snapvlm preprocess`.
@@ -46,7 +41,7 @@ func cmdPreprocess(ctx context.Context, args []string) error {
 	noSplit := fs.Bool("no-split", false, "do not split images into tiles (one M×M frame per image)")
 	imageSize := fs.Int("image-size", 0, "override size.longest_edge (resize #1 target)")
 	npy := fs.String("npy", "", "write pixel_values [1, frames, 3, M, M] float32 to this .npy file")
-	maxPixels := fs.Int64("max-pixels", imageproc.DefaultMaxPixels, "refuse images with more pixels than this")
+	maxPixels := fs.Int64("max-pixels", defaultMaxPixels, "refuse images with more pixels than this")
 	var vf videoFlags
 	vf.register(fs)
 	images, err := parseArgs(fs, args)
@@ -65,116 +60,66 @@ func cmdPreprocess(ctx context.Context, args []string) error {
 	if len(images) == 0 && len(vf.paths) == 0 {
 		return errors.New("no image or --video given")
 	}
-	m, err := modelconfig.Load(*model)
+	// The prompt is rendered too (its image tokens are counted): a model
+	// without a chat template gets the built-in one.
+	proc, err := snapvlm.OpenProcessor(*model, snapvlm.ProcessorOptions{DefaultTemplate: true})
 	if err != nil {
 		return err
 	}
-	if len(vf.paths) > 0 {
-		return preprocessVideos(ctx, m, &vf, *npy)
-	}
-	opt, err := imageproc.OptionsFromConfig(m.Preprocessor)
-	if err != nil {
-		return err
-	}
-	if err := intRange("image-size", *imageSize, 0, opt.LongestEdge, "0: the model's size; at most its size.longest_edge"); err != nil {
+	if err := intRange("image-size", *imageSize, 0, proc.MaxImageSize(), "0: the model's size; at most its size.longest_edge"); err != nil {
 		return err
 	}
 	if *maxPixels < 1 {
 		return fmt.Errorf("--max-pixels %d: want 1 or more", *maxPixels)
 	}
-	if opt, err = processor.Override(opt, *noSplit, *imageSize); err != nil {
-		return err
-	}
-	opt.MaxPixels = *maxPixels
-	seqLen := m.ImageSeqLen()
-	if seqLen <= 0 {
-		return fmt.Errorf("model %s: image_seq_len is missing from %s and cannot be computed from %s",
-			*model, modelconfig.ProcessorFile, modelconfig.ConfigFile)
-	}
-	var imgs []*imageproc.RGB
+	var imgs []*snapvlm.Image
 	for _, p := range images {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		img, err := imageproc.Decode(p, opt.MaxPixels)
+		img, err := snapvlm.ImageFile(p)
 		if err != nil {
 			return err
 		}
 		imgs = append(imgs, img)
 	}
-	b, err := imageproc.Process(ctx, imgs, opt)
-	if err != nil {
+	var videos []*snapvlm.Video
+	for _, p := range vf.paths {
+		v, err := snapvlm.VideoFile(p)
+		if err != nil {
+			return err
+		}
+		videos = append(videos, v)
+	}
+	req := snapvlm.Request{
+		Messages:        []snapvlm.Message{userMessage("", videos, imgs)},
+		GenerateOptions: snapvlm.GenerateOptions{NoSplit: *noSplit, ImageSize: *imageSize, MaxFrames: vf.maxFrames, VideoFPS: vf.fps},
+	}
+	pr, err := proc.Process(ctx, req, snapvlm.ProcessOptions{PixelValues: true, MaxPixels: *maxPixels})
+	if err != nil && !errors.Is(err, snapvlm.ErrPromptTooLong) {
 		return err
 	}
-	res := preprocessResult{Frames: b.Frames, ImageTokens: b.Frames * seqLen, Shape: b.Shape()}
-	for _, info := range b.Images {
+	res := preprocessResult{Frames: int(pr.Shape[1]), ImageTokens: pr.ImageTokens, Shape: pr.Shape}
+	for _, info := range pr.Images {
 		res.Images = append(res.Images, preprocessImage{Rows: info.Rows, Cols: info.Cols, Frames: info.Frames})
 	}
+	for i, v := range pr.Videos {
+		res.Videos = append(res.Videos, newVideoInfo(vf.paths[i], v, proc.ImageSeqLen()))
+	}
 	if *npy != "" {
-		f, err := os.Create(*npy)
-		if err != nil {
+		if err := writeNPY(*npy, pr); err != nil {
 			return err
 		}
-		if err := b.WriteNPY(f); err != nil {
-			f.Close()
-			return fmt.Errorf("%s: %w", *npy, err)
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("%s: %w", *npy, err)
-		}
 	}
-	enc := json.NewEncoder(os.Stdout)
-	return enc.Encode(res)
+	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
-// preprocessVideos samples, decodes and resizes the videos as generation
-// would and prints what each became.
-func preprocessVideos(ctx context.Context, m *modelconfig.Model, vf *videoFlags, npy string) error {
-	opt, err := vf.options(m)
-	if err != nil {
-		return err
-	}
-	seqLen := m.ImageSeqLen()
-	if seqLen <= 0 {
-		return fmt.Errorf("model %s: image_seq_len is missing from %s and cannot be computed from %s",
-			m.Dir, modelconfig.ProcessorFile, modelconfig.ConfigFile)
-	}
-	tok, err := tokenizer.Load(filepath.Join(m.Dir, modelconfig.TokenizerFile))
-	if err != nil {
-		return err
-	}
-	vs, err := sampleVideos(ctx, vf.paths, opt, true)
-	if err != nil {
-		return err
-	}
-	texts := promptVideos(vs)
-	b := &imageproc.Batch{Size: opt.FrameSize}
-	res := preprocessResult{}
-	for i, v := range vs {
-		text, err := prompt.Expander{ImageSeqLen: seqLen}.Expand(prompt.VideoToken, nil, texts[i:i+1])
-		if err != nil {
-			return err
-		}
-		res.Videos = append(res.Videos, newVideoInfo(v, seqLen, len(tok.Encode(text))))
-		b.Pixels = append(b.Pixels, v.Pixels(opt)...)
-		b.Frames += len(v.Frames)
-	}
-	res.Frames, res.ImageTokens, res.Shape = b.Frames, b.Frames*seqLen, b.Shape()
-	if npy != "" {
-		if err := writeNPY(npy, b); err != nil {
-			return err
-		}
-	}
-	enc := json.NewEncoder(os.Stdout)
-	return enc.Encode(res)
-}
+// defaultMaxPixels is the library's limit on an image's pixels.
+const defaultMaxPixels = snapvlm.DefaultMaxImagePixels
 
-func writeNPY(path string, b *imageproc.Batch) error {
+func writeNPY(path string, pr *snapvlm.Processed) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := b.WriteNPY(f); err != nil {
+	if err := pr.WriteNPY(f); err != nil {
 		f.Close()
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -11,9 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/snapvlm/snapvlm/internal/imageproc"
-	"github.com/snapvlm/snapvlm/internal/processor"
-	"github.com/snapvlm/snapvlm/internal/prompt"
+	"github.com/snapvlm/snapvlm"
 )
 
 func cmdPrompt(ctx context.Context, args []string) error {
@@ -21,7 +19,7 @@ func cmdPrompt(ctx context.Context, args []string) error {
 }
 
 // promptGridList is a repeatable RxC flag.
-type promptGridList []prompt.ImageGrid
+type promptGridList []snapvlm.TileGrid
 
 func (l *promptGridList) String() string {
 	s := make([]string, len(*l))
@@ -38,7 +36,7 @@ func (l *promptGridList) Set(s string) error {
 	if !ok || err1 != nil || err2 != nil || rows < 0 || cols < 0 {
 		return fmt.Errorf("grid %q: want ROWSxCOLS such as 4x4 (0x0 = single form)", s)
 	}
-	*l = append(*l, prompt.ImageGrid{Rows: rows, Cols: cols})
+	*l = append(*l, snapvlm.TileGrid{Rows: rows, Cols: cols})
 	return nil
 }
 
@@ -106,51 +104,48 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fallback := ""
-	if *defTemplate {
-		fallback = prompt.SmolVLMTemplate
-	}
 	// The image settings are needed only to plan the grids of image files.
 	fromFiles := layout == nil && len(images) > 0
-	proc, err := processor.Open(*modelDir, processor.Options{FallbackTemplate: fallback, TextOnly: !fromFiles})
+	proc, err := snapvlm.OpenProcessor(*modelDir, snapvlm.ProcessorOptions{DefaultTemplate: *defTemplate, TextOnly: !fromFiles})
 	if err != nil {
-		if errors.Is(err, prompt.ErrNoTemplate) {
-			return fmt.Errorf("model %s: %w (pass --default-template to use the built-in SmolVLM one)", *modelDir, err)
+		if errors.Is(err, snapvlm.ErrNoTemplate) {
+			return fmt.Errorf("%w (pass --default-template to use the built-in SmolVLM one)", err)
 		}
-		return fmt.Errorf("model %s: %w", *modelDir, err)
-	}
-	if err := intRange("image-size", *imageSize, 0, proc.Config.Preprocessor.Size.LongestEdge, "0: the model's size; at most its size.longest_edge"); err != nil {
 		return err
 	}
+	if err := intRange("image-size", *imageSize, 0, proc.MaxImageSize(), "0: the model's size; at most its size.longest_edge"); err != nil {
+		return err
+	}
+	var imgs []*snapvlm.Image
 	if fromFiles {
-		if layout, err = gridsFromImages(proc, images, *noSplit, *imageSize); err != nil {
-			return err
+		for _, p := range images {
+			img, err := snapvlm.ImageFile(p)
+			if err != nil {
+				return err
+			}
+			imgs = append(imgs, img)
+		}
+	} else {
+		// Given grids stand for the images: their files are not read.
+		for i := range layout {
+			imgs = append(imgs, &snapvlm.Image{Name: fmt.Sprintf("image %d", i+1)})
 		}
 	}
-	var videos []prompt.VideoFrames
-	if len(vf.paths) > 0 {
-		opt, err := vf.options(proc.Config)
+	var videos []*snapvlm.Video
+	for _, p := range vf.paths {
+		v, err := snapvlm.VideoFile(p)
 		if err != nil {
 			return err
 		}
-		vs, err := sampleVideos(ctx, vf.paths, opt, false)
-		if err != nil {
-			return err
-		}
-		videos = promptVideos(vs)
+		videos = append(videos, v)
 	}
-	content := make([]prompt.Part, 0, len(videos)+len(layout)+1)
-	for range videos {
-		content = append(content, prompt.Part{Type: prompt.PartVideo})
+	req := snapvlm.Request{
+		Messages:        []snapvlm.Message{userMessage(question, videos, imgs)},
+		GenerateOptions: snapvlm.GenerateOptions{NoSplit: *noSplit, ImageSize: *imageSize, MaxFrames: vf.maxFrames, VideoFPS: vf.fps},
 	}
-	for range layout {
-		content = append(content, prompt.Part{Type: prompt.PartImage})
-	}
-	content = append(content, prompt.Part{Type: prompt.PartText, Text: question})
-	pr, err := proc.Prompt(processor.Input{Messages: []prompt.Message{{Role: prompt.RoleUser, Content: content}}, Grids: layout, Videos: videos})
-	var long *processor.TooLongError
-	if err != nil && !errors.As(err, &long) { // a prompt too long to answer is still shown
-		return fmt.Errorf("model %s: %w", *modelDir, err)
+	pr, err := proc.Process(ctx, req, snapvlm.ProcessOptions{Grids: layout})
+	if err != nil && !errors.Is(err, snapvlm.ErrPromptTooLong) { // a prompt too long to answer is still shown
+		return err
 	}
 	text, ids, nImage := pr.Text, pr.IDs, pr.ImageTokens
 
@@ -160,47 +155,25 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		enc.SetEscapeHTML(false)
 		return enc.Encode(promptJSON{Prompt: text, IDs: ids, ImageTokens: nImage})
 	}
-	_, err = fmt.Fprintf(stdout, "%s\n--\n%d tokens, %d of them %s\n", text, len(ids), nImage, prompt.ImageToken)
+	_, err = fmt.Fprintf(stdout, "%s\n--\n%d tokens, %d of them <image>\n", text, len(ids), nImage)
 	return err
 }
 
 // imageGrids decides the tile grid of every image from the flags.
-func imageGrids(nImages int, grids promptGridList, noSplit bool) ([]prompt.ImageGrid, error) {
+func imageGrids(nImages int, grids promptGridList, noSplit bool) ([]snapvlm.TileGrid, error) {
 	switch {
 	case noSplit && len(grids) > 0:
 		return nil, errors.New("--no-split and --grid exclude each other")
 	case nImages == 0 && noSplit:
-		return []prompt.ImageGrid{{}}, nil
+		return []snapvlm.TileGrid{{}}, nil
 	case nImages == 0:
 		return grids, nil
 	case noSplit:
-		return make([]prompt.ImageGrid, nImages), nil
+		return make([]snapvlm.TileGrid, nImages), nil
 	case len(grids) == 0:
 		return nil, nil // computed from the images
 	case len(grids) != nImages:
 		return nil, fmt.Errorf("%d --image flags but %d --grid flags: give one grid per image", nImages, len(grids))
-	}
-	return grids, nil
-}
-
-// gridsFromImages plans each image's tile grid from its size, exactly as
-// generation tiles it.
-func gridsFromImages(proc *processor.Processor, paths []string, noSplit bool, imageSize int) ([]prompt.ImageGrid, error) {
-	opt, err := proc.ImageOptions(noSplit, imageSize)
-	if err != nil {
-		return nil, err
-	}
-	grids := make([]prompt.ImageGrid, 0, len(paths))
-	for _, p := range paths {
-		data, err := imageproc.ReadFile(p, 0)
-		if err != nil {
-			return nil, err
-		}
-		w, h, err := imageproc.Dimensions(data, p, opt.MaxPixels)
-		if err != nil {
-			return nil, err
-		}
-		grids = append(grids, processor.Grid(w, h, opt))
 	}
 	return grids, nil
 }

@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/snapvlm/snapvlm/internal/modelconfig"
-	"github.com/snapvlm/snapvlm/internal/tokenizer"
+	"github.com/snapvlm/snapvlm"
 )
 
 // cmdTokenize prints the token ids (and token strings) of a text, encoded
@@ -49,14 +47,14 @@ func runTokenizeIO(args []string, stdin io.Reader, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := tokenizer.Load(filepath.Join(*model, modelconfig.TokenizerFile))
+	tok, err := snapvlm.LoadTokenizer(*model)
 	if err != nil {
 		return err
 	}
-	ids := tok.Encode(text)
+	ids := tok.Tokenize(text)
 	tokens := make([]string, len(ids))
 	for i, id := range ids {
-		tokens[i], _ = tok.IDToToken(id)
+		tokens[i], _ = tok.TokenString(id)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(w)

@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/snapvlm/snapvlm"
-	"github.com/snapvlm/snapvlm/internal/modelconfig"
-	"github.com/snapvlm/snapvlm/internal/prompt"
-	"github.com/snapvlm/snapvlm/internal/video"
 )
 
 // videoFlags are the flags of the commands that take videos.
@@ -35,59 +32,6 @@ func (v *videoFlags) validate() error {
 	return floatRange("fps", v.fps, 0, 1000, "0: the model's video_sampling.fps")
 }
 
-// options are the model's video options with the flags' overrides.
-func (v *videoFlags) options(m *modelconfig.Model) (video.Options, error) {
-	opt, err := video.OptionsFromConfig(m.Preprocessor)
-	if err != nil {
-		return opt, fmt.Errorf("model %s: %w", m.Dir, err)
-	}
-	if v.maxFrames > 0 {
-		opt.Sampling.MaxFrames = v.maxFrames
-	}
-	if v.fps > 0 {
-		opt.Sampling.FPS = v.fps
-	}
-	return opt, nil
-}
-
-// sampleVideos samples (decode = false: picks frames only) or loads every
-// video.
-func sampleVideos(ctx context.Context, paths []string, opt video.Options, decode bool) ([]*video.Video, error) {
-	vs := make([]*video.Video, 0, len(paths))
-	for _, p := range paths {
-		var v *video.Video
-		var err error
-		if decode {
-			v, err = video.Load(ctx, p, opt)
-		} else {
-			v, err = video.Sample(ctx, p, opt)
-		}
-		if err != nil {
-			return nil, err
-		}
-		vs = append(vs, v)
-	}
-	return vs, nil
-}
-
-// promptVideos is what the prompt expander needs of each video; every
-// intro spells the largest frame count, as transformers does for several
-// videos in one call.
-func promptVideos(vs []*video.Video) []prompt.VideoFrames {
-	count := 0
-	for _, v := range vs {
-		count = max(count, len(v.Indices))
-	}
-	out := make([]prompt.VideoFrames, len(vs))
-	for i, v := range vs {
-		out[i] = prompt.VideoFrames{Timestamps: v.Timestamps, Duration: v.Meta.Duration}
-		if len(vs) > 1 {
-			out[i].Count = count
-		}
-	}
-	return out
-}
-
 // videoInfo is one video in the JSON of `preprocess --video`.
 type videoInfo struct {
 	File        string    `json:"file"`
@@ -105,13 +49,13 @@ type videoInfo struct {
 	DecodeMS    float64   `json:"decode_ms"`
 }
 
-func newVideoInfo(v *video.Video, seqLen, tokens int) videoInfo {
+func newVideoInfo(path string, v snapvlm.VideoInfo, seqLen int) videoInfo {
 	return videoInfo{
-		File: v.Path, Width: v.Meta.Width, Height: v.Meta.Height,
-		TotalFrames: v.Meta.Frames, Rate: v.Meta.Rate, Duration: v.Meta.Duration,
-		Indices: v.Indices, Timestamps: v.Timestamps, Frames: len(v.Indices),
-		ImageTokens: len(v.Indices) * seqLen, Tokens: tokens,
-		Decode: v.Mode.String(), DecodeMS: ms(v.Decode),
+		File: path, Width: v.Width, Height: v.Height,
+		TotalFrames: v.TotalFrames, Rate: v.FPS, Duration: v.Duration,
+		Indices: v.Indices, Timestamps: v.Timestamps, Frames: v.Frames,
+		ImageTokens: v.Frames * seqLen, Tokens: v.Tokens,
+		Decode: v.Decode, DecodeMS: ms(v.DecodeTime),
 	}
 }
 
@@ -181,7 +125,7 @@ func chatVideo(path string) (*snapvlm.Video, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := video.Probe(context.Background(), path, video.Options{}); err != nil {
+	if err := v.Check(context.Background()); err != nil {
 		return nil, err
 	}
 	return v, nil

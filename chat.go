@@ -97,15 +97,22 @@ func (c *Chat) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.msgs = nil
+	c.release()
+}
+
+// release hands the conversation's cache to the Model's prompt cache (a
+// later request or Chat may start the same way) and lets it go.
+func (c *Chat) release() {
+	c.m.prompts.add(c.kv, c.m.cfg.Config.ImageTokenID)
 	c.kv.drop()
 	c.kv = nil
 }
 
-// Close releases the conversation's cache. A closed Chat can still be used;
-// its next turn starts a new cache.
+// Close releases the conversation's cache (to the Model's prompt cache,
+// when it has one). A closed Chat can still be used; its next turn starts a
+// new cache.
 func (c *Chat) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.kv.drop()
-	c.kv = nil
+	c.release()
 }

@@ -290,7 +290,7 @@ func TestSensitivity(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := &Result{}
-		kv, err := m.answer(ctx, req.GenerateOptions, &prepared{ids: p.ids, embeds: embeds}, res, time.Now(), nil, nil, false)
+		kv, err := m.answer(ctx, req.GenerateOptions, &prepared{held: held{ids: p.ids}, embeds: embeds}, res, time.Now(), nil, nil, false)
 		kv.drop()
 		if err != nil {
 			t.Fatal(err)

@@ -14,9 +14,8 @@ import (
 
 // prepared is a prompt ready for the decoder.
 type prepared struct {
-	ids       []int64
-	embeds    []float32
-	imageKeys [][32]byte // feature-cache keys of the images, in order
+	held   // the prompt's ids and images
+	embeds []float32
 }
 
 // prepare renders the conversation, plans its images' tiles and its
@@ -71,7 +70,7 @@ func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepare
 		return nil, err
 	}
 	res.PromptTokens = pr.IDs
-	feats, keys, err := m.encodeMedia(ctx, media, plans, vplans, req.OnProgress, res)
+	feats, keys, rows, err := m.encodeMedia(ctx, media, plans, vplans, req.OnProgress, res)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +84,7 @@ func (m *Model) prepare(ctx context.Context, req Request, res *Result) (*prepare
 		}
 	}
 	res.ImageTokens = pr.ImageTokens
-	return &prepared{ids: pr.IDs, embeds: embeds, imageKeys: keys}, nil
+	return &prepared{held: held{ids: pr.IDs, imageKeys: keys, imageRows: rows}, embeds: embeds}, nil
 }
 
 // promptMessages turns the messages into the template's, with a
@@ -170,15 +169,17 @@ func (m *Model) encodeImages(ctx context.Context, plans []imagePlan, onProgress 
 	for i, pl := range plans {
 		media[i] = Part{Image: pl.img}
 	}
-	return m.encodeMedia(ctx, media, plans, nil, onProgress, res)
+	feats, keys, _, err := m.encodeMedia(ctx, media, plans, nil, onProgress, res)
+	return feats, keys, err
 }
 
 // encodeMedia returns the features of the planned images and videos in
-// the order of media (from the cache, or from the vision encoder) and
-// their cache keys.
-func (m *Model) encodeMedia(ctx context.Context, media []Part, plans []imagePlan, vplans []videoPlan, onProgress func(Progress), res *Result) ([]float32, [][32]byte, error) {
+// the order of media (from the cache, or from the vision encoder), their
+// cache keys and the number of image tokens each fills.
+func (m *Model) encodeMedia(ctx context.Context, media []Part, plans []imagePlan, vplans []videoPlan, onProgress func(Progress), res *Result) ([]float32, [][32]byte, []int, error) {
 	var all []float32
 	keys := make([][32]byte, 0, len(media))
+	rows := make([]int, 0, len(media))
 	ii, vi := 0, 0
 	for i, part := range media {
 		var progress func(done, tiles int)
@@ -192,9 +193,10 @@ func (m *Model) encodeMedia(ctx context.Context, media []Part, plans []imagePlan
 			vi++
 			ent, cached, err := m.videoFeature(ctx, pl, res, progress)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			keys = append(keys, pl.key)
+			rows = append(rows, len(ent.features)/m.emb.Hidden())
 			all = append(all, ent.features...)
 			res.Tiles += ent.frames
 			info := ent.video.info
@@ -206,17 +208,18 @@ func (m *Model) encodeMedia(ctx context.Context, media []Part, plans []imagePlan
 		ii++
 		ent, cached, err := m.imageFeature(ctx, pl.img, pl.rgb, pl.key, pl.opt, res, progress)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if ent.grid != pl.grid {
-			return nil, nil, fmt.Errorf("image %s: tiled %dx%d, planned %dx%d", pl.img.Name, ent.grid.Rows, ent.grid.Cols, pl.grid.Rows, pl.grid.Cols)
+			return nil, nil, nil, fmt.Errorf("image %s: tiled %dx%d, planned %dx%d", pl.img.Name, ent.grid.Rows, ent.grid.Cols, pl.grid.Rows, pl.grid.Cols)
 		}
 		keys = append(keys, pl.key)
+		rows = append(rows, len(ent.features)/m.emb.Hidden())
 		all = append(all, ent.features...)
 		res.Tiles += ent.frames
 		res.Images = append(res.Images, ImageInfo{Rows: ent.grid.Rows, Cols: ent.grid.Cols, Frames: ent.frames, Cached: cached})
 	}
-	return all, keys, nil
+	return all, keys, rows, nil
 }
 
 // imageFeatures plans and encodes images outside a prompt (for

@@ -73,6 +73,17 @@ func (m *Model) generate(ctx context.Context, req Request, fn func(Token) error,
 		return nil, nil, err
 	}
 	kv, err := m.answer(ctx, o, p, res, start, fn, prev, keep)
+	if !keep {
+		// A Generate call leaves its cache to the Model's prompt cache
+		// when it holds the prompt and answer as they are: after success
+		// or a cancellation during decoding (not after an error, which
+		// may have come from the decoder).
+		if kv != nil && (err == nil || res.FinishReason == FinishCancelled) {
+			m.prompts.add(kv, m.cfg.Config.ImageTokenID)
+		}
+		kv.drop()
+		kv = nil
+	}
 	if err != nil && res.FinishReason != FinishCancelled && len(res.Tokens) == 0 {
 		return nil, kv, err
 	}
@@ -135,9 +146,8 @@ func (m *Model) answerLength(promptLen, imageTokens, maxNew int) (int, error) {
 // kvCache is a decoder cache with what it holds: the token ids and the
 // images whose features those tokens carry. A Chat keeps one between turns.
 type kvCache struct {
-	st     *decoder.State
-	ids    []int64
-	images [][32]byte
+	st *decoder.State
+	held
 }
 
 // drop releases the cache; a nil cache is a no-op.
@@ -149,41 +159,43 @@ func (c *kvCache) drop() {
 }
 
 // reusable returns how many leading prompt tokens of p the cache already
-// holds, or 0 when it cannot serve p (other images).
-func (c *kvCache) reusable(p *prepared) int {
-	if c == nil || c.st == nil || len(c.images) > len(p.imageKeys) {
+// holds (the same ids, and the same images' features at image tokens).
+func (c *kvCache) reusable(p *prepared, imageTok int64) int {
+	if c == nil || c.st == nil || len(p.ids) == 0 {
 		return 0
 	}
-	for i, k := range c.images {
-		if p.imageKeys[i] != k {
-			return 0
-		}
-	}
-	n := 0
-	for n < len(c.ids) && n < len(p.ids) && c.ids[n] == p.ids[n] {
-		n++
-	}
 	// The last prompt token is always run to get the first logits.
-	return min(n, len(p.ids)-1)
+	return min(common(c.held, p.held, imageTok), c.st.Len(), len(p.ids)-1)
 }
 
-// cacheFor returns a cache for p that can hold need tokens: prev truncated
-// to the prefix it shares with p, or a new one (prev is then released).
-// A cache meant to be kept gets room for later turns.
+// cacheFor returns a cache for p that can hold need tokens: the longest
+// prefix of p that prev or the Model's prompt cache holds (prev truncated
+// to it, or a copy of the prompt cache's entry), or a new one. prev is
+// consumed. A cache meant to be kept gets room for later turns.
 func (m *Model) cacheFor(p *prepared, need int, prev *kvCache, keep bool) (*kvCache, error) {
 	capacity := need
 	if keep {
 		capacity = m.chatCapacity(need)
 	}
-	if skip := prev.reusable(p); skip > 0 && prev.st.Truncate(skip) == nil && prev.st.Grow(capacity) == nil {
-		return &kvCache{st: prev.st, images: p.imageKeys}, nil
+	tok := m.cfg.Config.ImageTokenID
+	skip := prev.reusable(p, tok)
+	if snap, n := m.prompts.best(p.held, tok); n > skip {
+		prev.drop()
+		st, err := m.dec.Restore(snap, n, capacity, m.chunk)
+		if err != nil {
+			return nil, err
+		}
+		return &kvCache{st: st, held: held{imageKeys: p.imageKeys, imageRows: p.imageRows}}, nil
+	}
+	if skip > 0 && prev.st.Truncate(skip) == nil && prev.st.Grow(capacity) == nil {
+		return &kvCache{st: prev.st, held: held{imageKeys: p.imageKeys, imageRows: p.imageRows}}, nil
 	}
 	prev.drop()
 	st, err := m.dec.NewState(capacity, m.chunk)
 	if err != nil {
 		return nil, err
 	}
-	return &kvCache{st: st, images: p.imageKeys}, nil
+	return &kvCache{st: st, held: held{imageKeys: p.imageKeys, imageRows: p.imageRows}}, nil
 }
 
 // chatCapacity is the size of a cache a Chat keeps: twice what this turn

@@ -312,7 +312,7 @@ type Result struct {
 	Tokens       []int64      `json:"tokens"`           // generated ids, the end token included
 	PromptTokens []int64      `json:"prompt_tokens"`    // the prompt's ids, images expanded
 	ImageTokens  int          `json:"image_tokens"`     // <image> tokens in the prompt
-	ReusedTokens int          `json:"reused_tokens"`    // prompt tokens whose cache a Chat kept from earlier turns
+	ReusedTokens int          `json:"reused_tokens"`    // prompt tokens not prefilled: their cache came from a Chat's earlier turn or the prompt cache (Options.PromptCacheMB)
 	Tiles        int          `json:"tiles"`            // vision frames over all images and videos
 	Images       []ImageInfo  `json:"images"`           // how each image was tiled, in prompt order
 	Videos       []VideoInfo  `json:"videos,omitempty"` // what was sampled of each video

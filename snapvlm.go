@@ -124,6 +124,19 @@ type Options struct {
 	// FeatureCacheSize is how many images' features are kept for reuse
 	// across questions; 0 = 32, negative disables the cache.
 	FeatureCacheSize int
+	// PromptCacheMB is the memory, in MiB, for the decoder caches of recent
+	// requests: a request whose prompt starts with the same tokens and
+	// images as an earlier prompt and its answer (the same system prompt
+	// and photo with another question, or a conversation sent back with
+	// one more turn) copies that prefix's keys and values instead of
+	// prefilling it again (Result.ReusedTokens). The least recently used go
+	// first; a request's cache costs KV bytes per token (layers × 2 ×
+	// key/value heads × head size × 4 bytes for a float32 cache: 45 KiB on
+	// SmolVLM2-256M, 80 KiB on 500M) times its prompt and answer tokens.
+	// 0 (the default) or negative keeps none: a process that answers one
+	// request, or a phone, should not hold memory for requests that may
+	// never come. `snapvlm serve --cache-mb` sets it (256 by default).
+	PromptCacheMB int
 	// Progress, when not nil, is called as Load goes through its stages
 	// (loading the graphs takes most of the time).
 	Progress func(LoadProgress)
@@ -158,6 +171,7 @@ type Model struct {
 	why       map[string]string // graph -> why that file
 	chunk     int
 	features  *featureCache
+	prompts   *promptCache // nil when Options.PromptCacheMB is 0
 	loadTime  time.Duration
 	life      lifecycle
 
@@ -252,6 +266,7 @@ func openText(dir string, opts Options, st *loadStages) (*Model, error) {
 		cacheSize = 32
 	}
 	m.features = newFeatureCache(cacheSize)
+	m.prompts = newPromptCache(opts.PromptCacheMB)
 	tokFile := filepath.Join(dir, modelconfig.TokenizerFile)
 	if err := st.next("tokenizer", tokFile); err != nil {
 		return nil, err
@@ -489,6 +504,7 @@ func (m *Model) ContextLength() int { return m.cfg.Config.TextConfig.Positions()
 func (m *Model) Close() error { return m.life.close(m.release) }
 
 func (m *Model) release() error {
+	m.prompts.close()
 	var errs []error
 	if m.vis != nil {
 		errs = append(errs, m.vis.Close())

@@ -590,3 +590,102 @@ func (st *State) Grow(capacity int) error {
 	}
 	return st.makeTensors(bufs[0], st.n, st.past)
 }
+
+// Snapshot is a copy of the first positions of a State's cache, laid out
+// compactly (no room for more tokens, no logits or tensors): a prompt kept
+// for later requests that start the same way. It is immutable, so any
+// number of States may be started from one at the same time.
+type Snapshot struct {
+	d     *Decoder
+	n     int
+	dtype ort.DType
+	f32   [][]float32 // per cache tensor, [KVHeads, n, HeadDim], for a float32 cache
+	f16   [][]uint16  // the same for a float16 cache
+}
+
+// Snapshot copies the first n cached tokens.
+func (st *State) Snapshot(n int) (*Snapshot, error) {
+	if n < 0 || n > st.n {
+		return nil, fmt.Errorf("decoder: cannot snapshot %d of %d cached tokens", n, st.n)
+	}
+	heads, hd := st.d.cfg.KVHeads, st.d.cfg.HeadDim
+	// An unshared cache holds n tokens at stride st.n; a shared one at
+	// stride st.cap.
+	stride := st.n
+	if st.d.shared {
+		stride = st.cap
+	}
+	s := &Snapshot{d: st.d, n: n, dtype: st.d.kvType}
+	for _, b := range st.bufs[st.cur] {
+		if b.DType == ort.Float16 {
+			dst := make([]uint16, heads*n*hd)
+			for h := range heads {
+				copy(dst[h*n*hd:(h+1)*n*hd], b.F16[h*stride*hd:(h*stride+n)*hd])
+			}
+			s.f16 = append(s.f16, dst)
+			continue
+		}
+		dst := make([]float32, heads*n*hd)
+		for h := range heads {
+			copy(dst[h*n*hd:(h+1)*n*hd], b.F32[h*stride*hd:(h*stride+n)*hd])
+		}
+		s.f32 = append(s.f32, dst)
+	}
+	return s, nil
+}
+
+// Len is the number of tokens the snapshot holds.
+func (s *Snapshot) Len() int { return s.n }
+
+// Bytes is the memory the snapshot's cache rows take.
+func (s *Snapshot) Bytes() int64 {
+	var b int64
+	for _, v := range s.f32 {
+		b += 4 * int64(len(v))
+	}
+	for _, v := range s.f16 {
+		b += 2 * int64(len(v))
+	}
+	return b
+}
+
+// Restore starts a State of the given capacity holding the first n tokens
+// of s (see NewState for capacity and chunk). s must come from a State of
+// this Decoder.
+func (d *Decoder) Restore(s *Snapshot, n, capacity, chunk int) (*State, error) {
+	if s.d != d {
+		return nil, errors.New("decoder: the snapshot is of another decoder")
+	}
+	if n < 0 || n > s.n || n > capacity {
+		return nil, fmt.Errorf("decoder: cannot restore %d tokens of a %d-token snapshot into a cache of %d", n, s.n, capacity)
+	}
+	st, err := d.NewState(capacity, chunk)
+	if err != nil {
+		return nil, err
+	}
+	heads, hd := d.cfg.KVHeads, d.cfg.HeadDim
+	stride := n // an unshared n-token cache is laid out for n tokens
+	if d.shared {
+		stride = capacity
+	}
+	for k, b := range st.bufs[0] {
+		for h := range heads {
+			src, dst := h*s.n*hd, h*stride*hd
+			if b.DType == ort.Float16 {
+				copy(b.F16[dst:dst+n*hd], s.f16[k][src:src+n*hd])
+			} else {
+				copy(b.F32[dst:dst+n*hd], s.f32[k][src:src+n*hd])
+			}
+		}
+	}
+	st.n = n
+	if !d.shared {
+		st.closePast()
+		st.past = make([]*ort.Tensor, len(st.bufs[0]))
+		if err := st.makeTensors(st.bufs[0], n, st.past); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
+}

@@ -172,6 +172,58 @@ func TestTruncateAndGrow(t *testing.T) {
 					}
 				})
 			}
+
+			// A snapshot (of k tokens, or of all 11 restored to k) starts
+			// a new cache, of any capacity, that continues like the fresh
+			// one; the snapshot outlives its source.
+			snaps := []struct {
+				name           string
+				take, capacity int
+				chunk          int
+			}{
+				{"snapshot k", k, k + 1, 0},
+				{"snapshot all, restore k", 11, 40, 3},
+			}
+			for _, c := range snaps {
+				t.Run(c.name, func(t *testing.T) {
+					src, err := d.NewState(12, c.chunk)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := src.Prefill(ctx, embeds[:11*h]); err != nil {
+						t.Fatal(err)
+					}
+					snap, err := src.Snapshot(c.take)
+					src.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if snap.Len() != c.take {
+						t.Fatalf("snapshot holds %d tokens, want %d", snap.Len(), c.take)
+					}
+					size := map[ort.DType]int64{ort.Float32: 4, ort.Float16: 2}[d.KVType()]
+					if want := int64(2*d.cfg.Layers*d.cfg.KVHeads*d.cfg.HeadDim*c.take) * size; snap.Bytes() != want {
+						t.Errorf("snapshot of %d tokens takes %d bytes, want %d", c.take, snap.Bytes(), want)
+					}
+					st, err := d.Restore(snap, k, c.capacity, c.chunk)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer st.Close()
+					if st.Len() != k || st.Cap() != c.capacity {
+						t.Fatalf("restored len %d cap %d, want %d and %d", st.Len(), st.Cap(), k, c.capacity)
+					}
+					got, err := st.Step(ctx, next)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range want {
+						if diff := got[i] - want[i]; diff > 1e-4 || diff < -1e-4 {
+							t.Fatalf("logit %d: %g after %s, %g fresh", i, got[i], c.name, want[i])
+						}
+					}
+				})
+			}
 		})
 	}
 }
@@ -194,6 +246,7 @@ func TestStateErrors(t *testing.T) {
 		{"step width", func() error { _, err := st.Step(ctx, make([]float32, h-1)); return err }, "want"},
 		{"truncate beyond", func() error { return st.Truncate(1) }, "cannot keep 1 of 0"},
 		{"zero capacity", func() error { _, err := d.NewState(0, 0); return err }, "must be positive"},
+		{"snapshot beyond", func() error { _, err := st.Snapshot(1); return err }, "cannot snapshot 1 of 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

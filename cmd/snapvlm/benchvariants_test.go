@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/snapvlm/snapvlm"
 )
 
 // TestBenchVariants runs bench --variants on the tiny model (fp32 and q4):
@@ -21,14 +23,14 @@ func TestBenchVariants(t *testing.T) {
 	if err := runBench(context.Background(), args, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
-	var r variantsReport
+	var r snapvlm.VariantReport
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
 	if r.Steps != 16 || r.Tiles != 1 || r.PromptTokens == 0 {
 		t.Errorf("report %+v", r)
 	}
-	rows := map[string]variantRow{}
+	rows := map[string]snapvlm.VariantRow{}
 	fastest := map[string]int{}
 	for _, x := range r.Rows {
 		if x.Error != "" {
@@ -39,7 +41,7 @@ func TestBenchVariants(t *testing.T) {
 			fastest[x.Graph]++
 		}
 	}
-	check := func(key string, ok func(x variantRow) bool) {
+	check := func(key string, ok func(x snapvlm.VariantRow) bool) {
 		t.Helper()
 		x, found := rows[key]
 		if !found {
@@ -53,14 +55,14 @@ func TestBenchVariants(t *testing.T) {
 			t.Errorf("%s: not timed", key)
 		}
 	}
-	check("vision_encoder/fp32", func(x variantRow) bool { return x.Cosine > 0.999999 && x.MaxAbs == 0 && x.Pass })
-	check("vision_encoder/q4", func(x variantRow) bool { return x.Cosine > 0.99999 && x.MaxAbs < 1e-3 && x.Pass })
-	check("vision_encoder/int8 rewrite of fp32", func(x variantRow) bool { return x.Cosine > 0.995 && x.Cosine < 1 && x.MaxAbs > 0 })
-	check("embed_tokens/fp32", func(x variantRow) bool { return x.MaxAbs == 0 && x.Pass })
-	check("embed_tokens/q4", func(x variantRow) bool { return x.MaxAbs == 0 && x.Pass })
-	check("decoder_model_merged/fp32", func(x variantRow) bool { return x.Top1 == 1 && x.MaxLogit == 0 && x.TokensSec > 0 })
-	check("decoder_model_merged/q4", func(x variantRow) bool { return x.Top1 == 1 && x.MaxLogit < 1e-2 && x.Pass })
-	check("decoder_model_merged/q4 + int8 activations (--decoder-int8)", func(x variantRow) bool { return x.MaxLogit > 0 })
+	check("vision_encoder/fp32", func(x snapvlm.VariantRow) bool { return x.Cosine > 0.999999 && x.MaxAbs == 0 && x.Pass })
+	check("vision_encoder/q4", func(x snapvlm.VariantRow) bool { return x.Cosine > 0.99999 && x.MaxAbs < 1e-3 && x.Pass })
+	check("vision_encoder/int8 rewrite of fp32", func(x snapvlm.VariantRow) bool { return x.Cosine > 0.995 && x.Cosine < 1 && x.MaxAbs > 0 })
+	check("embed_tokens/fp32", func(x snapvlm.VariantRow) bool { return x.MaxAbs == 0 && x.Pass })
+	check("embed_tokens/q4", func(x snapvlm.VariantRow) bool { return x.MaxAbs == 0 && x.Pass })
+	check("decoder_model_merged/fp32", func(x snapvlm.VariantRow) bool { return x.Top1 == 1 && x.MaxLogit == 0 && x.TokensSec > 0 })
+	check("decoder_model_merged/q4", func(x snapvlm.VariantRow) bool { return x.Top1 == 1 && x.MaxLogit < 1e-2 && x.Pass })
+	check("decoder_model_merged/q4 + int8 activations (--decoder-int8)", func(x snapvlm.VariantRow) bool { return x.MaxLogit > 0 })
 	for _, g := range []string{"vision_encoder", "embed_tokens", "decoder_model_merged"} {
 		if fastest[g] != 1 {
 			t.Errorf("%s: %d fastest passing variants", g, fastest[g])

@@ -121,6 +121,14 @@ type Options struct {
 	// probe; a graph of another shape or a failed probe keeps the original,
 	// and Model.FileReasons says so).
 	PlainAttention bool
+	// NoGraphCache loads every graph from its file and lets ONNX Runtime
+	// optimise it again. By default the optimised graph is saved once to
+	// the user cache dir (~/.cache/snapvlm/rewritten, in ONNX Runtime's own
+	// format, keyed by the model file, the ONNX Runtime version, the level
+	// and the CPU) and later loads open that copy with optimisation off and
+	// its weights memory-mapped instead of copied (CPU provider only; a
+	// copy that fails to load is removed, and FileReasons says so).
+	NoGraphCache bool
 	// FeatureCacheSize is how many images' features are kept for reuse
 	// across questions; 0 = 32, negative disables the cache.
 	FeatureCacheSize int
@@ -328,10 +336,24 @@ func graphFiles(dir string, opts Options) (files, why map[string]string, err err
 	return files, why, nil
 }
 
+// graphCacheNote is added to a graph's FileReasons when its session was
+// loaded from the optimised graph saved by an earlier load.
+const graphCacheNote = "optimised graph loaded from the cache"
+
 // openSessions creates the ONNX Runtime sessions of the three graphs
 // (files and why may be updated for a rewritten vision encoder).
 func (m *Model) openSessions(dir string, opts Options, files, why map[string]string, st *loadStages) error {
-	so := ort.SessionOptions{IntraOpThreads: opts.Threads, Provider: opts.Provider, OptLevel: ort.OptLevel(opts.OptLevel)}
+	base := ort.SessionOptions{IntraOpThreads: opts.Threads, Provider: opts.Provider, OptLevel: ort.OptLevel(opts.OptLevel)}
+	// so is the options of the graph being loaded: the optimised-graph
+	// cache's warnings go to its reason. The probes of the rewrites load
+	// with base, so they save no optimised copies of files they only check.
+	so := base
+	forGraph := func(graph string) {
+		so = base
+		so.OptimizedCache = !opts.NoGraphCache
+		so.Warn = func(err error) { why[graph] += "; warning: " + err.Error() }
+		so.FromCache = func(string) { why[graph] += "; " + graphCacheNote }
+	}
 	t := m.cfg.Config.TextConfig
 	refuse := func(graph string, err error) error {
 		return &ModelError{Dir: dir, File: files[graph], Err: refuseVariant(err, dir, graph, files[graph], m.env.Version(), opts.Provider)}
@@ -341,7 +363,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		vcfg := vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize}
 		if opts.VisionInt8 {
 			src := int8VisionSource(dir, files[GraphVision], firstNonEmpty(opts.VisionDtype, opts.Dtype))
-			if files[GraphVision], why[GraphVision], err = int8VisionFile(context.Background(), m.env, src, so, vcfg, VisionInt8MinCosine); err != nil {
+			if files[GraphVision], why[GraphVision], err = int8VisionFile(context.Background(), m.env, src, base, vcfg, VisionInt8MinCosine); err != nil {
 				return err
 			}
 		}
@@ -353,6 +375,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		if err := st.next(GraphVision, files[GraphVision]); err != nil {
 			return err
 		}
+		forGraph(GraphVision)
 		if m.vis, err = vision.New(m.env, files[GraphVision], so, vcfg); err != nil {
 			return refuse(GraphVision, err)
 		}
@@ -360,6 +383,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 	if err := st.next(GraphEmbed, files[GraphEmbed]); err != nil {
 		return err
 	}
+	forGraph(GraphEmbed)
 	if m.emb, err = embed.New(m.env, files[GraphEmbed], so, t.HiddenSize); err != nil {
 		return refuse(GraphEmbed, err)
 	}
@@ -370,9 +394,10 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		var note string
 		c := dcfg
 		c.SharedCache = true
-		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], so, c, t.NumAttentionHeads, m.emb)
+		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb)
 		why[GraphDecoder] += "; " + note
 	}
+	forGraph(GraphDecoder)
 	dso := so
 	if opts.DecoderInt8 {
 		dso.MatMulNBitsAccuracy = 4

@@ -48,6 +48,20 @@ type SessionOptions struct {
 	// about 2.5x faster than the exports' default (float) path but can flip
 	// near-tie tokens. The model is rewritten in memory; the file is untouched.
 	MatMulNBitsAccuracy int
+	// OptimizedCache keeps the graph ONNX Runtime optimised in the user
+	// cache dir (RewrittenDir, ORT format, keyed by the model file's path,
+	// size and modification time, the ONNX Runtime version, the level and
+	// the CPU) and loads that copy next time with graph optimisation off,
+	// its weights used in place from the memory-mapped file instead of
+	// copied. Only for the CPU provider and models without external data;
+	// a copy that fails to load is removed and the model loaded as usual.
+	OptimizedCache bool
+	// Warn, when not nil, receives what went wrong with the optimised-graph
+	// cache (the session is created the usual way after it).
+	Warn func(error)
+	// FromCache, when not nil, is called with the optimised copy a session
+	// is loaded from.
+	FromCache func(path string)
 }
 
 // IOInfo describes one graph input or output.
@@ -115,6 +129,12 @@ type Session struct {
 	s       *ortgo.DynamicAdvancedSession
 	inputs  []IOInfo
 	outputs []IOInfo
+	// optimized is the cached optimised graph the session was loaded from
+	// ("" when loaded from path).
+	optimized string
+	// release, when not nil, frees what the session uses in place (the
+	// mapped optimised graph); called after the session is destroyed.
+	release func()
 }
 
 // NewSession loads the model at path (external data next to it is found by
@@ -399,8 +419,24 @@ func rewrittenFile(path, what string, rewrite func([]byte) ([]byte, int, error))
 	return dst, os.Rename(tmp.Name(), dst)
 }
 
-// newSession creates the session from data when given, else from path.
+// newSession creates the session from data when given, else from path
+// (through the optimised-graph cache when o asks for it).
 func (e *Env) newSession(path string, data []byte, inputs, outputs []IOInfo, o SessionOptions) (*Session, error) {
+	if data == nil && optimizedCacheable(o) {
+		s, err := e.optimizedSession(path, inputs, outputs, o)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errExternalData) {
+			warn(o, fmt.Errorf("optimised-graph cache of %s not used: %w", path, err))
+		}
+	}
+	return e.createSession(path, data, inputs, outputs, o, nil)
+}
+
+// createSession creates the session from data when given, else from path;
+// more, when not nil, adds to the options.
+func (e *Env) createSession(path string, data []byte, inputs, outputs []IOInfo, o SessionOptions, more func(*ortgo.SessionOptions) error) (*Session, error) {
 	opts, err := ortgo.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("session options: %w", err)
@@ -408,6 +444,11 @@ func (e *Env) newSession(path string, data []byte, inputs, outputs []IOInfo, o S
 	defer opts.Destroy()
 	if err := applyOptions(opts, o); err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	if more != nil {
+		if err := more(opts); err != nil {
+			return nil, fmt.Errorf("loading %s: %w", path, err)
+		}
 	}
 	in := make([]string, len(inputs))
 	for i, x := range inputs {
@@ -579,5 +620,13 @@ func (s *Session) Close() error {
 	}
 	err := s.s.Destroy()
 	s.s = nil
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
 	return err
 }
+
+// Optimized is the cached optimised graph the session was loaded from, or
+// "" when it was loaded (and optimised) from Path.
+func (s *Session) Optimized() string { return s.optimized }

@@ -1,0 +1,228 @@
+package ort
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// initializer is a float32 TensorProto with raw data.
+func initializer(name string, dims []int64, data []float32) []byte {
+	var tp []byte
+	for _, d := range dims {
+		tp = protowire.AppendTag(tp, 1, protowire.VarintType)
+		tp = protowire.AppendVarint(tp, uint64(d))
+	}
+	tp = protowire.AppendTag(tp, 2, protowire.VarintType)
+	tp = protowire.AppendVarint(tp, 1) // FLOAT
+	tp = protowire.AppendTag(tp, 8, protowire.BytesType)
+	tp = protowire.AppendString(tp, name)
+	raw := make([]byte, 4*len(data))
+	for i, x := range data {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
+	}
+	tp = protowire.AppendTag(tp, 9, protowire.BytesType)
+	tp = protowire.AppendBytes(tp, raw)
+	return tp
+}
+
+// writeMatMulModel writes y = Relu(x·W + b) + x·W2 with weights as
+// initializers: ONNX Runtime fuses MatMul and Add into one node at the
+// "basic" level and more above, so the saved graph differs from the file.
+func writeMatMulModel(t *testing.T) string {
+	t.Helper()
+	const in, out = 8, 8
+	w, w2, b := make([]float32, in*out), make([]float32, in*out), make([]float32, out)
+	for i := range w {
+		w[i] = float32(math.Sin(float64(i)*0.7)) / 3
+		w2[i] = float32(math.Cos(float64(i)*1.3)) / 5
+	}
+	for i := range b {
+		b[i] = float32(i)/7 - 0.5
+	}
+	path := writeModel(t,
+		[][]byte{
+			node("MatMul", []string{"x", "W"}, []string{"m"}),
+			node("Add", []string{"m", "B"}, []string{"a"}),
+			node("Relu", []string{"a"}, []string{"r"}),
+			node("MatMul", []string{"x", "W2"}, []string{"m2"}),
+			node("Add", []string{"r", "m2"}, []string{"y"}),
+		},
+		[][]byte{valueInfo("x", 1, "batch", in)},
+		[][]byte{valueInfo("y", 1, "batch", out)},
+	)
+	// Append the initializers to the graph (GraphProto field 5, model
+	// field 7): the graph is the last field writeModel writes.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g []byte
+	for _, x := range [][]byte{initializer("W", []int64{in, out}, w), initializer("W2", []int64{in, out}, w2), initializer("B", []int64{out}, b)} {
+		g = protowire.AppendTag(g, 5, protowire.BytesType)
+		g = protowire.AppendBytes(g, x)
+	}
+	data = protowire.AppendTag(data, 7, protowire.BytesType) // a repeated message field merges
+	data = protowire.AppendBytes(data, g)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runMatMul runs the model of writeMatMulModel on a fixed batch.
+func runMatMul(t *testing.T, s *Session) []float32 {
+	t.Helper()
+	const batch = 3
+	xs := make([]float32, batch*8)
+	for i := range xs {
+		xs[i] = float32(i%11)/4 - 1.1
+	}
+	x, err := NewFloat32([]int64{batch, 8}, xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	ys := make([]float32, batch*8)
+	y, err := NewFloat32([]int64{batch, 8}, ys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if err := s.Run(context.Background(), []*Tensor{x}, []*Tensor{y}); err != nil {
+		t.Fatal(err)
+	}
+	return ys
+}
+
+// TestOptimizedCache: the first load saves the optimised graph, the next
+// loads it (optimisation off, weights mapped) and computes the same bits
+// as a session optimised from the file; a truncated or garbled copy is
+// reported, replaced and never used.
+func TestOptimizedCache(t *testing.T) {
+	env := testEnv(t)
+	model := writeMatMulModel(t)
+	plain, err := env.NewSession(model, SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runMatMul(t, plain)
+	plain.Close()
+	if want[0] == 0 && want[1] == 0 {
+		t.Fatalf("degenerate reference output %v", want)
+	}
+
+	for _, level := range []OptLevel{OptDefault, OptBasic, OptExtended} {
+		t.Run("level="+string(level), func(t *testing.T) {
+			t.Setenv("XDG_CACHE_HOME", t.TempDir())
+			dir, _ := RewrittenDir()
+			var warnings []error
+			o := SessionOptions{IntraOpThreads: 1, OptLevel: level, OptimizedCache: true, Warn: func(err error) { warnings = append(warnings, err) }}
+			ref, err := env.NewSession(model, SessionOptions{IntraOpThreads: 1, OptLevel: level})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := runMatMul(t, ref)
+			ref.Close()
+
+			open := func(what string, fromCache bool) []float32 {
+				t.Helper()
+				s, err := env.NewSession(model, o)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				defer s.Close()
+				if got := s.Optimized() != ""; got != fromCache {
+					t.Fatalf("%s: loaded from the cache %v, want %v", what, got, fromCache)
+				}
+				return runMatMul(t, s)
+			}
+			check := func(what string, got []float32) {
+				t.Helper()
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s: y[%d] = %v, want %v (bit for bit)", what, i, got[i], want[i])
+					}
+				}
+			}
+			check("first load", open("first load", false))
+			copies, err := filepath.Glob(filepath.Join(dir, "*-m.onnx"))
+			if err != nil || len(copies) != 1 {
+				t.Fatalf("optimised copies in %s: %v, %v", dir, copies, err)
+			}
+			// The copy is the optimised graph: MatMul and Add fused into Gemm.
+			if b, err := os.ReadFile(copies[0]); err != nil || !bytes.Contains(b, []byte("Gemm")) {
+				t.Fatalf("optimised copy %s has no fused Gemm node (%v)", copies[0], err)
+			}
+			check("second load", open("second load", true))
+			if len(warnings) != 0 {
+				t.Fatalf("warnings: %v", warnings)
+			}
+			listed, err := ListRewritten()
+			if err != nil || len(listed) != 1 || listed[0].Stale || listed[0].Source != model {
+				t.Fatalf("ListRewritten = %+v, %v; want the copy of %s, not stale", listed, err, model)
+			}
+
+			st, _ := os.Stat(copies[0])
+			for _, damage := range []struct {
+				name string
+				do   func(path string) error
+			}{
+				{"truncated", func(p string) error { return os.Truncate(p, st.Size()/2) }},
+				{"empty", func(p string) error { return os.Truncate(p, 0) }},
+				{"not ORT format", func(p string) error { return os.WriteFile(p, []byte("\x08\x08garbage, not a flatbuffer"), 0o644) }},
+			} {
+				if err := damage.do(copies[0]); err != nil {
+					t.Fatal(err)
+				}
+				warnings = nil
+				check(damage.name, open(damage.name, false))
+				if len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "not usable") {
+					t.Fatalf("%s: warnings %v, want one saying the copy is not usable", damage.name, warnings)
+				}
+				// The copy was made again, whole.
+				if st2, err := os.Stat(copies[0]); err != nil || st2.Size() != st.Size() {
+					t.Fatalf("%s: copy after reload: %v, %v (want %d bytes)", damage.name, st2, err, st.Size())
+				}
+				warnings = nil
+				check(damage.name+", reloaded", open(damage.name+", reloaded", true))
+				if len(warnings) != 0 {
+					t.Fatalf("%s, reloaded: warnings %v", damage.name, warnings)
+				}
+			}
+		})
+	}
+}
+
+// TestOptimizedCacheSkips: no copy for a level that optimises nothing, a
+// provider other than the CPU, or without the option.
+func TestOptimizedCacheSkips(t *testing.T) {
+	env := testEnv(t)
+	model := writeMatMulModel(t)
+	for _, o := range []SessionOptions{
+		{OptimizedCache: true, OptLevel: OptDisable},
+		{OptimizedCache: false},
+		{OptimizedCache: true, Provider: "NoSuchProvider"},
+	} {
+		t.Setenv("XDG_CACHE_HOME", t.TempDir())
+		s, err := env.NewSession(model, o)
+		if err == nil {
+			if s.Optimized() != "" {
+				t.Errorf("%+v: loaded from %s", o, s.Optimized())
+			}
+			s.Close()
+		}
+		dir, _ := RewrittenDir()
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%+v: %s written (%v)", o, dir, err)
+		}
+	}
+}

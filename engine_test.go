@@ -644,12 +644,13 @@ func TestDecoderInt8(t *testing.T) {
 		return files
 	}
 	// Without the attention rewrite (a file of its own, and not made for
-	// models with external data), so that only the int8 rewrite differs.
-	fast := loadModel(t, "tiny512", Options{Dtype: "q4", DecoderInt8: true, PlainAttention: true})
+	// models with external data) and the optimised graphs (files of their
+	// own), so that only the int8 rewrite differs.
+	fast := loadModel(t, "tiny512", Options{Dtype: "q4", DecoderInt8: true, PlainAttention: true, NoGraphCache: true})
 	if n := len(rewritten()); n != 1 {
 		t.Fatalf("%d rewritten files cached, want 1", n)
 	}
-	again := loadModel(t, "tiny512", Options{Dtype: "q4", DecoderInt8: true, PlainAttention: true})
+	again := loadModel(t, "tiny512", Options{Dtype: "q4", DecoderInt8: true, PlainAttention: true, NoGraphCache: true})
 	if n := len(rewritten()); n != 1 || again.Files()[GraphDecoder] != fast.Files()[GraphDecoder] {
 		t.Fatalf("a second load rewrote again (%d files)", n)
 	}

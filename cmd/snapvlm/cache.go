@@ -24,7 +24,8 @@ func runCache(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir, _ := ort.RewrittenDir()
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: snapvlm cache [list | clear [--stale]]\n\n"+
-			"Lists or removes the rewritten decoders (the attention rewrite, --decoder-int8), kept in %s.\n"+
+			"Lists or removes the rewritten decoders (the attention rewrite, --decoder-int8) and the graphs\n"+
+			"ONNX Runtime optimised (loaded next time without optimising again), kept in %s.\n"+
 			"A removed copy is written again the next time it is needed.\n"+
 			"(Models are listed by 'snapvlm models' and removed by 'snapvlm rm'.)\n\nFlags:\n", dir)
 		fs.PrintDefaults()

@@ -29,6 +29,7 @@ type engineFlags struct {
 	threads                       int
 	decoderInt8                   bool
 	plainAttention                bool
+	noGraphCache                  bool
 	visionInt8                    bool
 	visionBatch                   int
 	provider                      string
@@ -57,6 +58,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ddtype, "decoder-dtype", "", "variant of the decoder (overrides --dtype)")
 	fs.BoolVar(&f.decoderInt8, "decoder-int8", false, "run the decoder's 4-bit matmuls with int8 activations: ~2.5x faster decoding on CPU, not bit-exact")
 	fs.BoolVar(&f.plainAttention, "plain-attention", false, "keep the decoder's attention as exported (key/value heads repeated every step) instead of the GroupQueryAttention rewrite")
+	fs.BoolVar(&f.noGraphCache, "no-graph-cache", false, "optimise the graphs at every load instead of loading the optimised copies an earlier load saved (~/.cache/snapvlm/rewritten)")
 	fs.BoolVar(&f.visionInt8, "vision-int8", false, "run the vision encoder as an int8 rewrite of its file (made once, cached, checked on a probe tile): faster on CPU, not bit-exact")
 	fs.IntVar(&f.visionBatch, "vision-batch", 0, "tiles the vision encoder runs at once: fewer use less memory, more are a little faster (default 2)")
 	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per physical core)")
@@ -124,7 +126,7 @@ func (f *engineFlags) options(textOnly bool) snapvlm.Options {
 	return snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
 		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, PlainAttention: f.plainAttention, VisionBatch: f.visionBatch,
-		VisionInt8: f.visionInt8,
+		VisionInt8: f.visionInt8, NoGraphCache: f.noGraphCache,
 	}
 }
 

@@ -383,8 +383,9 @@ func TestCacheCommandAndRm(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// Without the attention rewrite, whose own copy would be rewritten again.
-		f := engineFlags{model: dir, dtype: "q4", decoderInt8: true, plainAttention: true, maxTokens: 1}
+		// Without the attention rewrite, whose own copy would be rewritten
+		// again, and the optimised graphs (copies of their own).
+		f := engineFlags{model: dir, dtype: "q4", decoderInt8: true, plainAttention: true, noGraphCache: true, maxTokens: 1}
 		m, err := f.load(context.Background(), true)
 		if err != nil {
 			t.Fatal(err)

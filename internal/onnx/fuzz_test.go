@@ -34,7 +34,7 @@ func fuzzSeedModels(f *testing.F) [][]byte {
 				}
 			}
 		}
-		data, err := onnx.NewModel(g).Marshal()
+		data, err := onnxbuild.Marshal(onnx.NewModel(g))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -547,7 +547,7 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 				b := raws[i]
 				if b == nil {
 					var err error
-					if b, err = encodeNode(all[i]); err != nil {
+					if b, err = EncodeNode(all[i]); err != nil {
 						return err
 					}
 				}
@@ -562,7 +562,7 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 		return nil, 0, err
 	}
 	for _, v := range valueInfos {
-		newGraph = appendMessage(newGraph, graphValueInfo, encodeValueInfo(v))
+		newGraph = appendMessage(newGraph, graphValueInfo, EncodeValueInfo(v))
 	}
 	for _, t := range newInits {
 		b, err := encodeTensor(t)

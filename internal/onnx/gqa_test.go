@@ -77,7 +77,7 @@ func attnGraph(t *testing.T, builderForm bool, change string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := onnx.NewModel(g).Marshal()
+	data, err := onnxbuild.Marshal(onnx.NewModel(g))
 	if err != nil {
 		t.Fatal(err)
 	}

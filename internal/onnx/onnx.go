@@ -1,15 +1,14 @@
-// Package onnx writes ONNX models (ModelProto, in the protobuf wire format)
-// without generated protobuf code, and offers a small graph builder to make
-// hand-written graphs readable.
+// Package onnx reads and rewrites ONNX models (ModelProto, in the
+// protobuf wire format) without generated protobuf code: the graph inputs
+// and outputs and the operator types of an export, and the rewrites the
+// engine makes at load (GroupQueryAttention on the cached key/value heads,
+// int8 MatMul weights, a node attribute), which re-encode only the nodes
+// and tensors they change.
 //
-// Only the parts of onnx.proto that snapvlm's test models need are covered:
-// tensors with raw data (inline or ONNX external data), nodes with int, ints,
-// float, floats, string and tensor attributes, and typed graph inputs and
-// outputs whose shapes may use symbolic dimension names.
-//
-// Initializer data may be produced lazily (Tensor.Fill), so graphs with
-// hundreds of millions of weights are written straight to the file without
-// ever holding all of them in memory.
+// It also defines the model types (Model, Graph, Node, Tensor, ...) and the
+// encoders of one node, value info or tensor header; writing a whole model
+// (inline or with ONNX external data, lazily filled initializers) is
+// package onnxbuild's, which only the test-model generator uses.
 package onnx
 
 import "fmt"
@@ -193,12 +192,11 @@ type Model struct {
 // Default versions: IR 9 with ONNX opset 17 (LayerNormalization) and
 // com.microsoft 1, which ONNX Runtime 1.16+ loads.
 const (
-	DefaultIRVersion  = 9
-	DefaultOpset      = 17
-	MicrosoftDomain   = "com.microsoft"
-	DefaultMSVersion  = 1
-	defaultProducer   = "snapvlm"
-	externalAlignment = 4096
+	DefaultIRVersion = 9
+	DefaultOpset     = 17
+	MicrosoftDomain  = "com.microsoft"
+	DefaultMSVersion = 1
+	defaultProducer  = "snapvlm"
 )
 
 // NewModel wraps g in a ModelProto with the default IR version and opsets.
@@ -209,13 +207,4 @@ func NewModel(g *Graph) *Model {
 		ProducerName: defaultProducer,
 		Graph:        g,
 	}
-}
-
-// InitializerBytes returns the total size of the graph's initializer data.
-func (m *Model) InitializerBytes() int64 {
-	var n int64
-	for _, t := range m.Graph.Initializers {
-		n += t.Bytes()
-	}
-	return n
 }

@@ -86,7 +86,7 @@ func linearModel(t *testing.T) *onnx.Model {
 
 func TestLinearRunsInORT(t *testing.T) {
 	needORT(t)
-	data, err := linearModel(t).Marshal()
+	data, err := onnxbuild.Marshal(linearModel(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,10 +140,10 @@ func TestAttributesAndTypes(t *testing.T) {
 	// string: Pad with mode "edge", pads [0,1,0,0] → [2,4].
 	add(b.Op1("Pad", []string{x, b.ConstInt64(0, 1, 0, 0)}, onnx.Str("mode", "edge")))
 	// int: Concat axis 0 of float16/int32/uint8/bool/int64 initializers cast to float.
-	f16 := b.Cast(b.Init(onnx.Float16Tensor("h", []int64{3}, []float32{0.5, -2, 65504})), onnx.Float)
-	i32 := b.Cast(b.Init(onnx.Int32Tensor("i", []int64{3}, []int32{-7, 0, 1 << 20})), onnx.Float)
-	u8 := b.Cast(b.Init(onnx.Uint8Tensor("u", []int64{3}, []byte{0, 200, 255})), onnx.Float)
-	bo := b.Cast(b.Init(onnx.BoolTensor("bo", []int64{3}, []bool{true, false, true})), onnx.Float)
+	f16 := b.Cast(b.Init(onnxbuild.Float16Tensor("h", []int64{3}, []float32{0.5, -2, 65504})), onnx.Float)
+	i32 := b.Cast(b.Init(onnxbuild.Int32Tensor("i", []int64{3}, []int32{-7, 0, 1 << 20})), onnx.Float)
+	u8 := b.Cast(b.Init(onnxbuild.Uint8Tensor("u", []int64{3}, []byte{0, 200, 255})), onnx.Float)
+	bo := b.Cast(b.Init(onnxbuild.BoolTensor("bo", []int64{3}, []bool{true, false, true})), onnx.Float)
 	i64 := b.Cast(b.ConstInt64(-3, 4, 5), onnx.Float)
 	add(b.Concat(0, f16, i32, u8, bo, i64))
 	names := make([]string, len(outs))
@@ -155,7 +155,7 @@ func TestAttributesAndTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := onnx.NewModel(g).Marshal()
+	data, err := onnxbuild.Marshal(onnx.NewModel(g))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestExternalData(t *testing.T) {
 	raw := w.Raw
 	w.Raw = nil
 	w.Fill = func(dst []byte) { copy(dst, raw) }
-	if err := m.WriteFile(path, onnx.WriteOptions{ExternalData: true, ExternalMinBytes: 1}); err != nil {
+	if err := onnxbuild.WriteFile(m, path, onnxbuild.WriteOptions{ExternalData: true, ExternalMinBytes: 1}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path + "_data")
@@ -207,14 +207,14 @@ func TestStreamedInlineEqualsMarshal(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.onnx")
 	m := linearModel(t)
-	if err := m.WriteFile(path, onnx.WriteOptions{}); err != nil {
+	if err := onnxbuild.WriteFile(m, path, onnxbuild.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := m.Marshal()
+	want, err := onnxbuild.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestBuilderErrors(t *testing.T) {
 		})
 	}
 	bad := &onnx.Model{IRVersion: 9, Graph: &onnx.Graph{Initializers: []*onnx.Tensor{{Name: "w", Type: onnx.Float, Dims: []int64{2}, Raw: []byte{1}}}}}
-	if _, err := bad.Marshal(); err == nil {
+	if _, err := onnxbuild.Marshal(bad); err == nil {
 		t.Error("Marshal of a tensor with short raw data succeeded, want an error")
 	}
 }

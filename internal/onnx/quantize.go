@@ -133,7 +133,7 @@ func QuantizeMatMulsInt8(model []byte) ([]byte, int, error) {
 			Node{Name: base + "/Mul", OpType: "Mul", Inputs: []string{accF, scale}, Outputs: []string{n.outputs[0]}},
 		)
 		for _, nn := range newNodes {
-			b, err := encodeNode(nn)
+			b, err := EncodeNode(nn)
 			if err != nil {
 				return err
 			}

@@ -36,7 +36,7 @@ func TestQuantizeMatMulsInt8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := onnx.NewModel(g).Marshal()
+	src, err := onnxbuild.Marshal(onnx.NewModel(g))
 	if err != nil {
 		t.Fatal(err)
 	}

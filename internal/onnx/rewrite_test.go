@@ -1,4 +1,4 @@
-package onnx
+package onnx_test
 
 import (
 	"fmt"
@@ -6,64 +6,29 @@ import (
 	"path/filepath"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 )
 
-// nodeAttrs lists, per node of the main graph, its op type and its integer
-// attributes, decoded field by field from the serialized model.
-func nodeAttrs(t *testing.T, model []byte) []map[string]int64 {
-	t.Helper()
-	graph, err := findField(model, modelGraph)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nodes []map[string]int64
-	eachRaw(graph, func(num protowire.Number, _ protowire.Type, _, node []byte) error {
-		if num != graphNode {
-			return nil
-		}
-		attrs := map[string]int64{}
-		eachRaw(node, func(num protowire.Number, _ protowire.Type, _, v []byte) error {
-			switch num {
-			case nodeOpType:
-				attrs["op:"+string(v)] = 1
-			case nodeAttribute:
-				name, _ := findField(v, attrName)
-				eachRaw(v, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
-					if num == attrI {
-						x, _ := protowire.ConsumeVarint(raw[1:])
-						attrs[string(name)] = int64(x)
-					}
-					return nil
-				})
-			}
-			return nil
-		})
-		nodes = append(nodes, attrs)
-		return nil
-	})
-	return nodes
-}
-
 func TestSetNodeAttrInt(t *testing.T) {
-	g := &Graph{
+	g := &onnx.Graph{
 		Name: "g",
-		Nodes: []Node{
-			{OpType: "MatMulNBits", Domain: MicrosoftDomain, Inputs: []string{"a"}, Outputs: []string{"b"},
-				Attrs: []Attr{Int("K", 32), Int("accuracy_level", 0), Int("N", 8)}},
-			{OpType: "MatMulNBits", Domain: MicrosoftDomain, Inputs: []string{"b"}, Outputs: []string{"c"},
-				Attrs: []Attr{Int("K", 8)}},
-			{OpType: "Relu", Inputs: []string{"c"}, Outputs: []string{"d"}, Attrs: []Attr{Int("accuracy_level", 1)}},
+		Nodes: []onnx.Node{
+			{OpType: "MatMulNBits", Domain: onnx.MicrosoftDomain, Inputs: []string{"a"}, Outputs: []string{"b"},
+				Attrs: []onnx.Attr{onnx.Int("K", 32), onnx.Int("accuracy_level", 0), onnx.Int("N", 8)}},
+			{OpType: "MatMulNBits", Domain: onnx.MicrosoftDomain, Inputs: []string{"b"}, Outputs: []string{"c"},
+				Attrs: []onnx.Attr{onnx.Int("K", 8)}},
+			{OpType: "Relu", Inputs: []string{"c"}, Outputs: []string{"d"}, Attrs: []onnx.Attr{onnx.Int("accuracy_level", 1)}},
 			{OpType: "MatMulNBits", Domain: "other.domain", Inputs: []string{"d"}, Outputs: []string{"e"}},
 		},
-		Inputs:  []ValueInfo{{Name: "a", Type: Float, Shape: []Dim{N(1), N(32)}}},
-		Outputs: []ValueInfo{{Name: "e", Type: Float, Shape: []Dim{N(1), N(8)}}},
+		Inputs:  []onnx.ValueInfo{{Name: "a", Type: onnx.Float, Shape: []onnx.Dim{onnx.N(1), onnx.N(32)}}},
+		Outputs: []onnx.ValueInfo{{Name: "e", Type: onnx.Float, Shape: []onnx.Dim{onnx.N(1), onnx.N(8)}}},
 	}
-	data, err := NewModel(g).Marshal()
+	data, err := onnxbuild.Marshal(onnx.NewModel(g))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, n, err := SetNodeAttrInt(data, MicrosoftDomain, "MatMulNBits", "accuracy_level", 4)
+	out, n, err := onnx.SetNodeAttrInt(data, onnx.MicrosoftDomain, "MatMulNBits", "accuracy_level", 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +41,7 @@ func TestSetNodeAttrInt(t *testing.T) {
 		{"op:Relu": 1, "accuracy_level": 1},
 		{"op:MatMulNBits": 1},
 	}
-	got := nodeAttrs(t, out)
+	got := onnx.NodeAttrs(t, out)
 	if len(got) != len(want) {
 		t.Fatalf("%d nodes after rewrite, want %d", len(got), len(want))
 	}
@@ -86,40 +51,40 @@ func TestSetNodeAttrInt(t *testing.T) {
 		}
 	}
 	// Everything but the nodes is kept: the graph I/O reads back the same.
-	in, outs, err := ReadGraphIO(out)
+	in, outs, err := onnx.ReadGraphIO(out)
 	if err != nil || len(in) != 1 || in[0].Name != "a" || len(outs) != 1 || outs[0].Name != "e" {
 		t.Errorf("graph I/O after rewrite: %v %v %v", in, outs, err)
 	}
-	if _, _, err := SetNodeAttrInt([]byte{0xff, 0xff}, "", "X", "y", 1); err == nil {
+	if _, _, err := onnx.SetNodeAttrInt([]byte{0xff, 0xff}, "", "X", "y", 1); err == nil {
 		t.Error("garbage input was accepted")
 	}
 }
 
 func TestUsesExternalData(t *testing.T) {
-	w := &Tensor{Name: "w", Type: Float, Dims: []int64{256, 4}, Raw: make([]byte, 256*4*4)}
-	g := &Graph{
+	w := &onnx.Tensor{Name: "w", Type: onnx.Float, Dims: []int64{256, 4}, Raw: make([]byte, 256*4*4)}
+	g := &onnx.Graph{
 		Name:         "g",
-		Nodes:        []Node{{OpType: "MatMul", Inputs: []string{"x", "w"}, Outputs: []string{"y"}}},
-		Initializers: []*Tensor{w},
-		Inputs:       []ValueInfo{{Name: "x", Type: Float, Shape: []Dim{N(1), N(256)}}},
-		Outputs:      []ValueInfo{{Name: "y", Type: Float, Shape: []Dim{N(1), N(4)}}},
+		Nodes:        []onnx.Node{{OpType: "MatMul", Inputs: []string{"x", "w"}, Outputs: []string{"y"}}},
+		Initializers: []*onnx.Tensor{w},
+		Inputs:       []onnx.ValueInfo{{Name: "x", Type: onnx.Float, Shape: []onnx.Dim{onnx.N(1), onnx.N(256)}}},
+		Outputs:      []onnx.ValueInfo{{Name: "y", Type: onnx.Float, Shape: []onnx.Dim{onnx.N(1), onnx.N(4)}}},
 	}
 	dir := t.TempDir()
 	for _, c := range []struct {
 		external bool
 	}{{false}, {true}} {
 		path := filepath.Join(dir, fmt.Sprintf("m%v.onnx", c.external))
-		if err := NewModel(g).WriteFile(path, WriteOptions{ExternalData: c.external, ExternalMinBytes: 16}); err != nil {
+		if err := onnxbuild.WriteFile(onnx.NewModel(g), path, onnxbuild.WriteOptions{ExternalData: c.external, ExternalMinBytes: 16}); err != nil {
 			t.Fatal(err)
 		}
-		data, unmap, err := MapFile(path)
+		data, unmap, err := onnx.MapFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := UsesExternalData(data)
+		got, err := onnx.UsesExternalData(data)
 		unmap()
 		if err != nil || got != c.external {
-			t.Errorf("external=%v: UsesExternalData = %v, %v", c.external, got, err)
+			t.Errorf("external=%v: onnx.UsesExternalData = %v, %v", c.external, got, err)
 		}
 	}
 }

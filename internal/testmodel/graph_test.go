@@ -22,7 +22,7 @@ func runGraph(t *testing.T, b *onnxbuild.Builder, x []float32, inShape, outShape
 		t.Fatal(err)
 	}
 	path := t.TempDir() + "/g.onnx"
-	if err := onnx.NewModel(g).WriteFile(path, onnx.WriteOptions{}); err != nil {
+	if err := onnxbuild.WriteFile(onnx.NewModel(g), path, onnxbuild.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	env := testEnv(t)

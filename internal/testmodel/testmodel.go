@@ -67,6 +67,7 @@ import (
 	"slices"
 
 	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
 )
 
 // Options tunes Generate.
@@ -148,13 +149,13 @@ func Generate(ctx context.Context, presetName, outDir string, opt Options) error
 			if opt.Progress != nil {
 				opt.Progress(path)
 			}
-			ext := m.InitializerBytes() > extBytes
+			ext := onnxbuild.InitializerBytes(m) > extBytes
 			if !ext {
 				if err := removeStale(path + "_data"); err != nil {
 					return fmt.Errorf("testmodel: %w", err)
 				}
 			}
-			if err := m.WriteFile(path, onnx.WriteOptions{ExternalData: ext}); err != nil {
+			if err := onnxbuild.WriteFile(m, path, onnxbuild.WriteOptions{ExternalData: ext}); err != nil {
 				return fmt.Errorf("testmodel: %w", err)
 			}
 		}

@@ -1,6 +1,9 @@
-// Package onnxbuild assembles ONNX graphs node by node, for the
-// random-weight test models (internal/testmodel); package onnx encodes
-// and reads them. Only development tools use it.
+// Package onnxbuild assembles ONNX graphs node by node and writes whole
+// models (Marshal, WriteFile: tensors with raw data inline or as ONNX
+// external data, initializers filled lazily so that graphs of hundreds of
+// millions of weights go straight to the file), for the random-weight test
+// models (internal/testmodel). Only development tools use it; package onnx
+// defines the types and reads and rewrites models.
 package onnxbuild
 
 import (

@@ -198,39 +198,51 @@ func BenchmarkStructured(b *testing.B) {
 }
 
 // BenchmarkConcurrentStreams runs 1, 2 and 4 text answers of 64 tokens at
-// once (greedy, each its own short prompt) and reports the tokens all
-// streams generated per second of wall time, prefill included, and the
-// decode rate the streams saw each.
+// once (greedy, each its own short prompt), each decoding alone and
+// decoded together in one batch (Options.Parallel 4), and reports the
+// tokens all streams generated per second of wall time, prefill included,
+// and the decode rate the streams saw each.
 func BenchmarkConcurrentStreams(b *testing.B) {
-	m := benchModel(b)
-	for _, streams := range []int{1, 2, 4} {
-		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
-			var tokens, tps float64
-			for b.Loop() {
-				var wg sync.WaitGroup
-				errs := make([]error, streams)
-				res := make([]*Result, streams)
-				for s := range streams {
-					wg.Go(func() {
-						req := Request{Messages: []Message{UserMessage(fmt.Sprintf("Stream %d: write a long story about the sea.", s))},
-							GenerateOptions: GenerateOptions{MaxNewTokens: 64}}
-						res[s], errs[s] = m.Generate(context.Background(), req, nil)
-					})
-				}
-				wg.Wait()
-				for s := range streams {
-					if errs[s] != nil {
-						b.Fatal(errs[s])
-					}
-					tokens += float64(len(res[s].Tokens))
-					tps += res[s].Timings.DecodeTokensPerSec / float64(streams)
-				}
-			}
-			b.ReportMetric(tokens/b.Elapsed().Seconds(), "total-tok/s")
-			b.ReportMetric(tps/float64(b.N), "stream-decode-tok/s")
-			b.ReportMetric(tokens/float64(b.N*streams), "tokens/stream")
-		})
+	for _, mode := range []string{"alone", "batched"} {
+		var opts Options
+		if mode == "batched" {
+			opts.Parallel = 4
+		}
+		m := benchModelWith(b, opts)
+		if mode == "batched" && m.batch == nil {
+			b.Fatalf("no batch: %s", m.FileReasons()[GraphDecoder])
+		}
+		for _, streams := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("%s/streams=%d", mode, streams), func(b *testing.B) { benchStreams(b, m, streams) })
+		}
 	}
+}
+
+func benchStreams(b *testing.B, m *Model, streams int) {
+	var tokens, tps float64
+	for b.Loop() {
+		var wg sync.WaitGroup
+		errs := make([]error, streams)
+		res := make([]*Result, streams)
+		for s := range streams {
+			wg.Go(func() {
+				req := Request{Messages: []Message{UserMessage(fmt.Sprintf("Stream %d: write a long story about the sea.", s))},
+					GenerateOptions: GenerateOptions{MaxNewTokens: 64}}
+				res[s], errs[s] = m.Generate(context.Background(), req, nil)
+			})
+		}
+		wg.Wait()
+		for s := range streams {
+			if errs[s] != nil {
+				b.Fatal(errs[s])
+			}
+			tokens += float64(len(res[s].Tokens))
+			tps += res[s].Timings.DecodeTokensPerSec / float64(streams)
+		}
+	}
+	b.ReportMetric(tokens/b.Elapsed().Seconds(), "total-tok/s")
+	b.ReportMetric(tps/float64(b.N), "stream-decode-tok/s")
+	b.ReportMetric(tokens/float64(b.N*streams), "tokens/stream")
 }
 
 // BenchmarkBatchStep measures one batched decoder step (the decoder only)

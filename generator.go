@@ -107,7 +107,9 @@ func (m *Model) answer(ctx context.Context, o GenerateOptions, p *prepared, res 
 		return nil, err
 	}
 	res.ReusedTokens = kv.st.Len()
-	err = m.run(ctx, kv.st, p.embeds[kv.st.Len()*m.emb.Hidden():], seq, start, fn)
+	// A batched answer's cache comes back out of the batch when it is
+	// wanted with the answer: for the next turn, or the prompt cache.
+	err = m.run(ctx, kv.st, p.embeds[kv.st.Len()*m.emb.Hidden():], seq, start, fn, keep || m.prompts != nil)
 	if kv.st.Len() < len(p.ids) || kv.st.Len() > len(seq.history) {
 		// The prefill did not complete: the cache holds nothing usable.
 		kv.drop()
@@ -207,7 +209,9 @@ func (m *Model) chatCapacity(need int) int {
 
 // run prefills embeds (the prompt tokens st does not hold yet) and decodes
 // seq's answer, one token per decoder step, passing every token to fn.
-func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, seq *sequence, start time.Time, fn func(Token) error) error {
+// With batching on, the steps run in the batch; st then holds the answer
+// too at the end if back, else only the prompt.
+func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, seq *sequence, start time.Time, fn func(Token) error, back bool) (err error) {
 	res := seq.res
 	emit := func(t Token) error {
 		if fn == nil {
@@ -216,11 +220,30 @@ func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, se
 		return fn(t)
 	}
 	t := time.Now()
-	logits, err := st.Prefill(ctx, embeds)
+	var logits []float32
+	if m.batch != nil {
+		logits, err = m.batch.prefill(ctx, st, m.chunk, m.emb.Hidden(), embeds)
+	} else {
+		logits, err = st.Prefill(ctx, embeds)
+	}
 	if err != nil {
 		return err
 	}
 	res.Timings.Prefill = time.Since(t)
+	next := st.Step
+	var seat *seat
+	defer func() {
+		if seat == nil {
+			return
+		}
+		to := st
+		if !back {
+			to = nil
+		}
+		if lerr := seat.leave(to); lerr != nil && err == nil {
+			err = lerr
+		}
+	}()
 	step, err := m.emb.NewStep()
 	if err != nil {
 		return err
@@ -252,9 +275,17 @@ func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, se
 		if done {
 			return nil
 		}
-		err = step.Run(ctx, tok.ID)
+		if m.batch != nil && seat == nil {
+			// Seated at the first step: an answer of one token never joins.
+			if seat, err = m.batch.join(ctx, st); err == nil {
+				next = seat.next
+			}
+		}
 		if err == nil {
-			logits, err = st.Step(ctx, step.Out)
+			err = step.Run(ctx, tok.ID)
+		}
+		if err == nil {
+			logits, err = next(ctx, step.Out)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

@@ -129,6 +129,17 @@ type Options struct {
 	// its weights memory-mapped instead of copied (CPU provider only; a
 	// copy that fails to load is removed, and FileReasons says so).
 	NoGraphCache bool
+	// Parallel is how many generations decode together: with more than 1,
+	// concurrent Generate calls (and chat turns) run their decoder steps
+	// as one batch (continuous batching: each prefills on its own, a chunk
+	// at a time between the batch's steps, joins the batch between two
+	// steps and leaves when done), so the weights are read once per step
+	// for all of them; a generation beyond Parallel waits after its
+	// prefill for a free place. It needs the decoder's attention rewrite
+	// with a float32 cache (not PlainAttention, not the fp16 / q4f16
+	// variants); otherwise every generation decodes alone and
+	// Model.FileReasons says so. 0 or 1: every generation decodes alone.
+	Parallel int
 	// FeatureCacheSize is how many images' features are kept for reuse
 	// across questions; 0 = 32, negative disables the cache.
 	FeatureCacheSize int
@@ -180,6 +191,7 @@ type Model struct {
 	chunk     int
 	features  *featureCache
 	prompts   *promptCache // nil when Options.PromptCacheMB is 0
+	batch     *batcher     // nil: every generation decodes alone (Options.Parallel)
 	loadTime  time.Duration
 	life      lifecycle
 
@@ -409,6 +421,14 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 	if m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, dcfg); err != nil {
 		return refuse(GraphDecoder, err)
 	}
+	if opts.Parallel > 1 {
+		if !m.dec.Batchable() {
+			why[GraphDecoder] += fmt.Sprintf("; each generation decodes alone: batching %d needs the attention rewrite with a float32 cache", opts.Parallel)
+		} else {
+			m.batch = newBatcher(m.dec, opts.Parallel)
+			why[GraphDecoder] += fmt.Sprintf("; up to %d generations decode together", opts.Parallel)
+		}
+	}
 	return nil
 }
 
@@ -536,6 +556,9 @@ func (m *Model) release() error {
 	}
 	if m.emb != nil {
 		errs = append(errs, m.emb.Close())
+	}
+	if m.batch != nil {
+		m.batch.close()
 	}
 	if m.dec != nil {
 		errs = append(errs, m.dec.Close())

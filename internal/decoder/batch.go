@@ -44,6 +44,10 @@ type Batch struct {
 	result    [][]float32
 }
 
+// Batchable reports whether the decoder can run a Batch (its attention
+// rewritten with a shared float32 cache).
+func (d *Decoder) Batchable() bool { return d.shared }
+
 // ErrBatchFull is returned by Join when every slot is taken.
 var ErrBatchFull = errors.New("decoder: every batch slot is taken")
 
@@ -333,4 +337,23 @@ func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]
 		}
 	}
 	return b.result, nil
+}
+
+// Move moves the sequence in slot from to the free slot to (a copy of its
+// rows, once), so that the slots in use can be kept at the front of the
+// batch: a step runs as many rows as the highest slot in it.
+func (b *Batch) Move(from, to int) error {
+	switch {
+	case from < 0 || from >= b.slots || !b.used[from]:
+		return fmt.Errorf("decoder: batch slot %d is not in use", from)
+	case to < 0 || to >= b.slots || b.used[to]:
+		return fmt.Errorf("decoder: batch slot %d is not free", to)
+	}
+	cfg := b.d.cfg
+	for _, buf := range b.bufs {
+		copyRows(buf.F32, to, b.cap+1, buf.F32, from, b.cap+1, b.n[from], cfg.KVHeads, cfg.HeadDim)
+	}
+	b.used[to], b.n[to] = true, b.n[from]
+	b.used[from], b.n[from] = false, 0
+	return nil
 }

@@ -29,6 +29,11 @@ func loadBoth(t *testing.T, variant string, gqa bool) (orig, rewritten *Decoder,
 	t.Helper()
 	e := orttest.Env(t)
 	dir := t.TempDir()
+	so := ort.SessionOptions{IntraOpThreads: 1}
+	if v, ok := strings.CutSuffix(variant, " int8"); ok {
+		// 4-bit matmuls with int8 activations (accuracy_level 4).
+		variant, so.MatMulNBitsAccuracy = v, 4
+	}
 	if err := testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Variants: []string{variant}, GenerateTokenizer: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +45,7 @@ func loadBoth(t *testing.T, variant string, gqa bool) (orig, rewritten *Decoder,
 	suffix := map[string]string{"fp32": "", "fp16": "_fp16", "q4": "_q4"}[variant]
 	path := filepath.Join(dir, "onnx", "decoder_model_merged"+suffix+".onnx")
 	dcfg := Config{Layers: tc.NumHiddenLayers, KVHeads: tc.NumKeyValueHeads, HeadDim: tc.HeadDimension(), Hidden: tc.HiddenSize, Vocab: tc.VocabSize}
-	d, err := New(e, path, ort.SessionOptions{IntraOpThreads: 1}, dcfg)
+	d, err := New(e, path, so, dcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +66,7 @@ func loadBoth(t *testing.T, variant string, gqa bool) (orig, rewritten *Decoder,
 		t.Fatal(err)
 	}
 	dcfg.SharedCache = true
-	r, err := New(e, gqaPath, ort.SessionOptions{IntraOpThreads: 1}, dcfg)
+	r, err := New(e, gqaPath, so, dcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,143 @@
+package snapvlm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// batchRequests are answers of different lengths (so generations leave the
+// batch at different steps and others join between them), greedy but for
+// one sampled one.
+func batchRequests() []Request {
+	var reqs []Request
+	for i := range 7 {
+		o := GenerateOptions{MaxNewTokens: 6 + 7*i}
+		if i == 3 {
+			o.Temperature, o.Seed = 0.8, 42
+		}
+		reqs = append(reqs, Request{Messages: []Message{UserMessage(fmt.Sprintf("Question %d: %s", i, strings.Repeat("why is the sea blue? ", i)))}, GenerateOptions: o})
+	}
+	return reqs
+}
+
+// TestBatchedMatchesAlone: concurrent generations decoded in one batch
+// (Options.Parallel) give each the tokens it gets decoding alone, for more
+// generations than the batch has places (the rest wait and join as others
+// leave), for the float32 and the 4-bit decoder.
+func TestBatchedMatchesAlone(t *testing.T) {
+	for _, dtype := range []string{"fp32", "q4"} {
+		t.Run(dtype, func(t *testing.T) {
+			alone := loadModel(t, "tiny512", Options{Dtype: dtype, TextOnly: true})
+			batched := loadModel(t, "tiny512", Options{Dtype: dtype, TextOnly: true, Parallel: 4})
+			if batched.batch == nil {
+				t.Fatalf("no batch: %s", batched.FileReasons()[GraphDecoder])
+			}
+			ctx := context.Background()
+			reqs := batchRequests()
+			want := make([]*Result, len(reqs))
+			for i, r := range reqs {
+				res, err := alone.Generate(ctx, r, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[i] = res
+			}
+			got := make([]*Result, len(reqs))
+			errs := make([]error, len(reqs))
+			var wg sync.WaitGroup
+			for i, r := range reqs {
+				wg.Go(func() { got[i], errs[i] = batched.Generate(ctx, r, nil) })
+			}
+			wg.Wait()
+			for i := range reqs {
+				if errs[i] != nil {
+					t.Fatalf("request %d: %v", i, errs[i])
+				}
+				if !slices.Equal(got[i].Tokens, want[i].Tokens) || got[i].Text != want[i].Text || got[i].FinishReason != want[i].FinishReason {
+					t.Errorf("request %d: batched %v %q (%s), alone %v %q (%s)", i, got[i].Tokens, got[i].Text, got[i].FinishReason, want[i].Tokens, want[i].Text, want[i].FinishReason)
+				}
+			}
+			steps, rows := batched.batch.steps.Load(), batched.batch.rows.Load()
+			t.Logf("%d batch steps of %.2f generations on average", steps, float64(rows)/float64(steps))
+			if rows <= steps {
+				t.Errorf("%d batch steps ran %d rows: the generations never decoded together", steps, rows)
+			}
+		})
+	}
+}
+
+// TestBatchedChatAndCancel: a chat's turns decoded in the batch beside
+// other generations are the turns it has alone (its cache leaves the batch
+// with the answer in it and serves the next turn), and a generation
+// cancelled in the batch stops with FinishCancelled while the others go on
+// unchanged.
+func TestBatchedChatAndCancel(t *testing.T) {
+	alone := loadModel(t, "tiny512", Options{TextOnly: true})
+	batched := loadModel(t, "tiny512", Options{TextOnly: true, Parallel: 3})
+	ctx := context.Background()
+	turns := []string{"Tell me about the sea.", "And about the sky?", "Which one is bigger?"}
+	o := GenerateOptions{MaxNewTokens: 12}
+	var want []*Result
+	c := alone.NewChat()
+	for _, q := range turns {
+		res, err := c.Send(ctx, UserMessage(q), o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, res)
+	}
+	c.Close()
+	other := batchRequests()[5]
+	wantOther, err := alone.Generate(ctx, other, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	// A long generation beside the chat, and one cancelled after 3 tokens.
+	var gotOther, cancelled *Result
+	var errOther, errCancelled error
+	wg.Go(func() { gotOther, errOther = batched.Generate(ctx, other, nil) })
+	wg.Go(func() {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		n := 0
+		cancelled, errCancelled = batched.Generate(cctx, Request{Messages: []Message{UserMessage("Count to one hundred.")}, GenerateOptions: GenerateOptions{MaxNewTokens: 200}}, func(Token) error {
+			if n++; n == 3 {
+				cancel()
+			}
+			return nil
+		})
+	})
+	c = batched.NewChat()
+	defer c.Close()
+	for i, q := range turns {
+		res, err := c.Send(ctx, UserMessage(q), o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Tokens, want[i].Tokens) {
+			t.Errorf("turn %d: batched %v, alone %v", i, res.Tokens, want[i].Tokens)
+		}
+		if i > 0 && res.ReusedTokens == 0 {
+			t.Errorf("turn %d reused no cached tokens", i)
+		}
+	}
+	wg.Wait()
+	if errOther != nil || !slices.Equal(gotOther.Tokens, wantOther.Tokens) {
+		t.Errorf("beside the chat and the cancelled one: %v, %v; alone %v", errOther, gotOther, wantOther.Tokens)
+	}
+	if !errors.Is(errCancelled, context.Canceled) || cancelled == nil || cancelled.FinishReason != FinishCancelled || len(cancelled.Tokens) > 4 {
+		t.Errorf("cancelled generation: %v, %+v", errCancelled, cancelled)
+	}
+	// The batch is usable after the cancellation.
+	res, err := batched.Generate(ctx, other, nil)
+	if err != nil || !slices.Equal(res.Tokens, wantOther.Tokens) {
+		t.Errorf("after the cancellation: %v, %v; alone %v", err, res, wantOther.Tokens)
+	}
+}

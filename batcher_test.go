@@ -33,7 +33,9 @@ func TestBatchedMatchesAlone(t *testing.T) {
 	for _, dtype := range []string{"fp32", "q4"} {
 		t.Run(dtype, func(t *testing.T) {
 			alone := loadModel(t, "tiny512", Options{Dtype: dtype, TextOnly: true})
-			batched := loadModel(t, "tiny512", Options{Dtype: dtype, TextOnly: true, Parallel: 4})
+			// With a prompt cache, the second round starts from the first's
+			// caches, copied back out of the batch.
+			batched := loadModel(t, "tiny512", Options{Dtype: dtype, TextOnly: true, Parallel: 4, PromptCacheMB: 64})
 			if batched.batch == nil {
 				t.Fatalf("no batch: %s", batched.FileReasons()[GraphDecoder])
 			}
@@ -47,19 +49,26 @@ func TestBatchedMatchesAlone(t *testing.T) {
 				}
 				want[i] = res
 			}
-			got := make([]*Result, len(reqs))
-			errs := make([]error, len(reqs))
-			var wg sync.WaitGroup
-			for i, r := range reqs {
-				wg.Go(func() { got[i], errs[i] = batched.Generate(ctx, r, nil) })
-			}
-			wg.Wait()
-			for i := range reqs {
-				if errs[i] != nil {
-					t.Fatalf("request %d: %v", i, errs[i])
+			for round := range 2 {
+				got := make([]*Result, len(reqs))
+				errs := make([]error, len(reqs))
+				var wg sync.WaitGroup
+				for i, r := range reqs {
+					wg.Go(func() { got[i], errs[i] = batched.Generate(ctx, r, nil) })
 				}
-				if !slices.Equal(got[i].Tokens, want[i].Tokens) || got[i].Text != want[i].Text || got[i].FinishReason != want[i].FinishReason {
-					t.Errorf("request %d: batched %v %q (%s), alone %v %q (%s)", i, got[i].Tokens, got[i].Text, got[i].FinishReason, want[i].Tokens, want[i].Text, want[i].FinishReason)
+				wg.Wait()
+				reused := 0
+				for i := range reqs {
+					if errs[i] != nil {
+						t.Fatalf("round %d, request %d: %v", round, i, errs[i])
+					}
+					reused += got[i].ReusedTokens
+					if !slices.Equal(got[i].Tokens, want[i].Tokens) || got[i].Text != want[i].Text || got[i].FinishReason != want[i].FinishReason {
+						t.Errorf("round %d, request %d: batched %v %q (%s), alone %v %q (%s)", round, i, got[i].Tokens, got[i].Text, got[i].FinishReason, want[i].Tokens, want[i].Text, want[i].FinishReason)
+					}
+				}
+				if round == 1 && reused == 0 {
+					t.Error("the second round reused no cached prompt")
 				}
 			}
 			steps, rows := batched.batch.steps.Load(), batched.batch.rows.Load()

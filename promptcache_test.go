@@ -3,9 +3,11 @@ package snapvlm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestCommonPrefix(t *testing.T) {
@@ -307,5 +309,67 @@ func TestPromptCacheConcurrent(t *testing.T) {
 	got := greedy(t, m, follow)
 	if fresh := greedy(t, off, follow); !slices.Equal(got.Tokens, fresh.Tokens) || got.ReusedTokens < len(r.PromptTokens) {
 		t.Errorf("after the Chat closed, its follow-up: %v reusing %d tokens; without the cache %v", got.Tokens, got.ReusedTokens, fresh.Tokens)
+	}
+}
+
+// BenchmarkFollowUp is the time to first token of a follow-up question
+// about a one-tile photo whose features are cached, with and without the
+// prompt cache: another question with the same system prompt and photo,
+// and the conversation sent back with one more question (its first turn,
+// 16 tokens, is not timed). SNAPVLM_BENCH_MODEL picks the model.
+func BenchmarkFollowUp(b *testing.B) {
+	photo := pngImage(b, 640, 480, 0, false)
+	sys := TextMessage(System, "You are a helpful assistant that answers questions about photos accurately and briefly.")
+	ask := func(i int) Message {
+		return UserMessage(fmt.Sprintf("Question %d: what is in the middle of this photo?", i), photo)
+	}
+	for _, mb := range []int{0, 256} {
+		m := benchModelWith(b, Options{PromptCacheMB: mb})
+		greedyB := func(b *testing.B, msgs []Message, n int) *Result {
+			res, err := m.Generate(context.Background(), Request{Messages: msgs, GenerateOptions: GenerateOptions{MaxNewTokens: n, NoSplit: true}}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return res
+		}
+		greedyB(b, []Message{sys, ask(-1)}, 1) // the photo's features
+		name := "cache=off"
+		if mb > 0 {
+			name = fmt.Sprintf("cache=%dMB", mb)
+		}
+		report := func(b *testing.B, ttft, prefill time.Duration, reused, prompt int) {
+			n := float64(b.N)
+			b.ReportMetric(float64(ttft.Microseconds())/1e3/n, "ttft-ms")
+			b.ReportMetric(float64(prefill.Microseconds())/1e3/n, "prefill-ms")
+			b.ReportMetric(float64(reused)/n, "reused-tokens")
+			b.ReportMetric(float64(prompt)/n, "prompt-tokens")
+		}
+		b.Run(name+"/other-question", func(b *testing.B) {
+			var ttft, prefill time.Duration
+			reused, prompt := 0, 0
+			for i := 0; i < b.N; i++ {
+				res := greedyB(b, []Message{sys, ask(i)}, 1)
+				ttft += res.Timings.FirstToken
+				prefill += res.Timings.Prefill
+				reused += res.ReusedTokens
+				prompt += len(res.PromptTokens)
+			}
+			report(b, ttft, prefill, reused, prompt)
+		})
+		b.Run(name+"/conversation", func(b *testing.B) {
+			var ttft, prefill time.Duration
+			reused, prompt := 0, 0
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				first := greedyB(b, []Message{sys, ask(1000 + i)}, 16)
+				b.StartTimer()
+				res := greedyB(b, []Message{sys, ask(1000 + i), TextMessage(Assistant, first.Text), UserMessage("And why?")}, 1)
+				ttft += res.Timings.FirstToken
+				prefill += res.Timings.Prefill
+				reused += res.ReusedTokens
+				prompt += len(res.PromptTokens)
+			}
+			report(b, ttft, prefill, reused, prompt)
+		})
 	}
 }

@@ -297,9 +297,17 @@ func (s *Server) message(ctx context.Context, i int, m chatMessage) (snapvlm.Mes
 // Response objects (OpenAI's shapes, plus timings and token ids).
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int                 `json:"prompt_tokens"`
+	CompletionTokens    int                 `json:"completion_tokens"`
+	TotalTokens         int                 `json:"total_tokens"`
+	PromptTokensDetails promptTokensDetails `json:"prompt_tokens_details"`
+}
+
+// promptTokensDetails is OpenAI's breakdown of the prompt tokens.
+type promptTokensDetails struct {
+	// CachedTokens were not prefilled: their decoder cache came from a kept
+	// conversation or the model's prompt cache (timings.reused_tokens).
+	CachedTokens int `json:"cached_tokens"`
 }
 
 // timings is the timings extension (milliseconds, like llama-server's).
@@ -314,7 +322,8 @@ type timings struct {
 	ImageTokens        int     `json:"image_tokens"`
 	Tiles              int     `json:"tiles"`
 	CachedImages       int     `json:"cached_images"`
-	// ReusedTokens are prompt tokens whose cache a kept conversation held.
+	// ReusedTokens are prompt tokens whose cache a kept conversation or the
+	// model's prompt cache held (usage.prompt_tokens_details.cached_tokens).
 	ReusedTokens int     `json:"reused_tokens"`
 	QueueMS      float64 `json:"queue_ms"`
 }
@@ -521,7 +530,7 @@ func nonNil(ids []int64) []int64 {
 
 func usageOf(res *snapvlm.Result) usage {
 	p, c := len(res.PromptTokens), len(res.Tokens)
-	return usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
+	return usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c, PromptTokensDetails: promptTokensDetails{CachedTokens: res.ReusedTokens}}
 }
 
 // generateError classifies an engine error: a closed model is 503, an
@@ -552,6 +561,7 @@ func (s *Server) observe(sv *served, res *snapvlm.Result, ri *reqInfo) {
 	id := sv.spec.ID
 	ri.promptTokens, ri.completionTokens, ri.ttft, ri.finish = len(res.PromptTokens), len(res.Tokens), res.Timings.FirstToken, string(res.FinishReason)
 	s.met.promptTokens.WithLabelValues(id).Add(float64(len(res.PromptTokens)))
+	s.met.cachedTokens.WithLabelValues(id).Add(float64(res.ReusedTokens))
 	s.met.completion.WithLabelValues(id).Add(float64(len(res.Tokens)))
 	if len(res.Tokens) > 0 {
 		s.met.ttft.WithLabelValues(id).Observe(res.Timings.FirstToken.Seconds())

@@ -16,6 +16,7 @@ type metrics struct {
 	slots         prometheus.Gauge
 	ttft          *prometheus.HistogramVec
 	promptTokens  *prometheus.CounterVec
+	cachedTokens  *prometheus.CounterVec
 	completion    *prometheus.CounterVec
 	decodeRate    *prometheus.HistogramVec
 	vision        *prometheus.HistogramVec
@@ -44,6 +45,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Time from the start of generation to the first token, by model.", Buckets: latency}, []string{"model"}),
 		promptTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "prompt_tokens_total",
 			Help: "Prompt tokens processed, by model."}, []string{"model"}),
+		cachedTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "prompt_tokens_cached_total",
+			Help: "Prompt tokens not prefilled because their decoder cache was kept (a conversation, the prompt cache), by model."}, []string{"model"}),
 		completion: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "completion_tokens_total",
 			Help: "Tokens generated, by model."}, []string{"model"}),
 		decodeRate: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "decode_tokens_per_second",
@@ -60,7 +63,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		cancellations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cancelled_generations_total",
 			Help: "Generations stopped before their end: client gone or server shutting down."}, []string{"model"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.queueDepth, m.busySlots, m.slots, m.ttft, m.promptTokens, m.completion,
+	reg.MustRegister(m.requests, m.duration, m.queueDepth, m.busySlots, m.slots, m.ttft, m.promptTokens, m.cachedTokens, m.completion,
 		m.decodeRate, m.vision, m.cacheHits, m.cacheMisses, m.loadSeconds, m.cancellations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

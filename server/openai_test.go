@@ -307,6 +307,101 @@ func TestFollowUpContinuesConversation(t *testing.T) {
 	}
 }
 
+// TestPromptCacheUsage: with a model that keeps a prompt cache, a request
+// with the same system prompt and photo as an earlier one and another
+// question (no kept conversation matches it) prefills only what follows
+// the shared prefix; the OpenAI client reads that count as
+// usage.prompt_tokens_details.cached_tokens, streamed and not, and the
+// answer is Model.Generate's without the cache.
+func TestPromptCacheUsage(t *testing.T) {
+	plain := testModel(t)
+	m, err := snapvlm.Load(context.Background(), plain.Dir(), snapvlm.Options{PromptCacheMB: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s, err := New(Config{Models: []Model{{ID: testModelID, Load: func(context.Context) (*snapvlm.Model, error) { return m, nil }}}, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Cancel)
+	hs := newServer(t, s)
+	url, img := sampleDataURL(t)
+	c := client(hs.URL)
+	ctx := context.Background()
+	params := func(q string) openai.ChatCompletionNewParams {
+		return openai.ChatCompletionNewParams{Model: testModelID, MaxTokens: openai.Int(8), Messages: []openai.ChatCompletionMessageParamUnion{
+			openai.SystemMessage("Be brief."),
+			openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+				openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: url}),
+				openai.TextContentPart(q),
+			}),
+		}}
+	}
+	want := func(q string) *snapvlm.Result {
+		t.Helper()
+		res, err := plain.Generate(ctx, snapvlm.Request{GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: 8}, Messages: []snapvlm.Message{
+			{Role: snapvlm.System, Content: []snapvlm.Part{{Text: "Be brief."}}}, snapvlm.UserMessage(q, img)}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first, err := c.Chat.Completions.New(ctx, params("What is in this picture?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := first.Usage.PromptTokensDetails.CachedTokens; got != 0 {
+		t.Errorf("first request: %d cached tokens", got)
+	}
+	w := want("Which colours?")
+	// The prefix shared with the first request ends where the questions
+	// differ: at least the system prompt and the photo.
+	wFirst := want("What is in this picture?")
+	shared := 0
+	for shared < len(w.PromptTokens) && shared < len(wFirst.PromptTokens) && w.PromptTokens[shared] == wFirst.PromptTokens[shared] {
+		shared++
+	}
+	second, err := c.Chat.Completions.New(ctx, params("Which colours?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := second.Usage.PromptTokensDetails.CachedTokens; got != int64(shared) || second.Choices[0].Message.Content != w.Text {
+		t.Errorf("second request: %d cached tokens, want %d (the shared prefix); answer %q, want %q", got, shared, second.Choices[0].Message.Content, w.Text)
+	}
+	var tm timings
+	if err := json.Unmarshal([]byte(second.JSON.ExtraFields["timings"].Raw()), &tm); err != nil {
+		t.Fatal(err)
+	}
+	if tm.ReusedTokens != shared {
+		t.Errorf("timings.reused_tokens %d, want %d", tm.ReusedTokens, shared)
+	}
+	sp := params("Which colours?")
+	sp.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	stream := c.Chat.Completions.NewStreaming(ctx, sp)
+	var cached int64 = -1
+	var text strings.Builder
+	for stream.Next() {
+		ch := stream.Current()
+		if len(ch.Choices) > 0 {
+			text.WriteString(ch.Choices[0].Delta.Content)
+		}
+		if ch.Usage.TotalTokens > 0 {
+			cached = ch.Usage.PromptTokensDetails.CachedTokens
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The same request again reuses all of its prompt but the last token.
+	if cached != int64(len(w.PromptTokens)-1) || text.String() != w.Text {
+		t.Errorf("streamed again: %d cached tokens, want %d; answer %q, want %q", cached, len(w.PromptTokens)-1, text.String(), w.Text)
+	}
+}
+
 // TestOpenAIResponseFormat: response_format json_object and json_schema
 // through the OpenAI client, streamed and not. The random-weight model
 // answers in shape only because decoding is constrained; the answers are

@@ -46,6 +46,9 @@ type engineFlags struct {
 	maxImageBytes                 int64
 	system                        string
 	videos                        videoFlags
+	// promptCacheMB is Options.PromptCacheMB (serve's --cache-mb; the
+	// other commands keep no prompt cache).
+	promptCacheMB int
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -126,7 +129,7 @@ func (f *engineFlags) options(textOnly bool) snapvlm.Options {
 	return snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
 		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, PlainAttention: f.plainAttention, VisionBatch: f.visionBatch,
-		VisionInt8: f.visionInt8, NoGraphCache: f.noGraphCache,
+		VisionInt8: f.visionInt8, NoGraphCache: f.noGraphCache, PromptCacheMB: f.promptCacheMB,
 	}
 }
 

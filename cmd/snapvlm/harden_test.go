@@ -67,6 +67,9 @@ func TestFlagValidation(t *testing.T) {
 	if err := runChat(context.Background(), []string{"--model", dir, "--vision-batch", "-1"}, strings.NewReader(""), &out, &out); err == nil || !strings.Contains(err.Error(), "--vision-batch -1") {
 		t.Errorf("chat --vision-batch -1: %v", err)
 	}
+	if err := runServe(context.Background(), []string{"--model", dir, "--port", "0", "--cache-mb", "-1"}, &out, &out, nil); err == nil || !strings.Contains(err.Error(), "--cache-mb -1: want 0 or more") {
+		t.Errorf("serve --cache-mb -1: %v", err)
+	}
 }
 
 // TestQuestionFromStdinAndFile: "-" reads the question from stdin and

@@ -68,6 +68,9 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 	chat := m.NewChat()
 	chat.SetSystem(f.system)
 	var pending []snapvlm.Part // images and videos for the next message
+	// Attached images are encoded at once, while the user types.
+	enc := newPreencoder(ctx, m, snapvlm.ImageOptions{NoSplit: f.noSplit, ImageSize: f.imageSize})
+	defer enc.stop()
 	for _, p := range f.videos.paths {
 		v, err := chatVideo(p)
 		if err != nil {
@@ -81,6 +84,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 			return err
 		}
 		pending = append(pending, snapvlm.Part{Image: img})
+		enc.start(img)
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
@@ -121,6 +125,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 		case line == "/reset":
 			chat.Reset()
 			pending = nil
+			enc.reset()
 			fmt.Fprintln(errOut, "(conversation cleared)")
 			continue
 		case line == "/help":
@@ -138,6 +143,7 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 				continue
 			}
 			pending = append(pending, snapvlm.Part{Image: img})
+			enc.start(img)
 			fmt.Fprintf(errOut, "(image %s attached to your next message)\n", path)
 			continue
 		case line == "/video" || strings.HasPrefix(line, "/video "):
@@ -167,6 +173,14 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 			}
 		}()
 		spin := startSpinner(errOut, len(pending) > 0, isTerminal(errOut))
+		// The images' encodings started when they were attached: the
+		// answer waits for them, then finds their features cached.
+		if enc.wait(turnCtx) != nil {
+			spin.stop()
+			cancel()
+			fmt.Fprintf(errOut, " [stopped] (%d image(s)/video(s) still attached)\n", len(pending))
+			continue
+		}
 		before := len(chat.History())
 		res, err := chat.Send(turnCtx, snapvlm.Message{Role: snapvlm.User, Content: append(slices.Clone(pending), snapvlm.Part{Text: line})}, f.generateOptions(), func(tok snapvlm.Token) error {
 			if tok.Text == "" {
@@ -205,6 +219,68 @@ func chatLoop(ctx context.Context, m *snapvlm.Model, f *engineFlags, in io.Reade
 			printStats(errOut, res)
 		}
 	}
+}
+
+// preencoder encodes attached images in the background (Model.Encode, which
+// keeps the features in the model's cache and shares one encoding between
+// concurrent callers), so that the question the user is typing does not
+// wait for the vision encoder from the start.
+type preencoder struct {
+	m      *snapvlm.Model
+	opt    snapvlm.ImageOptions
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// running are the encodings of the images attached since the last
+	// answer (each closed when done).
+	running []chan struct{}
+}
+
+func newPreencoder(ctx context.Context, m *snapvlm.Model, opt snapvlm.ImageOptions) *preencoder {
+	p := &preencoder{m: m, opt: opt, parent: ctx}
+	p.ctx, p.cancel = context.WithCancel(ctx)
+	return p
+}
+
+// start encodes img in the background. A failure is not reported here: the
+// answer encodes the image again and reports it.
+func (p *preencoder) start(img *snapvlm.Image) {
+	done := make(chan struct{})
+	p.running = append(p.running, done)
+	p.wg.Add(1)
+	go func(ctx context.Context) {
+		defer p.wg.Done()
+		defer close(done)
+		p.m.Encode(ctx, img, p.opt)
+	}(p.ctx)
+}
+
+// wait waits until the encodings started since the last wait are done, or
+// ctx ends (then they go on, for the next attempt).
+func (p *preencoder) wait(ctx context.Context) error {
+	for len(p.running) > 0 {
+		select {
+		case <-p.running[0]:
+			p.running = p.running[1:]
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// reset cancels the encodings under way (their images were dropped).
+func (p *preencoder) reset() {
+	p.cancel()
+	p.running = nil
+	p.ctx, p.cancel = context.WithCancel(p.parent)
+}
+
+// stop cancels the encodings under way and waits until they have returned.
+func (p *preencoder) stop() {
+	p.cancel()
+	p.wg.Wait()
 }
 
 // readLines reads in line by line on its own goroutine, so that the chat can

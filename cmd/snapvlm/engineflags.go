@@ -207,6 +207,15 @@ func printStats(w io.Writer, res *snapvlm.Result) {
 	if res.ReusedTokens > 0 {
 		fmt.Fprintf(w, "[%d prompt tokens reused from the previous turn's cache]\n", res.ReusedTokens)
 	}
+	cached := 0
+	for _, im := range res.Images {
+		if im.Cached {
+			cached++
+		}
+	}
+	if cached > 0 {
+		fmt.Fprintf(w, "[%d of %d image(s) from the feature cache]\n", cached, len(res.Images))
+	}
 	fmt.Fprintf(w, "[preprocess %s, vision %s, prefill %s, first token %s, decode %.1f tokens/s]\n",
 		t.Preprocess.Round(1e5), t.Vision.Round(1e5), t.Prefill.Round(1e5), t.FirstToken.Round(1e5), t.DecodeTokensPerSec)
 	if t.Constraint > 0 {

@@ -115,6 +115,10 @@ func TestPageInBrowser(t *testing.T) {
 	if st := text(`document.getElementById("stats").textContent`); !strings.Contains(st, "first token") || !strings.Contains(st, "tokens/s") || !strings.Contains(st, testModelID) {
 		t.Errorf("stats %q: want the model, time to first token and tokens/s", st)
 	}
+	// The photo was encoded when it was chosen: the answer found it cached.
+	if st := text(`document.getElementById("stats").textContent`); !strings.Contains(st, "1 tile (cached)") {
+		t.Errorf("stats %q: want the photo's tile from the feature cache (encoded on upload)", st)
+	}
 
 	// A follow-up continues the conversation about the same photo.
 	q2 := "And the colours?"

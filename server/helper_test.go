@@ -60,7 +60,9 @@ func testModel(t testing.TB) *snapvlm.Model {
 	if err := testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Seed: 1, Variants: []string{testmodel.Q4}, GenerateTokenizer: true}); err != nil {
 		t.Fatalf("generating the test model: %v", err)
 	}
-	if shared.m, err = snapvlm.Load(context.Background(), dir, snapvlm.Options{}); err != nil {
+	// As `snapvlm serve --parallel 4` loads it: concurrent requests decode
+	// in one batch (and every test's answers go through the batch).
+	if shared.m, err = snapvlm.Load(context.Background(), dir, snapvlm.Options{Parallel: 4}); err != nil {
 		t.Fatal(err)
 	}
 	return shared.m

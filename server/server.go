@@ -50,7 +50,9 @@ type Config struct {
 	// Defaults are the generation settings a request gets where it does
 	// not set its own.
 	Defaults snapvlm.GenerateOptions
-	// Parallel is how many requests generate at once (0 = 1).
+	// Parallel is how many requests generate at once (0 = 1). Models
+	// loaded with snapvlm.Options.Parallel set to it decode the answers of
+	// those requests in one batch.
 	Parallel int
 	// Queue is how many more requests may wait for a slot (0 = 8,
 	// negative = none); beyond that the server answers 429 with Retry-After.

@@ -49,6 +49,9 @@ type engineFlags struct {
 	// promptCacheMB is Options.PromptCacheMB (serve's --cache-mb; the
 	// other commands keep no prompt cache).
 	promptCacheMB int
+	// parallel is Options.Parallel (serve's --parallel: generations
+	// decoding in one batch).
+	parallel int
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -129,7 +132,7 @@ func (f *engineFlags) options(textOnly bool) snapvlm.Options {
 	return snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
 		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, PlainAttention: f.plainAttention, VisionBatch: f.visionBatch,
-		VisionInt8: f.visionInt8, NoGraphCache: f.noGraphCache, PromptCacheMB: f.promptCacheMB,
+		VisionInt8: f.visionInt8, NoGraphCache: f.noGraphCache, PromptCacheMB: f.promptCacheMB, Parallel: f.parallel,
 	}
 }
 

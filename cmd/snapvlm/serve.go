@@ -65,7 +65,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	mf.Value, mf.Usage = &sf.models, "model directory or Hugging Face repo id, optionally NAME=MODEL to give it a short name; repeat to serve several (the first is the default)"
 	fs.StringVar(&sf.host, "host", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
 	fs.IntVar(&sf.port, "port", 8080, "port to listen on (0: any free port)")
-	fs.IntVar(&sf.parallel, "parallel", 1, "requests that generate at once (1 serves this 2-core machine best: see README)")
+	fs.IntVar(&sf.parallel, "parallel", 1, "requests that generate at once; above 1 their answers decode in one batch (see README)")
 	fs.IntVar(&sf.queue, "queue", 16, "requests that may wait for a slot; beyond that the server answers 429")
 	fs.StringVar(&sf.apiKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on /v1/ (default $SNAPVLM_API_KEY)")
 	fs.StringVar(&sf.corsOrigin, "cors-origin", "", "send Access-Control-Allow-Origin with this origin (e.g. * or https://example.org)")
@@ -124,6 +124,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		Defaults: f.generateOptions(), Parallel: sf.parallel, Queue: queue, APIKey: sf.apiKey, CORSOrigin: sf.corsOrigin,
 		MaxBody: maxBody, AllowRemoteImages: sf.allowRemote, AllowPrivateURLs: sf.allowPrivate, Logger: logger, Sessions: sf.sessions,
 	}
+	// The generations admitted at once decode their answers in one batch.
+	f.parallel = sf.parallel
 	seen := map[string]bool{}
 	for _, spec := range sf.models {
 		name, src := splitAlias(spec)

@@ -72,21 +72,9 @@ func cmdPreprocess(ctx context.Context, args []string) error {
 	if *maxPixels < 1 {
 		return fmt.Errorf("--max-pixels %d: want 1 or more", *maxPixels)
 	}
-	var imgs []*snapvlm.Image
-	for _, p := range images {
-		img, err := snapvlm.ImageFile(p)
-		if err != nil {
-			return err
-		}
-		imgs = append(imgs, img)
-	}
-	var videos []*snapvlm.Video
-	for _, p := range vf.paths {
-		v, err := snapvlm.VideoFile(p)
-		if err != nil {
-			return err
-		}
-		videos = append(videos, v)
+	imgs, videos, err := openMedia(images, vf.paths)
+	if err != nil {
+		return err
 	}
 	req := snapvlm.Request{
 		Messages:        []snapvlm.Message{userMessage("", videos, imgs)},
@@ -109,6 +97,27 @@ func cmdPreprocess(ctx context.Context, args []string) error {
 		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// openMedia reads the image files and refers to the video files.
+func openMedia(images, videos []string) ([]*snapvlm.Image, []*snapvlm.Video, error) {
+	var imgs []*snapvlm.Image
+	for _, p := range images {
+		img, err := snapvlm.ImageFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		imgs = append(imgs, img)
+	}
+	var vids []*snapvlm.Video
+	for _, p := range videos {
+		v, err := snapvlm.VideoFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		vids = append(vids, v)
+	}
+	return imgs, vids, nil
 }
 
 // defaultMaxPixels is the library's limit on an image's pixels.

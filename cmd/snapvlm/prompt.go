@@ -116,28 +116,19 @@ func runPrompt(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := intRange("image-size", *imageSize, 0, proc.MaxImageSize(), "0: the model's size; at most its size.longest_edge"); err != nil {
 		return err
 	}
-	var imgs []*snapvlm.Image
+	var files []string
 	if fromFiles {
-		for _, p := range images {
-			img, err := snapvlm.ImageFile(p)
-			if err != nil {
-				return err
-			}
-			imgs = append(imgs, img)
-		}
-	} else {
+		files = images
+	}
+	imgs, videos, err := openMedia(files, vf.paths)
+	if err != nil {
+		return err
+	}
+	if !fromFiles {
 		// Given grids stand for the images: their files are not read.
 		for i := range layout {
 			imgs = append(imgs, &snapvlm.Image{Name: fmt.Sprintf("image %d", i+1)})
 		}
-	}
-	var videos []*snapvlm.Video
-	for _, p := range vf.paths {
-		v, err := snapvlm.VideoFile(p)
-		if err != nil {
-			return err
-		}
-		videos = append(videos, v)
 	}
 	req := snapvlm.Request{
 		Messages:        []snapvlm.Message{userMessage(question, videos, imgs)},

@@ -63,15 +63,8 @@ func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
 
 // readVideos refers to the --video files (read when the request runs).
 func (f *engineFlags) readVideos() ([]*snapvlm.Video, error) {
-	var out []*snapvlm.Video
-	for _, p := range f.videos.paths {
-		v, err := snapvlm.VideoFile(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	_, vids, err := openMedia(nil, f.videos.paths)
+	return vids, err
 }
 
 // userMessage is a user turn with the videos, then the images, then the

@@ -55,17 +55,20 @@ const (
 	dataLocationExt = 1
 )
 
-func appendString(b []byte, num protowire.Number, s string) []byte {
+// AppendString appends a string field (wire type bytes).
+func AppendString(b []byte, num protowire.Number, s string) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	return protowire.AppendString(b, s)
 }
 
-func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
+// AppendVarint appends a varint field.
+func AppendVarint(b []byte, num protowire.Number, v uint64) []byte {
 	b = protowire.AppendTag(b, num, protowire.VarintType)
 	return protowire.AppendVarint(b, v)
 }
 
-func appendMessage(b []byte, num protowire.Number, msg []byte) []byte {
+// AppendMessage appends an embedded message field.
+func AppendMessage(b []byte, num protowire.Number, msg []byte) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	return protowire.AppendBytes(b, msg)
 }
@@ -75,11 +78,11 @@ func appendMessage(b []byte, num protowire.Number, msg []byte) []byte {
 func EncodeTensorHeader(t *Tensor) []byte {
 	var b []byte
 	for _, d := range t.Dims {
-		b = appendVarint(b, tensorDims, uint64(d))
+		b = AppendVarint(b, tensorDims, uint64(d))
 	}
-	b = appendVarint(b, tensorDataType, uint64(t.Type))
+	b = AppendVarint(b, tensorDataType, uint64(t.Type))
 	if t.Name != "" {
-		b = appendString(b, tensorName, t.Name)
+		b = AppendString(b, tensorName, t.Name)
 	}
 	return b
 }
@@ -125,15 +128,15 @@ func encodeTensor(t *Tensor) ([]byte, error) {
 
 func encodeAttr(a Attr) ([]byte, error) {
 	var b []byte
-	b = appendString(b, attrName, a.Name)
+	b = AppendString(b, attrName, a.Name)
 	switch a.Type {
 	case AttrFloat:
 		b = protowire.AppendTag(b, attrF, protowire.Fixed32Type)
 		b = protowire.AppendFixed32(b, float32bits(a.F))
 	case AttrInt:
-		b = appendVarint(b, attrI, uint64(a.I))
+		b = AppendVarint(b, attrI, uint64(a.I))
 	case AttrString:
-		b = appendString(b, attrS, a.S)
+		b = AppendString(b, attrS, a.S)
 	case AttrTensor:
 		if a.T == nil {
 			return nil, fmt.Errorf("attribute %q: nil tensor", a.Name)
@@ -142,7 +145,7 @@ func encodeAttr(a Attr) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("attribute %q: %w", a.Name, err)
 		}
-		b = appendMessage(b, attrT, t)
+		b = AppendMessage(b, attrT, t)
 	case AttrFloats:
 		for _, f := range a.Floats {
 			b = protowire.AppendTag(b, attrFloats, protowire.Fixed32Type)
@@ -150,16 +153,16 @@ func encodeAttr(a Attr) ([]byte, error) {
 		}
 	case AttrInts:
 		for _, v := range a.Ints {
-			b = appendVarint(b, attrInts, uint64(v))
+			b = AppendVarint(b, attrInts, uint64(v))
 		}
 	case AttrStrings:
 		for _, s := range a.Strings {
-			b = appendString(b, attrStrings, s)
+			b = AppendString(b, attrStrings, s)
 		}
 	default:
 		return nil, fmt.Errorf("attribute %q: unsupported type %d", a.Name, a.Type)
 	}
-	b = appendVarint(b, attrType, uint64(a.Type))
+	b = AppendVarint(b, attrType, uint64(a.Type))
 	return b, nil
 }
 
@@ -167,24 +170,24 @@ func encodeAttr(a Attr) ([]byte, error) {
 func EncodeNode(n Node) ([]byte, error) {
 	var b []byte
 	for _, in := range n.Inputs {
-		b = appendString(b, nodeInput, in)
+		b = AppendString(b, nodeInput, in)
 	}
 	for _, out := range n.Outputs {
-		b = appendString(b, nodeOutput, out)
+		b = AppendString(b, nodeOutput, out)
 	}
 	if n.Name != "" {
-		b = appendString(b, nodeName, n.Name)
+		b = AppendString(b, nodeName, n.Name)
 	}
-	b = appendString(b, nodeOpType, n.OpType)
+	b = AppendString(b, nodeOpType, n.OpType)
 	for _, a := range n.Attrs {
 		ab, err := encodeAttr(a)
 		if err != nil {
 			return nil, fmt.Errorf("node %q (%s): %w", n.Name, n.OpType, err)
 		}
-		b = appendMessage(b, nodeAttribute, ab)
+		b = AppendMessage(b, nodeAttribute, ab)
 	}
 	if n.Domain != "" {
-		b = appendString(b, nodeDomain, n.Domain)
+		b = AppendString(b, nodeDomain, n.Domain)
 	}
 	return b, nil
 }
@@ -195,19 +198,19 @@ func EncodeValueInfo(v ValueInfo) []byte {
 	for _, d := range v.Shape {
 		var db []byte
 		if d.Param != "" {
-			db = appendString(db, dimParam, d.Param)
+			db = AppendString(db, dimParam, d.Param)
 		} else {
-			db = appendVarint(db, dimValue, uint64(d.Value))
+			db = AppendVarint(db, dimValue, uint64(d.Value))
 		}
-		shape = appendMessage(shape, shapeDim, db)
+		shape = AppendMessage(shape, shapeDim, db)
 	}
 	var tt []byte
-	tt = appendVarint(tt, tensorTypeElem, uint64(v.Type))
-	tt = appendMessage(tt, tensorTypeShape, shape)
+	tt = AppendVarint(tt, tensorTypeElem, uint64(v.Type))
+	tt = AppendMessage(tt, tensorTypeShape, shape)
 	var typ []byte
-	typ = appendMessage(typ, typeTensor, tt)
+	typ = AppendMessage(typ, typeTensor, tt)
 	var b []byte
-	b = appendString(b, valueInfoName, v.Name)
-	b = appendMessage(b, valueInfoType, typ)
+	b = AppendString(b, valueInfoName, v.Name)
+	b = AppendMessage(b, valueInfoType, typ)
 	return b
 }

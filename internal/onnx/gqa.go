@@ -551,7 +551,7 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 						return err
 					}
 				}
-				newGraph = appendMessage(newGraph, graphNode, b)
+				newGraph = AppendMessage(newGraph, graphNode, b)
 			}
 			return nil
 		}
@@ -562,19 +562,19 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 		return nil, 0, err
 	}
 	for _, v := range valueInfos {
-		newGraph = appendMessage(newGraph, graphValueInfo, EncodeValueInfo(v))
+		newGraph = AppendMessage(newGraph, graphValueInfo, EncodeValueInfo(v))
 	}
 	for _, t := range newInits {
 		b, err := encodeTensor(t)
 		if err != nil {
 			return nil, 0, err
 		}
-		newGraph = appendMessage(newGraph, graphInitializer, b)
+		newGraph = AppendMessage(newGraph, graphInitializer, b)
 	}
 	out := make([]byte, 0, len(model)+4096)
 	err = eachRaw(model, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
 		if num == modelGraph && typ == protowire.BytesType {
-			out = appendMessage(out, modelGraph, newGraph)
+			out = AppendMessage(out, modelGraph, newGraph)
 		} else {
 			out = append(out, raw...)
 		}

@@ -137,7 +137,7 @@ func QuantizeMatMulsInt8(model []byte) ([]byte, int, error) {
 			if err != nil {
 				return err
 			}
-			newGraph = appendMessage(newGraph, graphNode, b)
+			newGraph = AppendMessage(newGraph, graphNode, b)
 		}
 		replaced++
 		return nil
@@ -146,11 +146,11 @@ func QuantizeMatMulsInt8(model []byte) ([]byte, int, error) {
 		return nil, 0, fmt.Errorf("quantizing ONNX model: %w", err)
 	}
 	for _, b := range extraInits {
-		newGraph = appendMessage(newGraph, graphInitializer, b)
+		newGraph = AppendMessage(newGraph, graphInitializer, b)
 	}
 	err = eachRaw(model, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
 		if num == modelGraph && typ == protowire.BytesType {
-			out = appendMessage(out, modelGraph, newGraph)
+			out = AppendMessage(out, modelGraph, newGraph)
 		} else {
 			out = append(out, raw...)
 		}

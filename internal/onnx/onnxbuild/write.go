@@ -57,21 +57,6 @@ type WriteOptions struct {
 	ExternalMinBytes int64
 }
 
-func appendString(b []byte, num protowire.Number, s string) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
-}
-
-func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
-}
-
-func appendMessage(b []byte, num protowire.Number, msg []byte) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, msg)
-}
-
 // extRef says where a tensor's data lives in the external data file.
 type extRef struct {
 	location       string
@@ -89,11 +74,11 @@ func tensorHeader(t *onnx.Tensor, ext *extRef) []byte {
 			{"length", strconv.FormatInt(ext.length, 10)},
 		} {
 			var e []byte
-			e = appendString(e, entryKey, kv[0])
-			e = appendString(e, entryValue, kv[1])
-			b = appendMessage(b, tensorExternalData, e)
+			e = onnx.AppendString(e, entryKey, kv[0])
+			e = onnx.AppendString(e, entryValue, kv[1])
+			b = onnx.AppendMessage(b, tensorExternalData, e)
 		}
-		b = appendVarint(b, tensorDataLocation, dataLocationExt)
+		b = onnx.AppendVarint(b, tensorDataLocation, dataLocationExt)
 	}
 	return b
 }
@@ -101,26 +86,26 @@ func tensorHeader(t *onnx.Tensor, ext *extRef) []byte {
 // modelPrefix encodes the model fields that precede the graph.
 func modelPrefix(m *onnx.Model) []byte {
 	var b []byte
-	b = appendVarint(b, modelIRVersion, uint64(m.IRVersion))
+	b = onnx.AppendVarint(b, modelIRVersion, uint64(m.IRVersion))
 	if m.ProducerName != "" {
-		b = appendString(b, modelProducerName, m.ProducerName)
+		b = onnx.AppendString(b, modelProducerName, m.ProducerName)
 	}
 	if m.ProducerVersion != "" {
-		b = appendString(b, modelProducerVersion, m.ProducerVersion)
+		b = onnx.AppendString(b, modelProducerVersion, m.ProducerVersion)
 	}
 	for _, o := range m.Opsets {
 		var ob []byte
 		if o.Domain != "" {
-			ob = appendString(ob, opsetDomain, o.Domain)
+			ob = onnx.AppendString(ob, opsetDomain, o.Domain)
 		}
-		ob = appendVarint(ob, opsetVersion, uint64(o.Version))
-		b = appendMessage(b, modelOpsetImport, ob)
+		ob = onnx.AppendVarint(ob, opsetVersion, uint64(o.Version))
+		b = onnx.AppendMessage(b, modelOpsetImport, ob)
 	}
 	for _, kv := range m.Metadata {
 		var e []byte
-		e = appendString(e, entryKey, kv[0])
-		e = appendString(e, entryValue, kv[1])
-		b = appendMessage(b, modelMetadataProps, e)
+		e = onnx.AppendString(e, entryKey, kv[0])
+		e = onnx.AppendString(e, entryValue, kv[1])
+		b = onnx.AppendMessage(b, modelMetadataProps, e)
 	}
 	return b
 }
@@ -129,20 +114,20 @@ func modelPrefix(m *onnx.Model) []byte {
 func graphPrefix(g *onnx.Graph) ([]byte, error) {
 	var b []byte
 	if g.Name != "" {
-		b = appendString(b, graphName, g.Name)
+		b = onnx.AppendString(b, graphName, g.Name)
 	}
 	for _, n := range g.Nodes {
 		nb, err := onnx.EncodeNode(n)
 		if err != nil {
 			return nil, fmt.Errorf("graph %q: %w", g.Name, err)
 		}
-		b = appendMessage(b, graphNode, nb)
+		b = onnx.AppendMessage(b, graphNode, nb)
 	}
 	for _, v := range g.Inputs {
-		b = appendMessage(b, graphInput, onnx.EncodeValueInfo(v))
+		b = onnx.AppendMessage(b, graphInput, onnx.EncodeValueInfo(v))
 	}
 	for _, v := range g.Outputs {
-		b = appendMessage(b, graphOutput, onnx.EncodeValueInfo(v))
+		b = onnx.AppendMessage(b, graphOutput, onnx.EncodeValueInfo(v))
 	}
 	return b, nil
 }

@@ -3,8 +3,6 @@ package snapvlm
 import (
 	"context"
 	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,21 +18,7 @@ import (
 // uncached repo is an error naming it.
 func TestLoadFromHub(t *testing.T) {
 	src := modelDir(t, "tiny512")
-	files := map[string][]byte{}
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		files[filepath.ToSlash(rel)], err = os.ReadFile(p)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := hubtest.DirFiles(t, src)
 	const repo, commit = "TestOrg/TinyVLM", "0123456789abcdef0123456789abcdef01234567"
 	srv := hubtest.New(t, "", hubtest.Repo{ID: repo, Commit: commit, Files: files})
 	cache := t.TempDir()

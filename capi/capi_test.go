@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -409,19 +408,7 @@ func TestCCycles(t *testing.T) {
 // damages, verifies and removes it.
 func TestCModelManager(t *testing.T) {
 	exe, model, _ := cBuild(t)
-	files := map[string][]byte{}
-	err := filepath.WalkDir(model, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(model, path)
-		b, err := os.ReadFile(path)
-		files[filepath.ToSlash(rel)] = b
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := hubtest.DirFiles(t, model)
 	const repo, commit = "TestOrg/TinyVLM", "0123456789abcdef0123456789abcdef01234567"
 	srv := hubtest.New(t, "", hubtest.Repo{ID: repo, Commit: commit, Files: files})
 	cache := t.TempDir()

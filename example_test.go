@@ -88,3 +88,32 @@ func ExampleChat() {
 	// turn 2: image encoded now: false, prompt tokens from the cache: true
 	// 4 messages
 }
+
+// Count what a request costs before running anything: the processor reads
+// only the configs and the tokenizer (no ONNX Runtime), plans each image's
+// tiles from its size and tokenizes the prompt as generation will.
+func ExampleProcessor() {
+	modelDir := os.Getenv("SNAPVLM_EXAMPLE_MODEL") // as in the first example
+	p, err := snapvlm.OpenProcessor(modelDir, snapvlm.ProcessorOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	img, err := snapvlm.ImageFile("assets/sample.jpg")
+	if err != nil {
+		log.Fatal(err)
+	}
+	req := snapvlm.Request{Messages: []snapvlm.Message{snapvlm.UserMessage("Can you describe this image?", img)}}
+	pr, err := p.Process(context.Background(), req, snapvlm.ProcessOptions{})
+	var long *snapvlm.PromptTooLongError
+	if errors.As(err, &long) {
+		log.Fatalf("%v: ask with GenerateOptions.NoSplit", err)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	g := pr.Images[0]
+	fmt.Printf("%dx%d grid, %d frames, %d image tokens, room left for an answer: %v\n",
+		g.Rows, g.Cols, g.Frames, pr.ImageTokens, len(pr.IDs) < p.ContextLength())
+	// Output:
+	// 3x4 grid, 13 frames, 832 image tokens, room left for an answer: true
+}

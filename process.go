@@ -126,7 +126,9 @@ func (t *Tokenizer) TokenString(id int64) (string, bool) { return t.tok.IDToToke
 
 // TileGrid is the tile grid of an image: Rows×Cols tiles plus a global
 // view, or one tile when both are 0.
-type TileGrid struct{ Rows, Cols int }
+type TileGrid struct {
+	Rows, Cols int // tile rows and columns
+}
 
 // ProcessOptions configure Process.
 type ProcessOptions struct {
@@ -155,7 +157,7 @@ type Processed struct {
 	// input for the images and videos in prompt order, float32 laid out as
 	// Shape: [1, frames, 3, M, M].
 	PixelValues []float32
-	Shape       []int64
+	Shape       []int64 // [1, frames, 3, M, M]
 	// Timings: Preprocess (decoding and tiling images) and VideoDecode.
 	Timings Timings
 }
@@ -271,34 +273,46 @@ func (p *Processor) planMedia(ctx context.Context, media []Part, o GenerateOptio
 			items = append(items, mediaItem{vid: vid, vopt: vidOpt})
 			continue
 		}
-		it := mediaItem{img: part.Image, opt: imgOpt}
-		var info imageproc.ImageInfo
-		switch {
-		case opts.Grids != nil:
-			g := opts.Grids[len(out.Images)]
-			info = imageproc.ImageInfo{Rows: g.Rows, Cols: g.Cols, Frames: 1}
-			if g.Rows*g.Cols > 0 {
-				info.Frames += g.Rows * g.Cols
-			}
-		case opts.PixelValues:
-			t := time.Now()
-			if it.rgb, err = part.Image.rgb(imgOpt.MaxPixels); err != nil {
-				return nil, err
-			}
-			out.Timings.Preprocess += time.Since(t)
-			info = imageproc.Plan(it.rgb.W, it.rgb.H, imgOpt)
-		default:
-			w, h, err := part.Image.dimensions(imgOpt.MaxPixels)
-			if err != nil {
-				return nil, err
-			}
-			info = imageproc.Plan(w, h, imgOpt)
+		it, err := planImage(part.Image, imgOpt, opts, len(out.Images), out)
+		if err != nil {
+			return nil, err
 		}
-		it.grid = prompt.ImageGrid{Rows: info.Rows, Cols: info.Cols}
-		out.Images = append(out.Images, ImageInfo{Rows: info.Rows, Cols: info.Cols, Frames: info.Frames})
 		items = append(items, it)
 	}
 	return items, nil
+}
+
+// planImage plans the tiles of the i-th image (from opts.Grids, or its
+// size, decoding it when pixel values are asked for) and adds its
+// ImageInfo to out.
+func planImage(img *Image, opt imageproc.Options, opts ProcessOptions, i int, out *Processed) (mediaItem, error) {
+	it := mediaItem{img: img, opt: opt}
+	var info imageproc.ImageInfo
+	switch {
+	case opts.Grids != nil:
+		g := opts.Grids[i]
+		info = imageproc.ImageInfo{Rows: g.Rows, Cols: g.Cols, Frames: 1}
+		if g.Rows*g.Cols > 0 {
+			info.Frames += g.Rows * g.Cols
+		}
+	case opts.PixelValues:
+		t := time.Now()
+		var err error
+		if it.rgb, err = img.rgb(opt.MaxPixels); err != nil {
+			return it, err
+		}
+		out.Timings.Preprocess += time.Since(t)
+		info = imageproc.Plan(it.rgb.W, it.rgb.H, opt)
+	default:
+		w, h, err := img.dimensions(opt.MaxPixels)
+		if err != nil {
+			return it, err
+		}
+		info = imageproc.Plan(w, h, opt)
+	}
+	it.grid = prompt.ImageGrid{Rows: info.Rows, Cols: info.Cols}
+	out.Images = append(out.Images, ImageInfo{Rows: info.Rows, Cols: info.Cols, Frames: info.Frames})
+	return it, nil
 }
 
 // pixelValues tiles the decoded images and resizes the decoded video

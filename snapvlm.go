@@ -15,8 +15,16 @@
 // from files (ImageFile), readers (ImageReader) or decoded images
 // (ImageFromImage). A cancelled context returns the partial Result with
 // ctx.Err(). Errors a caller can branch on are ErrRuntimeMissing,
-// *ModelError, ErrVariantMissing, ErrImage, *PromptTooLongError (checked
-// before any image is encoded) and ErrClosed.
+// *ModelError, ErrVariantMissing, *UnsupportedVariantError, ErrImage,
+// *PromptTooLongError (checked before any image is encoded) and ErrClosed;
+// their messages name the Options and GenerateOptions fields involved,
+// never a command-line flag.
+//
+// A Processor (OpenProcessor, or Model.Processor) turns a Request into
+// what the graphs take without ONNX Runtime: the prompt text and ids, each
+// image's tile grid and, when asked, the pixel values, as Generate makes
+// them. LoadTokenizer reads a tokenizer alone. BenchVariants measures every
+// file variant of a model against fp32.
 //
 // The pipeline runs one way: messages and images -> prompt ids and tile
 // grids (internal/processor) -> pixels (internal/imageproc) -> image

@@ -51,34 +51,37 @@ type VariantBenchOptions struct {
 
 // VariantRow is one graph variant measured against fp32.
 type VariantRow struct {
-	Graph   string `json:"graph"`
-	Variant string `json:"variant"`
-	File    string `json:"file,omitempty"`
-	// Vision: ms per tile; embed: ms per prompt; decoder: ms per step.
+	Graph   string `json:"graph"`          // GraphVision, GraphEmbed or GraphDecoder
+	Variant string `json:"variant"`        // the dtype, or the rewrite's name
+	File    string `json:"file,omitempty"` // the graph file (and session setting)
+	// MS is the median time: vision ms per tile, embed ms per prompt,
+	// decoder ms per step.
 	MS float64 `json:"ms"`
-	// Decoder only: prefill of the prompt and decode tokens/s.
+	// Decoder only: the prefill of the prompt and the decode tokens/s.
 	PrefillMS float64 `json:"prefill_ms,omitempty"`
 	TokensSec float64 `json:"decode_tokens_per_sec,omitempty"`
-	// Fidelity against fp32: features (vision) or embeddings (embed).
+	// Fidelity against fp32 of the features (vision) or embeddings
+	// (embed): cosine similarity and largest absolute difference.
 	Cosine float64 `json:"cosine,omitempty"`
 	MaxAbs float64 `json:"max_abs_diff"`
-	// Decoder: share of steps with fp32's arg-max, largest logit difference.
+	// Decoder: the share of steps with fp32's arg-max token and the
+	// largest logit difference.
 	Top1     float64 `json:"top1_agreement,omitempty"`
 	MaxLogit float64 `json:"max_abs_logit_diff,omitempty"`
-	Pass     bool    `json:"pass"`
-	Fastest  bool    `json:"fastest_passing"`
-	Error    string  `json:"error,omitempty"`
+	Pass     bool    `json:"pass"`            // within the thresholds (VariantMinVisionCosine, ...)
+	Fastest  bool    `json:"fastest_passing"` // the fastest passing variant of its graph
+	Error    string  `json:"error,omitempty"` // why the variant could not be measured
 }
 
 // VariantReport is what BenchVariants measured.
 type VariantReport struct {
-	Model        string       `json:"model"`
-	ORT          string       `json:"onnxruntime"`
-	PromptTokens int          `json:"prompt_tokens"`
-	Tiles        int          `json:"tiles"`
-	Steps        int          `json:"forced_steps"`
-	Runs         int          `json:"runs"`
-	Rows         []VariantRow `json:"variants"`
+	Model        string       `json:"model"`         // the model directory
+	ORT          string       `json:"onnxruntime"`   // the ONNX Runtime version
+	PromptTokens int          `json:"prompt_tokens"` // of the request
+	Tiles        int          `json:"tiles"`         // vision-encoder frames of its images
+	Steps        int          `json:"forced_steps"`  // decoder steps compared
+	Runs         int          `json:"runs"`          // timed runs per variant
+	Rows         []VariantRow `json:"variants"`      // by graph, fp32 first
 	// Notes say what could not be measured, such as an int8 rewrite that
 	// could not be made.
 	Notes []string `json:"notes,omitempty"`

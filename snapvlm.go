@@ -361,51 +361,54 @@ func graphFiles(dir string, opts Options) (files, why map[string]string, err err
 const graphCacheNote = "optimised graph loaded from the cache"
 
 // openSessions creates the ONNX Runtime sessions of the three graphs
-// (files and why may be updated for a rewritten vision encoder).
-func (m *Model) openSessions(dir string, opts Options, files, why map[string]string, st *loadStages) error {
+// (files and why may be updated for a rewritten vision encoder). The vision
+// encoder loads on its own goroutine, beside the embedder and the decoder:
+// creating a session is mostly single-threaded work (reading, and
+// prepacking the weights for ONNX Runtime's matmul kernels).
+func (m *Model) openSessions(dir string, opts Options, files, why map[string]string, st *loadStages) (err error) {
 	base := ort.SessionOptions{IntraOpThreads: opts.Threads, Provider: opts.Provider, OptLevel: ort.OptLevel(opts.OptLevel)}
-	// so is the options of the graph being loaded: the optimised-graph
-	// cache's warnings go to its reason. The probes of the rewrites load
-	// with base, so they save no optimised copies of files they only check.
-	so := base
-	forGraph := func(graph string) {
-		so = base
+	// graphOpts are the options of one graph's session: the optimised-graph
+	// cache's notes and warnings go to *reason. The probes of the rewrites
+	// load with base, so they save no optimised copies of files they only
+	// check.
+	graphOpts := func(reason *string) ort.SessionOptions {
+		so := base
 		so.OptimizedCache = !opts.NoGraphCache
-		so.Warn = func(err error) { why[graph] += "; warning: " + err.Error() }
-		so.FromCache = func(string) { why[graph] += "; " + graphCacheNote }
+		so.Warn = func(err error) { *reason += "; warning: " + err.Error() }
+		so.FromCache = func(string) { *reason += "; " + graphCacheNote }
+		return so
 	}
 	t := m.cfg.Config.TextConfig
-	refuse := func(graph string, err error) error {
-		return &ModelError{Dir: dir, File: files[graph], Err: refuseVariant(err, dir, graph, files[graph], m.env.Version(), opts.Provider)}
+	refuse := func(graph, file string, err error) error {
+		return &ModelError{Dir: dir, File: file, Err: refuseVariant(err, dir, graph, file, m.env.Version(), opts.Provider)}
 	}
-	var err error
 	if !opts.TextOnly {
-		vcfg := vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize}
-		if opts.VisionInt8 {
-			src := int8VisionSource(dir, files[GraphVision], firstNonEmpty(opts.VisionDtype, opts.Dtype))
-			if files[GraphVision], why[GraphVision], err = int8VisionFile(context.Background(), m.env, src, base, vcfg, VisionInt8MinCosine); err != nil {
-				return err
-			}
-		}
-		if vcfg.FramesPerRun = opts.VisionBatch; vcfg.FramesPerRun <= 0 {
-			if vcfg.FramesPerRun, err = defaultVisionBatch(files[GraphVision]); err != nil {
-				return err
-			}
-		}
 		if err := st.next(GraphVision, files[GraphVision]); err != nil {
 			return err
 		}
-		forGraph(GraphVision)
-		if m.vis, err = vision.New(m.env, files[GraphVision], so, vcfg); err != nil {
-			return refuse(GraphVision, err)
-		}
+		file, reason := files[GraphVision], why[GraphVision]
+		var visErr error
+		visDone := make(chan struct{})
+		go func() {
+			defer close(visDone)
+			file, reason, visErr = m.openVision(dir, opts, base, file, reason, graphOpts, refuse)
+		}()
+		defer func() {
+			<-visDone
+			files[GraphVision], why[GraphVision] = file, reason
+			if err == nil {
+				err = visErr
+			}
+		}()
 	}
 	if err := st.next(GraphEmbed, files[GraphEmbed]); err != nil {
 		return err
 	}
-	forGraph(GraphEmbed)
-	if m.emb, err = embed.New(m.env, files[GraphEmbed], so, t.HiddenSize); err != nil {
-		return refuse(GraphEmbed, err)
+	embWhy := why[GraphEmbed]
+	m.emb, err = embed.New(m.env, files[GraphEmbed], graphOpts(&embWhy), t.HiddenSize)
+	why[GraphEmbed] = embWhy
+	if err != nil {
+		return refuse(GraphEmbed, files[GraphEmbed], err)
 	}
 	dcfg := decoder.Config{
 		Layers: t.NumHiddenLayers, KVHeads: t.NumKeyValueHeads, HeadDim: t.HeadDimension(), Hidden: t.HiddenSize, Vocab: t.VocabSize,
@@ -417,17 +420,19 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb)
 		why[GraphDecoder] += "; " + note
 	}
-	forGraph(GraphDecoder)
-	dso := so
+	decWhy := why[GraphDecoder]
+	dso := graphOpts(&decWhy)
 	if opts.DecoderInt8 {
 		dso.MatMulNBitsAccuracy = 4
-		why[GraphDecoder] += "; 4-bit matmuls with int8 activations (accuracy_level 4 rewrite, Options.DecoderInt8)"
+		decWhy += "; 4-bit matmuls with int8 activations (accuracy_level 4 rewrite, Options.DecoderInt8)"
 	}
 	if err := st.next(GraphDecoder, files[GraphDecoder]); err != nil {
 		return err
 	}
-	if m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, dcfg); err != nil {
-		return refuse(GraphDecoder, err)
+	m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, dcfg)
+	why[GraphDecoder] = decWhy
+	if err != nil {
+		return refuse(GraphDecoder, files[GraphDecoder], err)
 	}
 	if opts.Parallel > 1 {
 		if !m.dec.Batchable() {
@@ -438,6 +443,31 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		}
 	}
 	return nil
+}
+
+// openVision creates the vision encoder's session for openSessions (on its
+// own goroutine: it sets m.vis and touches nothing else of m) and returns
+// the file it loaded and why.
+func (m *Model) openVision(dir string, opts Options, base ort.SessionOptions, file, why string,
+	graphOpts func(*string) ort.SessionOptions, refuse func(graph, file string, err error) error) (string, string, error) {
+	t := m.cfg.Config.TextConfig
+	vcfg := vision.Config{TileSize: m.imgOpts.TileSize, ImageSeqLen: m.seqLen, Hidden: t.HiddenSize}
+	var err error
+	if opts.VisionInt8 {
+		src := int8VisionSource(dir, file, firstNonEmpty(opts.VisionDtype, opts.Dtype))
+		if file, why, err = int8VisionFile(context.Background(), m.env, src, base, vcfg, VisionInt8MinCosine); err != nil {
+			return file, why, err
+		}
+	}
+	if vcfg.FramesPerRun = opts.VisionBatch; vcfg.FramesPerRun <= 0 {
+		if vcfg.FramesPerRun, err = defaultVisionBatch(file); err != nil {
+			return file, why, err
+		}
+	}
+	if m.vis, err = vision.New(m.env, file, graphOpts(&why), vcfg); err != nil {
+		return file, why, refuse(GraphVision, file, err)
+	}
+	return file, why, nil
 }
 
 func firstNonEmpty(s ...string) string {

@@ -5,7 +5,13 @@
 // the reference scripts (scripts/jsref, `make deps`), so it is a
 // development tool, kept out of the snapvlm binary.
 //
-//	snapvlm-jsref --model DIR [--image IMG]... [--no-split] [--max-tokens 32] [--dtype q4]
+//	snapvlm-jsref --model DIR [--image IMG]... [--no-split] [--max-tokens 32] [--dtype q4] [--js-dtype q4]
+//
+// Times to first token are counted from the start of generation: snapvlm's
+// without image decoding and tiling (snapvlm_ttft_ms, comparable with
+// transformers.js, which is handed snapvlm's pixel values) and with it
+// (snapvlm_ttft_with_preprocess_ms). Decode rates count the tokens after
+// the first.
 package main
 
 import (
@@ -51,7 +57,18 @@ type report struct {
 	OursMS       float64 `json:"snapvlm_generate_ms"`
 	JSLoadMS     float64 `json:"transformers_js_load_ms"`
 	JSMS         float64 `json:"transformers_js_generate_ms"`
-	SameIDs      bool    `json:"same_ids"`
+
+	OursFiles     map[string]string `json:"snapvlm_files"`
+	JSDtype       map[string]string `json:"transformers_js_dtype"`
+	OursTTFT      float64           `json:"snapvlm_ttft_ms"`
+	OursTTFTPre   float64           `json:"snapvlm_ttft_with_preprocess_ms"`
+	OursDecode    float64           `json:"snapvlm_decode_tokens_per_sec"`
+	JSTTFT        float64           `json:"transformers_js_ttft_ms"`
+	JSDecode      float64           `json:"transformers_js_decode_tokens_per_sec"`
+	TTFTRatio     float64           `json:"ttft_ratio"`     // snapvlm / transformers.js
+	DecodeSpeedup float64           `json:"decode_speedup"` // snapvlm / transformers.js
+	SameIDs       bool              `json:"same_ids"`       // only meaningful with the same variants
+	SameVariants  bool              `json:"same_variants"`
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -63,6 +80,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	imageSize := fs.Int("image-size", 0, "longest edge before tiling (0: the model's)")
 	maxTokens := fs.Int("max-tokens", 32, "new tokens")
 	dtype := fs.String("dtype", "", "variant of all graphs (default: as snapvlm picks)")
+	jsDtype := fs.String("js-dtype", "", "variant of all graphs for transformers.js (default: the files snapvlm runs)")
 	question := fs.String("question", "Can you describe this image?", "the question")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -87,7 +105,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	rep := report{Model: *model, OursLoadMS: ms(time.Since(t))}
+	rep := report{Model: *model, OursLoadMS: ms(time.Since(t)), OursFiles: m.Files()}
 	req := snapvlm.Request{
 		Messages:        []snapvlm.Message{snapvlm.UserMessage(*question, parts...)},
 		GenerateOptions: snapvlm.GenerateOptions{MaxNewTokens: *maxTokens, NoSplit: *noSplit, ImageSize: *imageSize},
@@ -99,14 +117,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rep.OursMS = ms(time.Since(t))
 	rep.PromptTokens, rep.NewTokens = len(ours.PromptTokens), len(ours.Tokens)
+	tm := ours.Timings
+	rep.OursTTFT, rep.OursTTFTPre = ms(tm.FirstToken-tm.Preprocess), ms(tm.FirstToken)
+	rep.OursDecode = tm.DecodeTokensPerSec
 
 	jr := jsref.Request{ModelDir: m.Dir(), Dtype: map[string]string{}, InputIDs: ours.PromptTokens, MaxNewTokens: *maxTokens, LoadVision: len(parts) > 0}
+	rep.SameVariants = true
 	for g, d := range m.Dtypes() {
+		if *jsDtype != "" && *jsDtype != d {
+			d, rep.SameVariants = *jsDtype, false
+		}
 		if d == "quantized" {
 			d = "q8" // transformers.js's name
 		}
 		jr.Dtype[g] = d
 	}
+	rep.JSDtype = jr.Dtype
 	if len(parts) > 0 {
 		if jr.Pixels, jr.PixelShape, err = m.PixelValues(ctx, req); err != nil {
 			return err
@@ -119,6 +145,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	n := min(len(js.GeneratedIDs), len(ours.Tokens))
 	rep.JSLoadMS, rep.JSMS = ms(js.Load), ms(js.Elapsed)
 	rep.SameIDs = n > 0 && slices.Equal(js.GeneratedIDs[:n], ours.Tokens[:n])
+	rep.JSTTFT = ms(js.FirstToken)
+	if k := len(js.GeneratedIDs); k > 1 && js.LastToken > js.FirstToken {
+		rep.JSDecode = float64(k-1) / (js.LastToken - js.FirstToken).Seconds()
+	}
+	if rep.JSTTFT > 0 {
+		rep.TTFTRatio = rep.OursTTFT / rep.JSTTFT
+	}
+	if rep.JSDecode > 0 {
+		rep.DecodeSpeedup = rep.OursDecode / rep.JSDecode
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)

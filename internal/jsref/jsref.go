@@ -135,6 +135,10 @@ type Result struct {
 	// Load is the model load time; Elapsed the generate() time.
 	Load    time.Duration
 	Elapsed time.Duration
+	// FirstToken and LastToken are when the first and the last new token
+	// reached generate()'s streamer, counted from the start of generate().
+	FirstToken time.Duration
+	LastToken  time.Duration
 }
 
 // wire formats of generate.mjs.
@@ -160,6 +164,8 @@ type wireResult struct {
 	Text         string   `json:"text"`
 	LoadMS       float64  `json:"load_ms"`
 	ElapsedMS    float64  `json:"elapsed_ms"`
+	FirstTokenMS float64  `json:"first_token_ms"`
+	LastTokenMS  float64  `json:"last_token_ms"`
 }
 
 // validate checks what generate.mjs would reject, with clearer messages.
@@ -225,6 +231,8 @@ func Generate(ctx context.Context, req Request) (*Result, error) {
 		EOSTokenIDs:  res.EOSTokenIDs,
 		Load:         ms(res.LoadMS),
 		Elapsed:      ms(res.ElapsedMS),
+		FirstToken:   ms(res.FirstTokenMS),
+		LastToken:    ms(res.LastTokenMS),
 	}, nil
 }
 

@@ -101,6 +101,27 @@ async function loadModel(id, dtype, withVision) {
     return await LlavaQwen2ForCausalLM.from_pretrained(id, opts);
 }
 
+/**
+ * A streamer that only notes when each new token arrives. generate() first
+ * puts the prompt ids, then one call per generated token, so the first put
+ * is skipped: times[0] is the time to first token.
+ */
+function tokenClock() {
+    let prompt = true;
+    const times = [];
+    return {
+        times,
+        put() {
+            if (prompt) {
+                prompt = false;
+                return;
+            }
+            times.push(performance.now());
+        },
+        end() {},
+    };
+}
+
 /** Reads a raw little-endian float32 file of exactly prod(shape) values. */
 function readPixels(pv) {
     const shape = pv.shape;
@@ -150,7 +171,8 @@ async function runRequest(req) {
         attention_mask: new Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
         ...(pixels ?? {}),
     };
-    const out = await model.generate({ ...inputs, max_new_tokens: req.max_new_tokens, do_sample: false });
+    const clock = tokenClock();
+    const out = await model.generate({ ...inputs, max_new_tokens: req.max_new_tokens, do_sample: false, streamer: clock });
     const t2 = performance.now();
 
     const seq = out.tolist()[0].map(Number);
@@ -160,6 +182,8 @@ async function runRequest(req) {
         eos_token_ids: eosIds(model),
         load_ms: t1 - t0,
         elapsed_ms: t2 - t1,
+        first_token_ms: clock.times.length > 0 ? clock.times[0] - t1 : 0,
+        last_token_ms: clock.times.length > 0 ? clock.times[clock.times.length - 1] - t1 : 0,
     };
     await model.dispose();
     return result;

@@ -31,8 +31,8 @@ func common(a, b held, imageTok int64) int {
 			// The first row of the next image (an answer's <image>
 			// token has no image: it runs past the last one).
 			img++
-			if img >= len(a.imageKeys) || img >= len(b.imageKeys) || a.imageKeys[img] != b.imageKeys[img] ||
-				a.imageRows[img] != b.imageRows[img] || a.imageRows[img] <= 0 {
+			if img >= min(len(a.imageKeys), len(b.imageKeys), len(a.imageRows), len(b.imageRows)) ||
+				a.imageKeys[img] != b.imageKeys[img] || a.imageRows[img] != b.imageRows[img] || a.imageRows[img] <= 0 {
 				break
 			}
 			left = a.imageRows[img]

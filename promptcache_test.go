@@ -29,6 +29,7 @@ func TestCommonPrefix(t *testing.T) {
 		{"ends inside the first image", held{ids: prompt.ids[:4], imageKeys: [][32]byte{a}, imageRows: []int{3}}, 4},
 		{"same key, other rows", held{ids: prompt.ids, imageKeys: prompt.imageKeys, imageRows: []int{2, 3}}, 2},
 		{"image tokens without images", held{ids: prompt.ids}, 2},
+		{"images without their rows", held{ids: prompt.ids, imageKeys: prompt.imageKeys}, 2},
 		{"other text first", held{ids: []int64{1, 3}}, 1},
 		{"empty", held{}, 0},
 		// An <image> token the model generated has no image: the prefix

@@ -400,6 +400,9 @@ func TestPromptCacheUsage(t *testing.T) {
 	if cached != int64(len(w.PromptTokens)-1) || text.String() != w.Text {
 		t.Errorf("streamed again: %d cached tokens, want %d; answer %q, want %q", cached, len(w.PromptTokens)-1, text.String(), w.Text)
 	}
+	if got, want := metric(t, hs.URL, `snapvlm_prompt_tokens_cached_total{model="tiny"}`), float64(shared+len(w.PromptTokens)-1); got != want {
+		t.Errorf("snapvlm_prompt_tokens_cached_total %g, want %g", got, want)
+	}
 }
 
 // TestOpenAIResponseFormat: response_format json_object and json_schema

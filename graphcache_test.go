@@ -52,11 +52,11 @@ func graphOutputs(t *testing.T, m *Model) (feats []float32, logits [][]float32) 
 		if step == 6 {
 			return feats, logits
 		}
-		e, err := m.emb.Embed(ctx, []int64{argmax(l)})
-		if err != nil {
-			t.Fatal(err)
+		e, eerr := m.emb.Embed(ctx, []int64{argmax(l)})
+		if eerr != nil {
+			t.Fatal(eerr)
 		}
-		l, err = st.Step(ctx, e)
+		l, err = st.Step(ctx, e) // checked at the top of the loop
 	}
 }
 

@@ -308,3 +308,65 @@ func BenchmarkBatchStep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoad measures Load of the benchmark model: cold (an empty user
+// cache dir, as on the first run ever: the attention rewrite and its probe,
+// and ONNX Runtime optimising every graph and saving it), warm (the
+// optimised graphs an earlier load saved, loaded without optimising, their
+// weights mapped) and uncached (NoGraphCache: every graph optimised again
+// from its file). The model files themselves are in the page cache in all
+// three. cpu-ms/op is the process's CPU time per load.
+func BenchmarkLoad(b *testing.B) {
+	dir := os.Getenv("SNAPVLM_BENCH_MODEL")
+	if dir == "" {
+		dir = modelDir(b, "tiny512")
+	}
+	opts := Options{Dtype: os.Getenv("SNAPVLM_BENCH_DTYPE")}
+	if n, err := strconv.Atoi(os.Getenv("SNAPVLM_BENCH_THREADS")); err == nil {
+		opts.Threads = n
+	}
+	// load loads and closes the model (untimed), returning the CPU time
+	// the load took.
+	load := func(b *testing.B, o Options) time.Duration {
+		c0, _ := processCPU()
+		m, err := Load(context.Background(), dir, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c1, _ := processCPU()
+		b.StopTimer()
+		m.Close()
+		b.StartTimer()
+		return c1 - c0
+	}
+	for _, c := range []struct {
+		name         string
+		cold, cached bool
+	}{{"cold", true, true}, {"warm", false, true}, {"uncached", false, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			cache := b.TempDir()
+			b.Setenv("XDG_CACHE_HOME", cache)
+			o := opts
+			o.NoGraphCache = !c.cached
+			if !c.cold {
+				load(b, o) // fills the cache: the attention rewrite, the optimised graphs
+			}
+			var cpu time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if c.cold {
+					b.StopTimer()
+					if err := os.RemoveAll(cache); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				cpu += load(b, o)
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/load")
+			if _, ok := processCPU(); ok {
+				b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+			}
+		})
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
 // TestTimingsJSON: durations marshal as milliseconds (the unit the field
@@ -144,4 +146,17 @@ func TestPromptBudgetBeforeVision(t *testing.T) {
 		t.Errorf("%d images were encoded before the length check", n)
 	}
 	t.Logf("refused in %s: %v", time.Since(start), err)
+}
+
+// TestRuntimeMissingError: a library ONNX Runtime's loader does not find is
+// ErrRuntimeMissing and reads as the loader's own message, once.
+func TestRuntimeMissingError(t *testing.T) {
+	err := error(&runtimeError{&ort.NotFoundError{Looked: []string{"/x/lib.so (from $SNAPVLM_ORT_LIB): missing"}}})
+	var nf *ort.NotFoundError
+	if !errors.Is(err, ErrRuntimeMissing) || !errors.As(err, &nf) {
+		t.Errorf("%v: not ErrRuntimeMissing and the *ort.NotFoundError", err)
+	}
+	if msg := err.Error(); strings.Count(msg, "not found") != 1 || !strings.Contains(msg, "/x/lib.so") || strings.Contains(msg, "--") {
+		t.Errorf("message %q: want the places looked, once, without flags", msg)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
 // Errors a caller can branch on with errors.Is. The messages name the
@@ -92,3 +94,22 @@ func (e *imageError) Error() string {
 }
 
 func (e *imageError) Unwrap() []error { return []error{ErrImage, e.err} }
+
+// runtimeError is an ErrRuntimeMissing reading as ONNX Runtime's own
+// message (which already says the library was not found, and where it
+// looked).
+type runtimeError struct{ err error }
+
+func (e *runtimeError) Error() string   { return e.err.Error() }
+func (e *runtimeError) Unwrap() []error { return []error{ErrRuntimeMissing, e.err} }
+
+// openRuntime opens ONNX Runtime from lib ("" searches as `snapvlm setup`
+// installs it); a library that is not found is an ErrRuntimeMissing.
+func openRuntime(lib string) (*ort.Env, error) {
+	env, err := ort.Open(ort.Options{LibPath: lib})
+	var nf *ort.NotFoundError
+	if errors.As(err, &nf) {
+		return nil, &runtimeError{err}
+	}
+	return env, err
+}

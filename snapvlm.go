@@ -240,11 +240,7 @@ func load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	if err := st.next("runtime", opts.ORTLib); err != nil {
 		return nil, err
 	}
-	if m.env, err = ort.Open(ort.Options{LibPath: opts.ORTLib}); err != nil {
-		var nf *ort.NotFoundError
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
-		}
+	if m.env, err = openRuntime(opts.ORTLib); err != nil {
 		return nil, err
 	}
 	if err := m.openSessions(dir, opts, files, why, st); err != nil {

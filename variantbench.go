@@ -119,12 +119,8 @@ func BenchVariants(ctx context.Context, dir string, req Request, opts VariantBen
 	if err != nil {
 		return nil, err
 	}
-	env, err := ort.Open(ort.Options{LibPath: opts.ORTLib})
+	env, err := openRuntime(opts.ORTLib)
 	if err != nil {
-		var nf *ort.NotFoundError
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
-		}
 		return nil, err
 	}
 	b := &variantBench{

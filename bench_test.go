@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -201,35 +202,46 @@ func BenchmarkStructured(b *testing.B) {
 // once (greedy, each its own short prompt), each decoding alone and
 // decoded together in one batch (Options.Parallel 4), and reports the
 // tokens all streams generated per second of wall time, prefill included,
-// and the decode rate the streams saw each.
+// the decode rate the streams saw each, and how many streams' tokens
+// differ from the same prompt's answered alone, one at a time.
 func BenchmarkConcurrentStreams(b *testing.B) {
+	alone := benchModelWith(b, Options{})
+	batched := benchModelWith(b, Options{Parallel: 4})
+	if batched.batch == nil {
+		b.Fatalf("no batch: %s", batched.FileReasons()[GraphDecoder])
+	}
+	const streams = 4
+	want := make([][]int64, streams)
+	for s := range streams {
+		res, err := alone.Generate(context.Background(), streamRequest(s), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		want[s] = res.Tokens
+	}
 	for _, mode := range []string{"alone", "batched"} {
-		var opts Options
-		if mode == "batched" {
-			opts.Parallel = 4
-		}
-		m := benchModelWith(b, opts)
-		if mode == "batched" && m.batch == nil {
-			b.Fatalf("no batch: %s", m.FileReasons()[GraphDecoder])
-		}
-		for _, streams := range []int{1, 2, 4} {
-			b.Run(fmt.Sprintf("%s/streams=%d", mode, streams), func(b *testing.B) { benchStreams(b, m, streams) })
+		m := map[string]*Model{"alone": alone, "batched": batched}[mode]
+		for _, n := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("%s/streams=%d", mode, n), func(b *testing.B) { benchStreams(b, m, want[:n]) })
 		}
 	}
 }
 
-func benchStreams(b *testing.B, m *Model, streams int) {
-	var tokens, tps float64
+func streamRequest(s int) Request {
+	return Request{Messages: []Message{UserMessage(fmt.Sprintf("Stream %d: write a long story about the sea.", s))},
+		GenerateOptions: GenerateOptions{MaxNewTokens: 64}}
+}
+
+func benchStreams(b *testing.B, m *Model, want [][]int64) {
+	streams := len(want)
+	var tokens, tps, differ float64
+	c0, _ := processCPU()
 	for b.Loop() {
 		var wg sync.WaitGroup
 		errs := make([]error, streams)
 		res := make([]*Result, streams)
 		for s := range streams {
-			wg.Go(func() {
-				req := Request{Messages: []Message{UserMessage(fmt.Sprintf("Stream %d: write a long story about the sea.", s))},
-					GenerateOptions: GenerateOptions{MaxNewTokens: 64}}
-				res[s], errs[s] = m.Generate(context.Background(), req, nil)
-			})
+			wg.Go(func() { res[s], errs[s] = m.Generate(context.Background(), streamRequest(s), nil) })
 		}
 		wg.Wait()
 		for s := range streams {
@@ -238,11 +250,20 @@ func benchStreams(b *testing.B, m *Model, streams int) {
 			}
 			tokens += float64(len(res[s].Tokens))
 			tps += res[s].Timings.DecodeTokensPerSec / float64(streams)
+			if !slices.Equal(res[s].Tokens, want[s]) {
+				differ++
+			}
 		}
 	}
 	b.ReportMetric(tokens/b.Elapsed().Seconds(), "total-tok/s")
 	b.ReportMetric(tps/float64(b.N), "stream-decode-tok/s")
 	b.ReportMetric(tokens/float64(b.N*streams), "tokens/stream")
+	b.ReportMetric(differ/float64(b.N), "streams-differing")
+	// With SNAPVLM_BENCH_THREADS=1 the tokens per CPU second measure the
+	// work per token on a loaded machine too.
+	if c1, ok := processCPU(); ok {
+		b.ReportMetric(tokens/(c1-c0).Seconds(), "tok/cpu-s")
+	}
 }
 
 // BenchmarkBatchStep measures one batched decoder step (the decoder only)

@@ -70,15 +70,16 @@ type seat struct {
 	ctl    chan error
 }
 
-// newBatcher starts the loop of a batch of slots generations.
-func newBatcher(dec *decoder.Decoder, slots int) *batcher {
+// newBatcher starts the loop of a batch of slots generations; steps of
+// fewer than minRows generations run them one by one (decoder.Batch.SetMinRows).
+func newBatcher(dec *decoder.Decoder, slots, minRows int) *batcher {
 	b := &batcher{dec: dec, vocab: dec.Vocab(),
 		seats: make(chan struct{}, slots), ops: make(chan batchOp),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for range slots {
 		b.seats <- struct{}{}
 	}
-	go b.loop(slots)
+	go b.loop(slots, minRows)
 	return b
 }
 
@@ -164,7 +165,7 @@ func (s *seat) leave(st *decoder.State) error {
 // loop owns the batch: it seats and unseats generations and runs a step
 // whenever every seated generation has asked for one (or batchWait after
 // the first asked).
-func (b *batcher) loop(slots int) {
+func (b *batcher) loop(slots, minRows int) {
 	defer close(b.done)
 	var batch *decoder.Batch
 	defer func() {
@@ -223,7 +224,9 @@ func (b *batcher) loop(slots int) {
 				err := func() error {
 					var err error
 					if batch == nil {
-						batch, err = b.dec.NewBatch(slots, op.st.Cap())
+						if batch, err = b.dec.NewBatch(slots, op.st.Cap()); err == nil {
+							batch.SetMinRows(minRows)
+						}
 					} else {
 						err = batch.Grow(op.st.Cap())
 					}

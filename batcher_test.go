@@ -28,14 +28,17 @@ func batchRequests() []Request {
 // TestBatchedMatchesAlone: concurrent generations decoded in one batch
 // (Options.Parallel) give each the tokens it gets decoding alone, for more
 // generations than the batch has places (the rest wait and join as others
-// leave), for the float32 and the 4-bit decoder.
+// leave), for the float32 and the 4-bit decoder, the latter also with int8
+// activations (whose steps of fewer than 4 generations are not run one by
+// one).
 func TestBatchedMatchesAlone(t *testing.T) {
-	for _, dtype := range []string{"fp32", "q4"} {
-		t.Run(dtype, func(t *testing.T) {
-			alone := loadModel(t, "tiny512", Options{Dtype: dtype, TextOnly: true})
+	for _, variant := range []string{"fp32", "q4", "q4 int8"} {
+		t.Run(variant, func(t *testing.T) {
+			dtype, int8 := strings.CutSuffix(variant, " int8")
+			alone := loadModel(t, "tiny512", Options{Dtype: dtype, DecoderInt8: int8, TextOnly: true})
 			// With a prompt cache, the second round starts from the first's
 			// caches, copied back out of the batch.
-			batched := loadModel(t, "tiny512", Options{Dtype: dtype, TextOnly: true, Parallel: 4, PromptCacheMB: 64})
+			batched := loadModel(t, "tiny512", Options{Dtype: dtype, DecoderInt8: int8, TextOnly: true, Parallel: 4, PromptCacheMB: 64})
 			if batched.batch == nil {
 				t.Fatalf("no batch: %s", batched.FileReasons()[GraphDecoder])
 			}

@@ -275,7 +275,7 @@ func BenchmarkBatchStep(b *testing.B) {
 	const n = 81
 	_, embeds := benchPrompt(b, m, n)
 	h := m.emb.Hidden()
-	for _, rows := range []int{1, 2, 4, 8} {
+	for _, rows := range []int{1, 2, 3, 4, 8} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
 			st, err := m.dec.NewState(n, 0)
 			if err != nil {

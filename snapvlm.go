@@ -434,8 +434,19 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		if !m.dec.Batchable() {
 			why[GraphDecoder] += fmt.Sprintf("; each generation decodes alone: batching %d needs the attention rewrite with a float32 cache", opts.Parallel)
 		} else {
-			m.batch = newBatcher(m.dec, opts.Parallel)
+			minRows := 0
+			if dtypeOfFile(files[GraphDecoder], GraphDecoder) == "q4" && !opts.DecoderInt8 {
+				// ONNX Runtime's exact 4-bit matmul dequantizes its weights for
+				// more than one row: 2 and 3 rows cost 3.5x one row, 4 rows
+				// 3.7x (BenchmarkBatchStep, 256M-size q4), so fewer than 4
+				// generations step one by one.
+				minRows = 4
+			}
+			m.batch = newBatcher(m.dec, opts.Parallel, minRows)
 			why[GraphDecoder] += fmt.Sprintf("; up to %d generations decode together", opts.Parallel)
+			if minRows > 1 {
+				why[GraphDecoder] += fmt.Sprintf(" (at least %d at a time: the exact 4-bit matmuls cost several times more for more than one row; --decoder-int8's do not)", minRows)
+			}
 		}
 	}
 	return nil

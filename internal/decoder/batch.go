@@ -39,7 +39,8 @@ type Batch struct {
 	rows      [][]float32 // float32 logits rows when the graph's are float16
 	useCache  []bool
 	keep      []int64
-	kv        map[int][2][]*ort.Tensor // rows -> past, present tensors over bufs
+	kv        map[int][2][]*ort.Tensor // first*(slots+1)+rows -> past, present tensors over bufs
+	minRows   int                      // fewer sequences step one at a time (SetMinRows)
 	in, out   []*ort.Tensor
 	result    [][]float32
 }
@@ -204,18 +205,20 @@ func (b *Batch) Leave(slot int, st *State) error {
 	return nil
 }
 
-// kvTensors returns the past and present tensors of the first rows slots.
-func (b *Batch) kvTensors(rows int) ([2][]*ort.Tensor, error) {
-	if t, ok := b.kv[rows]; ok {
+// kvTensors returns the past and present tensors of rows slots from first.
+func (b *Batch) kvTensors(first, rows int) ([2][]*ort.Tensor, error) {
+	key := first*(b.slots+1) + rows
+	if t, ok := b.kv[key]; ok {
 		return t, nil
 	}
 	cfg := b.d.cfg
 	shape := []int64{int64(rows), int64(cfg.KVHeads), int64(b.cap + 1), int64(cfg.HeadDim)}
+	off := first * cfg.KVHeads * (b.cap + 1) * cfg.HeadDim
 	var t [2][]*ort.Tensor
 	for side := range t {
 		t[side] = make([]*ort.Tensor, len(b.bufs))
 		for k, buf := range b.bufs {
-			x, err := ort.NewFloat32(shape, buf.F32)
+			x, err := ort.NewFloat32(shape, buf.F32[off:])
 			if err != nil {
 				for _, ts := range t {
 					for _, x := range ts {
@@ -227,18 +230,26 @@ func (b *Batch) kvTensors(rows int) ([2][]*ort.Tensor, error) {
 			t[side][k] = x
 		}
 	}
-	b.kv[rows] = t
+	b.kv[key] = t
 	return t, nil
 }
 
-// Step runs one token for each of slots together, embeds[i] (float32,
-// [hidden]) being slots[i]'s, and returns each one's logits, valid until the
-// next Step. Slots below the highest one that do not step run as padding
-// rows: they write a row after their cache (each slot has a spare row for
-// it) and their logits are not returned.
+// SetMinRows makes steps of fewer than n sequences run them one at a time
+// (one row each, on the slot's own rows) instead of together: for a graph
+// whose matmuls cost much more for several rows than for one (ONNX
+// Runtime's exact 4-bit MatMulNBits dequantizes its weights for more than
+// one row), a small batch is slower than its rows one by one. 0 or 1: every
+// step runs its sequences together.
+func (b *Batch) SetMinRows(n int) { b.minRows = n }
+
+// Step runs one token for each of slots, embeds[i] (float32, [hidden])
+// being slots[i]'s, and returns each one's logits, valid until the next
+// Step. The slots run together (see SetMinRows); then slots below the
+// highest one that do not step run as padding rows: they write a row after
+// their cache (each slot has a spare row for it) and their logits are not
+// returned.
 func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]float32, error) {
-	d := b.d
-	h, v := d.cfg.Hidden, d.cfg.Vocab
+	h, v := b.d.cfg.Hidden, b.d.cfg.Vocab
 	if len(slots) == 0 || len(slots) != len(embeds) {
 		return nil, fmt.Errorf("decoder: batch step of %d slots with %d embeddings", len(slots), len(embeds))
 	}
@@ -256,8 +267,35 @@ func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]
 		rows = max(rows, s+1)
 		copy(b.embeds[s*h:(s+1)*h], embeds[i])
 	}
+	if len(slots) < b.minRows {
+		for _, s := range slots {
+			if err := b.run(ctx, s, 1); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := b.run(ctx, 0, rows); err != nil {
+		return nil, err
+	}
+	b.result = b.result[:0]
+	for _, s := range slots {
+		b.n[s]++
+		if b.rows != nil {
+			float16.ToFloat32s(b.rows[s], b.logits.F16[s*v:(s+1)*v])
+			b.result = append(b.result, b.rows[s])
+		} else {
+			b.result = append(b.result, b.logits.F32[s*v:(s+1)*v])
+		}
+	}
+	return b.result, nil
+}
+
+// run runs the decoder on rows slots from first (embeddings in b.embeds,
+// logits to b.logits, both at the slots' offsets).
+func (b *Batch) run(ctx context.Context, first, rows int) error {
+	d := b.d
+	h, v := d.cfg.Hidden, d.cfg.Vocab
 	width := 0
-	for r := range rows {
+	for r := first; r < first+rows; r++ {
 		b.pos[r] = int64(b.n[r])
 		width = max(width, b.n[r]+1)
 	}
@@ -266,7 +304,7 @@ func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]
 		row := mask[r*width : (r+1)*width]
 		for i := range row {
 			row[i] = 0
-			if i <= b.n[r] {
+			if i <= b.n[first+r] {
 				row[i] = 1
 			}
 		}
@@ -286,57 +324,54 @@ func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]
 	var err error
 	embShape := []int64{int64(rows), 1, int64(h)}
 	if d.embType == ort.Float16 {
-		float16.FromFloat32s(b.embHalf[:rows*h], b.embeds[:rows*h])
-		b.in[d.embIdx], err = mk(ort.NewFloat16(embShape, b.embHalf))
+		half := b.embHalf[first*h : (first+rows)*h]
+		float16.FromFloat32s(half, b.embeds[first*h:(first+rows)*h])
+		b.in[d.embIdx], err = mk(ort.NewFloat16(embShape, half))
 	} else {
-		b.in[d.embIdx], err = mk(ort.NewFloat32(embShape, b.embeds))
+		b.in[d.embIdx], err = mk(ort.NewFloat32(embShape, b.embeds[first*h:]))
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if b.in[d.maskIdx], err = mk(ort.NewInt64([]int64{int64(rows), int64(width)}, mask)); err != nil {
-		return nil, err
+		return err
 	}
 	if d.posIdx >= 0 {
-		if b.in[d.posIdx], err = mk(ort.NewInt64([]int64{int64(rows), 1}, b.pos)); err != nil {
-			return nil, err
+		if b.in[d.posIdx], err = mk(ort.NewInt64([]int64{int64(rows), 1}, b.pos[first:])); err != nil {
+			return err
 		}
 	}
 	if d.useCacheIdx >= 0 {
 		if b.in[d.useCacheIdx], err = mk(ort.NewBool([]int64{1}, b.useCache)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if d.keepIdx >= 0 {
 		if b.in[d.keepIdx], err = mk(ort.NewInt64([]int64{}, b.keep)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if b.out[d.logitsIdx], err = mk(b.logits.Tensor([]int64{int64(rows), 1, int64(v)})); err != nil {
-		return nil, err
+	logitsShape := []int64{int64(rows), 1, int64(v)}
+	if b.logits.DType == ort.Float16 {
+		b.out[d.logitsIdx], err = mk(ort.NewFloat16(logitsShape, b.logits.F16[first*v:]))
+	} else {
+		b.out[d.logitsIdx], err = mk(ort.NewFloat32(logitsShape, b.logits.F32[first*v:]))
 	}
-	kv, err := b.kvTensors(rows)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	kv, err := b.kvTensors(first, rows)
+	if err != nil {
+		return err
 	}
 	for k := range b.bufs {
 		b.in[d.pastIdx[k]] = kv[0][k]
 		b.out[d.presentIdx[k]] = kv[1][k]
 	}
 	if err := d.s.Run(ctx, b.in, b.out); err != nil {
-		return nil, fmt.Errorf("decoder: batch step of %d rows: %w", rows, err)
+		return fmt.Errorf("decoder: batch step of %d rows: %w", rows, err)
 	}
-	b.result = b.result[:0]
-	for _, s := range slots {
-		b.n[s]++
-		if b.rows != nil {
-			float16.ToFloat32s(b.rows[s], b.logits.F16[s*v:(s+1)*v])
-			b.result = append(b.result, b.rows[s])
-		} else {
-			b.result = append(b.result, b.logits.F32[s*v:(s+1)*v])
-		}
-	}
-	return b.result, nil
+	return nil
 }
 
 // Move moves the sequence in slot from to the free slot to (a copy of its

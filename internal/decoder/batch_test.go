@@ -28,8 +28,10 @@ func TestBatchMatchesAlone(t *testing.T) {
 		{prompt: 3, join: 2, steps: 5},
 		{prompt: 12, join: 4, steps: 4},
 	}
-	for _, variant := range []string{"fp32", "q4", "q4 int8"} {
+	for _, variant := range []string{"fp32", "q4", "q4 int8", "q4 min3"} {
 		t.Run(variant, func(t *testing.T) {
+			// min3: steps of fewer than 3 sequences run them one by one.
+			variant, min3 := strings.CutSuffix(variant, " min3")
 			_, d, h := loadBoth(t, variant, true)
 			ctx := context.Background()
 			rng := rand.New(rand.NewPCG(3, 4))
@@ -65,6 +67,9 @@ func TestBatchMatchesAlone(t *testing.T) {
 			b, err := d.NewBatch(3, 8)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if min3 {
+				b.SetMinRows(3)
 			}
 			defer b.Close()
 			states := make([]*State, len(seqs))

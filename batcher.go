@@ -58,6 +58,7 @@ type batchOp struct {
 	seat  *seat
 	ctx   context.Context // a step's: one given up on is not run
 	st    *decoder.State  // join: the cache to copy in; leave: where to copy it back (nil: dropped)
+	need  int             // join: the tokens the seat will hold at most
 	embed []float32       // step: the token's embedding
 }
 
@@ -106,15 +107,16 @@ func (b *batcher) prefill(ctx context.Context, st *decoder.State, chunk, hidden 
 	return last, nil
 }
 
-// join waits for a free slot and seats the generation whose cache is st.
-func (b *batcher) join(ctx context.Context, st *decoder.State) (*seat, error) {
+// join waits for a free slot and seats the generation whose cache is st
+// and will hold need tokens at most.
+func (b *batcher) join(ctx context.Context, st *decoder.State, need int) (*seat, error) {
 	select {
 	case <-b.seats:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	s := &seat{b: b, logits: make([]float32, b.vocab), step: make(chan error, 1), ctl: make(chan error, 1)}
-	if err := s.call(batchOp{kind: opJoin, seat: s, st: st}); err != nil {
+	if err := s.call(batchOp{kind: opJoin, seat: s, st: st, need: need}); err != nil {
 		b.seats <- struct{}{}
 		return nil, err
 	}
@@ -224,11 +226,11 @@ func (b *batcher) loop(slots, minRows int) {
 				err := func() error {
 					var err error
 					if batch == nil {
-						if batch, err = b.dec.NewBatch(slots, op.st.Cap()); err == nil {
+						if batch, err = b.dec.NewBatch(slots, op.need); err == nil {
 							batch.SetMinRows(minRows)
 						}
 					} else {
-						err = batch.Grow(op.st.Cap())
+						err = batch.Grow(op.need)
 					}
 					if err != nil {
 						return err

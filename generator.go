@@ -277,7 +277,9 @@ func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, se
 		}
 		if m.batch != nil && seat == nil {
 			// Seated at the first step: an answer of one token never joins.
-			if seat, err = m.batch.join(ctx, st); err == nil {
+			// Room for the rest of the answer (a chat's cache may have more).
+			need := min(st.Cap(), st.Len()+seq.maxNew-len(res.Tokens)+1)
+			if seat, err = m.batch.join(ctx, st, need); err == nil {
 				next = seat.next
 			}
 		}

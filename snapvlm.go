@@ -147,6 +147,9 @@ type Options struct {
 	// with a float32 cache (not PlainAttention, not the fp16 / q4f16
 	// variants); otherwise every generation decodes alone and
 	// Model.FileReasons says so. 0 or 1: every generation decodes alone.
+	// The batch holds a copy of each seated generation's cache (about 46 KB
+	// per token on a 256M model), sized for the longest answer seated so
+	// far.
 	Parallel int
 	// FeatureCacheSize is how many images' features are kept for reuse
 	// across questions; 0 = 32, negative disables the cache.

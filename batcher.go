@@ -37,8 +37,12 @@ type batcher struct {
 	seats chan struct{} // one token per free slot
 	ops   chan batchOp
 	gate  sync.Mutex // held by a batch step or a prefill chunk
-	stop  chan struct{}
-	done  chan struct{}
+	// prefills is held by a prefill chunk waiting for the gate: prefills
+	// take turns among themselves, so that a step waits for one chunk at
+	// most (sync.Mutex hands the gate to a waiter of over 1 ms in turn).
+	prefills sync.Mutex
+	stop     chan struct{}
+	done     chan struct{}
 	// steps and rows count the batch steps and the generations they ran.
 	steps, rows atomic.Int64
 }
@@ -96,9 +100,11 @@ func (b *batcher) prefill(ctx context.Context, st *decoder.State, chunk, hidden 
 	var last []float32
 	for off := 0; off < len(embeds); off += chunk * hidden {
 		end := min(len(embeds), off+chunk*hidden)
+		b.prefills.Lock()
 		b.gate.Lock()
 		l, err := st.Prefill(ctx, embeds[off:end])
 		b.gate.Unlock()
+		b.prefills.Unlock()
 		if err != nil {
 			return nil, err
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // batchRequests are answers of different lengths (so generations leave the
@@ -151,5 +153,71 @@ func TestBatchedChatAndCancel(t *testing.T) {
 	res, err := batched.Generate(ctx, other, nil)
 	if err != nil || !slices.Equal(res.Tokens, wantOther.Tokens) {
 		t.Errorf("after the cancellation: %v, %v; alone %v", err, res, wantOther.Tokens)
+	}
+}
+
+// noEnd keeps a generation from ending before its length: it masks the
+// end tokens.
+type noEnd struct{ eos map[int64]bool }
+
+func (p noEnd) Mask(logits []float32) error {
+	for id := range p.eos {
+		logits[id] = float32(math.Inf(-1))
+	}
+	return nil
+}
+func (noEnd) Accept(int64) error { return nil }
+func (noEnd) Done() bool         { return false }
+
+// TestBatchedPrefillInterleaves: a long prompt joining the batch prefills a
+// chunk at a time between the batch's steps, so a generation already in
+// the batch keeps getting tokens while it does.
+func TestBatchedPrefillInterleaves(t *testing.T) {
+	m := loadModel(t, "tiny512", Options{TextOnly: true, Parallel: 2, PrefillChunk: 4})
+	ctx := context.Background()
+	var mu sync.Mutex
+	var times []time.Time // of the running generation's tokens
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err := m.Generate(ctx, Request{Messages: []Message{UserMessage("Count.")}, GenerateOptions: GenerateOptions{MaxNewTokens: 1500, Logits: noEnd{m.eos}}}, func(Token) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if times = append(times, time.Now()); len(times) == 5 {
+				close(started)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	<-started
+	var first time.Time
+	long := Request{Messages: []Message{UserMessage(strings.Repeat("The sea is wide and deep. ", 60))}, GenerateOptions: GenerateOptions{MaxNewTokens: 2}}
+	res, err := m.Generate(ctx, long, func(Token) error {
+		if first.IsZero() {
+			first = time.Now()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	chunks := (len(res.PromptTokens) + 3) / 4
+	from := first.Add(-res.Timings.Prefill)
+	during := 0
+	for _, at := range times {
+		if at.After(from) && at.Before(first) {
+			during++
+		}
+	}
+	t.Logf("%d tokens of the running generation during the %d chunks of the joining prompt's prefill (%s)", during, chunks, res.Timings.Prefill)
+	if len(times) < 1500 {
+		t.Fatalf("the running generation made %d tokens, want 1500", len(times))
+	}
+	if during < chunks/4 {
+		t.Errorf("the running generation made %d tokens during a prefill of %d chunks: it waited for the prefill", during, chunks)
 	}
 }

@@ -695,7 +695,7 @@ func TestDecoderInt8(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "onnx", "decoder_model_merged_q4.onnx_data")); err != nil {
 		t.Fatalf("the test model has no external data: %v", err)
 	}
-	ext, err := Load(context.Background(), dir, Options{DecoderInt8: true, PlainAttention: true})
+	ext, err := Load(context.Background(), dir, Options{DecoderInt8: true, PlainAttention: true, NoGraphCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}

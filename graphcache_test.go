@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/snapvlm/snapvlm/internal/ort"
+	"github.com/snapvlm/snapvlm/internal/testmodel"
 )
 
 // graphOutputs runs every graph of m on fixed inputs: vision features of
@@ -77,9 +78,24 @@ func sameBits(got, want []float32) (int, bool) {
 // earlier load saved (optimisation off, weights mapped) computes the same
 // vision features and logits, bit for bit, as one whose graphs ONNX
 // Runtime optimises from the files (NoGraphCache); a truncated copy is
-// reported in FileReasons, not used, and made again.
+// reported in FileReasons, not used, and made again. The same holds for a
+// model whose weights are in external data files.
 func TestGraphCacheSameOutputs(t *testing.T) {
-	dir := modelDir(t, "tiny512")
+	t.Run("inline weights", func(t *testing.T) { testGraphCache(t, modelDir(t, "tiny512"), Options{}) })
+	t.Run("external data", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := testmodel.Generate(context.Background(), "tiny512", dir, testmodel.Options{Seed: 1, Variants: []string{"q4"}, ExternalDataBytes: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "onnx", "decoder_model_merged_q4.onnx_data")); err != nil {
+			t.Fatalf("the test model has no external data: %v", err)
+		}
+		// The attention rewrite is not made for external data (a warning).
+		testGraphCache(t, dir, Options{PlainAttention: true})
+	})
+}
+
+func testGraphCache(t *testing.T, dir string, base Options) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	rewritten, err := ort.RewrittenDir()
 	if err != nil {
@@ -87,6 +103,7 @@ func TestGraphCacheSameOutputs(t *testing.T) {
 	}
 	load := func(opts Options) *Model {
 		t.Helper()
+		opts.PlainAttention = base.PlainAttention
 		m, err := Load(context.Background(), dir, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -129,19 +146,19 @@ func TestGraphCacheSameOutputs(t *testing.T) {
 	}
 	compare("second load", load(Options{}), true)
 
-	// Truncate the decoder's optimised copy: the next load warns, loads the
-	// file, and saves the copy again for the load after.
-	var optimized string
+	// Truncate the weights of the decoder's optimised copy: the next load
+	// warns, loads the file, and saves the copy again for the load after.
+	var data string
 	for _, c := range copies {
-		if b, err := os.ReadFile(c); err == nil && len(b) > 8 && string(b[4:8]) == "ORTM" {
-			optimized = c
+		if _, err := os.Stat(c + ort.DataSuffix); err == nil {
+			data = c + ort.DataSuffix
 		}
 	}
-	if optimized == "" {
-		t.Fatalf("no optimised copy of the decoder among %v", copies)
+	if data == "" {
+		t.Fatalf("no optimised copy of the decoder (with its data file) among %v", copies)
 	}
-	st, _ := os.Stat(optimized)
-	if err := os.Truncate(optimized, st.Size()*2/3); err != nil {
+	st, _ := os.Stat(data)
+	if err := os.Truncate(data, st.Size()*2/3); err != nil {
 		t.Fatal(err)
 	}
 	m := load(Options{})

@@ -131,11 +131,12 @@ type Options struct {
 	PlainAttention bool
 	// NoGraphCache loads every graph from its file and lets ONNX Runtime
 	// optimise it again. By default the optimised graph is saved once to
-	// the user cache dir (~/.cache/snapvlm/rewritten, in ONNX Runtime's own
-	// format, keyed by the model file, the ONNX Runtime version, the level
-	// and the CPU) and later loads open that copy with optimisation off and
-	// its weights memory-mapped instead of copied (CPU provider only; a
-	// copy that fails to load is removed, and FileReasons says so).
+	// the user cache dir (~/.cache/snapvlm/rewritten, as ONNX with its
+	// weights in a data file, keyed by the model file, the ONNX Runtime
+	// version, the level and the CPU) and later loads open that copy with
+	// optimisation off and its weights memory-mapped instead of copied (CPU
+	// provider only; a copy that fails to load is removed, and FileReasons
+	// says so).
 	NoGraphCache bool
 	// Parallel is how many generations decode together: with more than 1,
 	// concurrent Generate calls (and chat turns) run their decoder steps

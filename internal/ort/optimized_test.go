@@ -35,11 +35,12 @@ func initializer(name string, dims []int64, data []float32) []byte {
 }
 
 // writeMatMulModel writes y = Relu(x·W + b) + x·W2 with weights as
-// initializers: ONNX Runtime fuses MatMul and Add into one node at the
-// "basic" level and more above, so the saved graph differs from the file.
+// initializers (4 KB each: large enough to go to the copy's data file):
+// ONNX Runtime fuses MatMul and Add into one node at the "basic" level and
+// more above, so the saved graph differs from the file.
 func writeMatMulModel(t *testing.T) string {
 	t.Helper()
-	const in, out = 8, 8
+	const in, out = 32, 32
 	w, w2, b := make([]float32, in*out), make([]float32, in*out), make([]float32, out)
 	for i := range w {
 		w[i] = float32(math.Sin(float64(i)*0.7)) / 3
@@ -82,17 +83,17 @@ func writeMatMulModel(t *testing.T) string {
 func runMatMul(t *testing.T, s *Session) []float32 {
 	t.Helper()
 	const batch = 3
-	xs := make([]float32, batch*8)
+	xs := make([]float32, batch*32)
 	for i := range xs {
 		xs[i] = float32(i%11)/4 - 1.1
 	}
-	x, err := NewFloat32([]int64{batch, 8}, xs)
+	x, err := NewFloat32([]int64{batch, 32}, xs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	ys := make([]float32, batch*8)
-	y, err := NewFloat32([]int64{batch, 8}, ys)
+	ys := make([]float32, batch*32)
+	y, err := NewFloat32([]int64{batch, 32}, ys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,21 +167,33 @@ func TestOptimizedCache(t *testing.T) {
 			if len(warnings) != 0 {
 				t.Fatalf("warnings: %v", warnings)
 			}
-			listed, err := ListRewritten()
-			if err != nil || len(listed) != 1 || listed[0].Stale || listed[0].Source != model {
-				t.Fatalf("ListRewritten = %+v, %v; want the copy of %s, not stale", listed, err, model)
+			graph, data := copies[0], copies[0]+DataSuffix
+			size := func(p string) int64 {
+				st, err := os.Stat(p)
+				if err != nil {
+					return -1
+				}
+				return st.Size()
 			}
-
-			st, _ := os.Stat(copies[0])
+			graphSize, dataSize := size(graph), size(data)
+			if dataSize < 2*32*32*4 {
+				t.Fatalf("data file %s: %d bytes, want the two weight matrices", data, dataSize)
+			}
+			listed, err := ListRewritten()
+			if err != nil || len(listed) != 1 || listed[0].Stale || listed[0].Source != model || listed[0].Size < graphSize+dataSize {
+				t.Fatalf("ListRewritten = %+v, %v; want the copy of %s, not stale, with its data file", listed, err, model)
+			}
 			for _, damage := range []struct {
 				name string
-				do   func(path string) error
+				do   func() error
 			}{
-				{"truncated", func(p string) error { return os.Truncate(p, st.Size()/2) }},
-				{"empty", func(p string) error { return os.Truncate(p, 0) }},
-				{"not ORT format", func(p string) error { return os.WriteFile(p, []byte("\x08\x08garbage, not a flatbuffer"), 0o644) }},
+				{"graph truncated", func() error { return os.Truncate(graph, graphSize/2) }},
+				{"graph empty", func() error { return os.Truncate(graph, 0) }},
+				{"graph garbled", func() error { return os.WriteFile(graph, []byte("\x08\x08garbage, not a model"), 0o644) }},
+				{"data truncated", func() error { return os.Truncate(data, dataSize-100) }},
+				{"data missing", func() error { return os.Remove(data) }},
 			} {
-				if err := damage.do(copies[0]); err != nil {
+				if err := damage.do(); err != nil {
 					t.Fatal(err)
 				}
 				warnings = nil
@@ -189,8 +202,8 @@ func TestOptimizedCache(t *testing.T) {
 					t.Fatalf("%s: warnings %v, want one saying the copy is not usable", damage.name, warnings)
 				}
 				// The copy was made again, whole.
-				if st2, err := os.Stat(copies[0]); err != nil || st2.Size() != st.Size() {
-					t.Fatalf("%s: copy after reload: %v, %v (want %d bytes)", damage.name, st2, err, st.Size())
+				if g, d := size(graph), size(data); g != graphSize || d != dataSize {
+					t.Fatalf("%s: copy after reload: %d and %d bytes, want %d and %d", damage.name, g, d, graphSize, dataSize)
 				}
 				warnings = nil
 				check(damage.name+", reloaded", open(damage.name+", reloaded", true))

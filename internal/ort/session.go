@@ -49,12 +49,12 @@ type SessionOptions struct {
 	// near-tie tokens. The model is rewritten in memory; the file is untouched.
 	MatMulNBitsAccuracy int
 	// OptimizedCache keeps the graph ONNX Runtime optimised in the user
-	// cache dir (RewrittenDir, ORT format, keyed by the model file's path,
-	// size and modification time, the ONNX Runtime version, the level and
-	// the CPU) and loads that copy next time with graph optimisation off,
-	// its weights used in place from the memory-mapped file instead of
-	// copied. Only for the CPU provider and models without external data;
-	// a copy that fails to load is removed and the model loaded as usual.
+	// cache dir (RewrittenDir, ONNX with its weights in a data file, keyed
+	// by the model file's path, size and modification time, the ONNX
+	// Runtime version, the level and the CPU) and loads that copy next time
+	// with graph optimisation off, its weights mapped from the data file
+	// instead of copied. Only for the CPU provider; a copy that fails to
+	// load is removed and the model loaded as usual.
 	OptimizedCache bool
 	// Warn, when not nil, receives what went wrong with the optimised-graph
 	// cache (the session is created the usual way after it).
@@ -132,9 +132,6 @@ type Session struct {
 	// optimized is the cached optimised graph the session was loaded from
 	// ("" when loaded from path).
 	optimized string
-	// release, when not nil, frees what the session uses in place (the
-	// mapped optimised graph); called after the session is destroyed.
-	release func()
 }
 
 // NewSession loads the model at path (external data next to it is found by
@@ -302,15 +299,18 @@ func ListRewritten() ([]RewrittenCopy, error) {
 	var out []RewrittenCopy
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || strings.HasSuffix(name, sourceSuffix) || strings.HasSuffix(name, ProbeSuffix) {
+		if e.IsDir() && !strings.HasPrefix(name, ".rewrite-") || strings.HasSuffix(name, sourceSuffix) || strings.HasSuffix(name, ProbeSuffix) || strings.HasSuffix(name, DataSuffix) {
 			continue
 		}
 		f := RewrittenCopy{Path: filepath.Join(dir, name), Stale: true}
-		if info, err := e.Info(); err == nil {
+		if info, err := e.Info(); err == nil && !e.IsDir() {
 			f.Size = info.Size()
 		}
+		if st, err := os.Stat(f.Path + DataSuffix); err == nil {
+			f.Size += st.Size()
+		}
 		if strings.HasPrefix(name, ".rewrite-") {
-			out = append(out, f) // left by an interrupted rewrite
+			out = append(out, f) // left by an interrupted rewrite or save
 			continue
 		}
 		if b, err := os.ReadFile(f.Path + sourceSuffix); err == nil {
@@ -344,12 +344,13 @@ func RemoveRewritten(keep func(RewrittenCopy) bool) ([]RewrittenCopy, error) {
 			if keep != nil && keep(f) {
 				continue
 			}
-			if err := os.Remove(f.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := os.RemoveAll(f.Path); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			os.Remove(f.Path + sourceSuffix)
 			os.Remove(f.Path + ProbeSuffix)
+			os.Remove(f.Path + DataSuffix)
 			removed = append(removed, f)
 		}
 		if keep == nil || len(removed) == n {
@@ -427,9 +428,7 @@ func (e *Env) newSession(path string, data []byte, inputs, outputs []IOInfo, o S
 		if err == nil {
 			return s, nil
 		}
-		if !errors.Is(err, errExternalData) {
-			warn(o, fmt.Errorf("optimised-graph cache of %s not used: %w", path, err))
-		}
+		warn(o, fmt.Errorf("optimised-graph cache of %s not used: %w", path, err))
 	}
 	return e.createSession(path, data, inputs, outputs, o, nil)
 }
@@ -620,10 +619,6 @@ func (s *Session) Close() error {
 	}
 	err := s.s.Destroy()
 	s.s = nil
-	if s.release != nil {
-		s.release()
-		s.release = nil
-	}
 	return err
 }
 

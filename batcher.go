@@ -16,6 +16,11 @@ import (
 // token), before the others step without it.
 const batchWait = 2 * time.Millisecond
 
+// batchIdle is how long an empty batch keeps its memory for the next
+// generation before it is freed (the next join allocates it again, sized
+// for that generation).
+const batchIdle = 30 * time.Second
+
 // errSeatLeft answers a step a seat gave up on.
 var errSeatLeft = errors.New("the generation left the batch")
 
@@ -43,8 +48,10 @@ type batcher struct {
 	prefills sync.Mutex
 	stop     chan struct{}
 	done     chan struct{}
-	// steps and rows count the batch steps and the generations they ran.
-	steps, rows atomic.Int64
+	// steps and rows count the batch steps and the generations they ran;
+	// freed counts the empty batches freed after idle.
+	steps, rows, freed atomic.Int64
+	idle               time.Duration // batchIdle; shorter in tests
 }
 
 type batchKind int
@@ -80,7 +87,7 @@ type seat struct {
 func newBatcher(dec *decoder.Decoder, slots, minRows int) *batcher {
 	b := &batcher{dec: dec, vocab: dec.Vocab(),
 		seats: make(chan struct{}, slots), ops: make(chan batchOp),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), idle: batchIdle}
 	for range slots {
 		b.seats <- struct{}{}
 	}
@@ -189,6 +196,8 @@ func (b *batcher) loop(slots, minRows int) {
 	npending, nseated := 0, 0
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
 	waiting := false
 	var slotsBuf []int
 	var embeds [][]float32
@@ -226,6 +235,13 @@ func (b *batcher) loop(slots, minRows int) {
 		case <-timer.C:
 			waiting = false
 			continue
+		case <-idle.C:
+			if nseated == 0 && batch != nil {
+				batch.Close()
+				batch = nil
+				b.freed.Add(1)
+			}
+			continue
 		case op := <-b.ops:
 			switch op.kind {
 			case opJoin:
@@ -247,6 +263,7 @@ func (b *batcher) loop(slots, minRows int) {
 					}
 					op.seat.slot, seated[slot] = slot, op.seat
 					nseated++
+					idle.Stop()
 					return nil
 				}()
 				op.seat.ctl <- err
@@ -272,7 +289,9 @@ func (b *batcher) loop(slots, minRows int) {
 				}
 				err := batch.Leave(s, op.st)
 				seated[s] = nil
-				nseated--
+				if nseated--; nseated == 0 {
+					idle.Reset(b.idle)
+				}
 				// Keep the seats at the front: the highest seat moves into the
 				// hole, so steps run no padding rows.
 				for last := slots - 1; last > s && err == nil; last-- {

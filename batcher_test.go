@@ -149,10 +149,24 @@ func TestBatchedChatAndCancel(t *testing.T) {
 	if !errors.Is(errCancelled, context.Canceled) || cancelled == nil || cancelled.FinishReason != FinishCancelled || len(cancelled.Tokens) > 4 {
 		t.Errorf("cancelled generation: %v, %+v", errCancelled, cancelled)
 	}
-	// The batch is usable after the cancellation.
+	// The batch is usable after the cancellation, and after it was freed
+	// for being empty.
 	res, err := batched.Generate(ctx, other, nil)
 	if err != nil || !slices.Equal(res.Tokens, wantOther.Tokens) {
 		t.Errorf("after the cancellation: %v, %v; alone %v", err, res, wantOther.Tokens)
+	}
+	batched.batch.idle = time.Millisecond
+	if _, err := batched.Generate(ctx, Request{Messages: []Message{UserMessage("Hi.")}, GenerateOptions: GenerateOptions{MaxNewTokens: 3, Logits: noEnd{batched.eos}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); batched.batch.freed.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the empty batch was not freed")
+		}
+	}
+	res, err = batched.Generate(ctx, other, nil)
+	if err != nil || !slices.Equal(res.Tokens, wantOther.Tokens) {
+		t.Errorf("after the batch was freed: %v, %v; alone %v", err, res, wantOther.Tokens)
 	}
 }
 

@@ -149,8 +149,8 @@ type Options struct {
 	// variants); otherwise every generation decodes alone and
 	// Model.FileReasons says so. 0 or 1: every generation decodes alone.
 	// The batch holds a copy of each seated generation's cache (about 46 KB
-	// per token on a 256M model), sized for the longest answer seated so
-	// far.
+	// per token on a 256M model), sized for the longest answer seated since
+	// it was last empty; it is freed 30 s after the last generation left.
 	Parallel int
 	// FeatureCacheSize is how many images' features are kept for reuse
 	// across questions; 0 = 32, negative disables the cache.

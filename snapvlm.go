@@ -241,13 +241,25 @@ func load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := st.next("runtime", opts.ORTLib); err != nil {
+	// The tokenizer loads on its own goroutine, beside the runtime and the
+	// graphs (which need nothing of it).
+	tokFile := filepath.Join(dir, modelconfig.TokenizerFile)
+	if err := st.next("tokenizer", tokFile); err != nil {
 		return nil, err
 	}
-	if m.env, err = openRuntime(opts.ORTLib); err != nil {
-		return nil, err
+	tokDone := make(chan error, 1)
+	go func() { tokDone <- m.openTokenizer(dir, tokFile, opts) }()
+	err = st.next("runtime", opts.ORTLib)
+	if err == nil {
+		m.env, err = openRuntime(opts.ORTLib)
 	}
-	if err := m.openSessions(dir, opts, files, why, st); err != nil {
+	if err == nil {
+		err = m.openSessions(dir, opts, files, why, st)
+	}
+	if tokErr := <-tokDone; tokErr != nil {
+		err = tokErr // the tokenizer's problem is the model directory's first
+	}
+	if err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -295,28 +307,48 @@ func openText(dir string, opts Options, st *loadStages) (*Model, error) {
 	}
 	m.features = newFeatureCache(cacheSize)
 	m.prompts = newPromptCache(opts.PromptCacheMB)
-	tokFile := filepath.Join(dir, modelconfig.TokenizerFile)
-	if err := st.next("tokenizer", tokFile); err != nil {
-		return nil, err
-	}
-	if m.tok, err = tokenizer.Load(tokFile); err != nil {
-		return nil, &ModelError{Dir: dir, File: modelconfig.TokenizerFile, Err: err}
-	}
-	if m.processor, err = newProcessor(cfg, m.tok, processor.Options{TextOnly: opts.TextOnly}); err != nil {
-		return nil, err
-	}
-	m.proc = m.processor.proc
-	m.seqLen, m.imgOpts = m.proc.SeqLen, m.proc.Image
-	if m.eos, err = endTokens(cfg, m.tok); err != nil {
-		return nil, &ModelError{Dir: dir, File: modelconfig.GenerationFile, Field: "eos_token_id", Err: err}
-	}
-	if id := cfg.Config.ImageTokenID; !opts.TextOnly {
-		if tokID, ok := m.tok.TokenToID(prompt.ImageToken); !ok || tokID != id {
-			return nil, &ModelError{Dir: dir, File: modelconfig.ConfigFile, Field: "image_token_id",
-				Err: fmt.Errorf("config.json image_token_id is %d but the tokenizer's %s is %d", id, prompt.ImageToken, tokID)}
+	if !opts.TextOnly {
+		// What the vision encoder is checked against, from the configs (the
+		// processor, made with the tokenizer, reads the same).
+		if m.seqLen = cfg.ImageSeqLen(); m.seqLen <= 0 {
+			return nil, &ModelError{Dir: dir, File: modelconfig.ProcessorFile, Field: "image_seq_len",
+				Err: fmt.Errorf("image_seq_len is neither in %s nor computable from %s vision_config", modelconfig.ProcessorFile, modelconfig.ConfigFile)}
+		}
+		if m.imgOpts, err = imageproc.OptionsFromConfig(cfg.Preprocessor); err != nil {
+			return nil, &ModelError{Dir: dir, File: modelconfig.PreprocessorFile, Err: err}
 		}
 	}
 	return m, nil
+}
+
+// openTokenizer loads the tokenizer, the prompt processor and the end
+// tokens (on its own goroutine during Load: it sets only the fields it
+// names, and checks what the configs said of the image settings).
+func (m *Model) openTokenizer(dir, tokFile string, opts Options) error {
+	cfg := m.cfg
+	var err error
+	if m.tok, err = tokenizer.Load(tokFile); err != nil {
+		return &ModelError{Dir: dir, File: modelconfig.TokenizerFile, Err: err}
+	}
+	if m.processor, err = newProcessor(cfg, m.tok, processor.Options{TextOnly: opts.TextOnly}); err != nil {
+		return err
+	}
+	m.proc = m.processor.proc
+	if opts.TextOnly {
+		m.seqLen, m.imgOpts = m.proc.SeqLen, m.proc.Image
+	} else if m.proc.SeqLen != m.seqLen || m.proc.Image != m.imgOpts {
+		return fmt.Errorf("the processor's image settings (%d tokens, %+v) are not the configs' (%d, %+v)", m.proc.SeqLen, m.proc.Image, m.seqLen, m.imgOpts)
+	}
+	if m.eos, err = endTokens(cfg, m.tok); err != nil {
+		return &ModelError{Dir: dir, File: modelconfig.GenerationFile, Field: "eos_token_id", Err: err}
+	}
+	if id := cfg.Config.ImageTokenID; !opts.TextOnly {
+		if tokID, ok := m.tok.TokenToID(prompt.ImageToken); !ok || tokID != id {
+			return &ModelError{Dir: dir, File: modelconfig.ConfigFile, Field: "image_token_id",
+				Err: fmt.Errorf("config.json image_token_id is %d but the tokenizer's %s is %d", id, prompt.ImageToken, tokID)}
+		}
+	}
+	return nil
 }
 
 // endTokens are the ids that end an answer: the configs' and

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +43,20 @@ type benchReport struct {
 	DecodeTPS    float64           `json:"decode_tokens_per_sec"`
 	TotalMS      float64           `json:"total_ms"`
 	PeakRSSMB    float64           `json:"peak_rss_mb"`
+	// Streams (--streams) are the answers generated at once: 1, 2, 4, ...
+	Streams []streamsReport `json:"streams,omitempty"`
+	// Batched says whether those answers decoded in one batch.
+	Batched bool `json:"batched,omitempty"`
+}
+
+// streamsReport is one --streams measurement: n answers started at once.
+type streamsReport struct {
+	Streams int `json:"streams"`
+	// TokensPerSec is the tokens of all answers per second of wall time,
+	// from the start to the last answer's end (prefill included).
+	TokensPerSec float64 `json:"tokens_per_sec"`
+	// DecodeTPS is the mean of the answers' decode rates.
+	DecodeTPS float64 `json:"decode_tokens_per_sec"`
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -55,6 +70,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	variants := fs.Bool("variants", false, "time every variant of every graph (and the int8 rewrites) and measure each against fp32 on the same inputs")
 	steps := fs.Int("steps", 512, "with --variants: forced decoder steps compared with fp32")
 	graphs := fs.String("graphs", "", "with --variants: comma-separated graphs to measure (default all)")
+	streams := fs.Int("streams", 0, "also time 1, 2, 4, ... up to N answers generated at once, decoded in one batch as serve --parallel N does (total tokens/s)")
+	streamsAlone := fs.Bool("streams-alone", false, "with --streams: every answer decodes on its own instead (no batch)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: snapvlm bench --model DIR|REPO [--image IMG]... [flags]\n\nTimes load, preprocessing, vision encoder, prefill, first token and decoding (image features are not cached between runs).")
 		fs.PrintDefaults()
@@ -64,6 +81,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *runs < 1 {
 		return fmt.Errorf("--runs must be at least 1, got %d", *runs)
+	}
+	if *streams < 0 {
+		return fmt.Errorf("--streams must be 0 or more, got %d", *streams)
 	}
 	if err := f.validate(); err != nil {
 		return err
@@ -90,6 +110,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	opts := f.options(len(images) == 0)
 	opts.FeatureCacheSize = -1 // every run encodes its images
+	if *streams > 1 && !*streamsAlone {
+		opts.Parallel = *streams
+	}
 	m, err := snapvlm.Load(ctx, dir, opts)
 	if err != nil {
 		return withFlagHints(err)
@@ -127,6 +150,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if rep.PrefillMS > 0 {
 		rep.PrefillTPS = float64(rep.PromptTokens) / rep.PrefillMS * 1e3
 	}
+	if *streams > 0 {
+		rep.Batched = opts.Parallel > 1
+		for n := 1; ; n = min(2*n, *streams) {
+			r, err := benchStreams(ctx, m, req, n)
+			if err != nil {
+				return withFlagHints(err)
+			}
+			rep.Streams = append(rep.Streams, r)
+			fmt.Fprintf(stderr, "%d streams: %.1f tokens/s in total\n", n, r.TokensPerSec)
+			if n == *streams {
+				break
+			}
+		}
+	}
 	rep.PeakRSSMB = peakRSSMB()
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -135,6 +172,30 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printBench(stdout, &rep)
 	return nil
+}
+
+// benchStreams generates n answers to req at once.
+func benchStreams(ctx context.Context, m *snapvlm.Model, req snapvlm.Request, n int) (streamsReport, error) {
+	res := make([]*snapvlm.Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() { res[i], errs[i] = m.Generate(ctx, req, nil) })
+	}
+	wg.Wait()
+	took := time.Since(start)
+	r := streamsReport{Streams: n}
+	tokens := 0
+	for i := range n {
+		if errs[i] != nil {
+			return r, errs[i]
+		}
+		tokens += len(res[i].Tokens)
+		r.DecodeTPS += res[i].Timings.DecodeTokensPerSec / float64(n)
+	}
+	r.TokensPerSec = float64(tokens) / took.Seconds()
+	return r, nil
 }
 
 func printBench(w io.Writer, r *benchReport) {
@@ -154,6 +215,13 @@ func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(w, "first token  %8.0f ms\n", r.TTFTMS)
 	fmt.Fprintf(w, "decode       %8.1f tokens/s\n", r.DecodeTPS)
 	fmt.Fprintf(w, "total        %8.0f ms per answer\n", r.TotalMS)
+	for _, st := range r.Streams {
+		how := "each alone"
+		if r.Batched {
+			how = "in one batch"
+		}
+		fmt.Fprintf(w, "%2d at once   %8.1f tokens/s in total (%.1f per answer decoding, %s)\n", st.Streams, st.TokensPerSec, st.DecodeTPS, how)
+	}
 	fmt.Fprintf(w, "peak RSS     %8.0f MB\n", r.PeakRSSMB)
 }
 

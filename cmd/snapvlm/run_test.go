@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -310,6 +311,36 @@ func TestBench(t *testing.T) {
 	}
 	if strings.Count(errOut.String(), "run ") != 3 {
 		t.Errorf("stderr %q", errOut.String())
+	}
+}
+
+// TestBenchStreams: --streams 3 times 1, 2 and 3 answers at once, in one
+// batch (or alone with --streams-alone).
+func TestBenchStreams(t *testing.T) {
+	dir := tinyModel(t)
+	for _, alone := range []bool{false, true} {
+		var out, errOut bytes.Buffer
+		args := []string{"--model", dir, "--max-tokens", "4", "--runs", "1", "--streams", "3", "--json", "--question", "Hello"}
+		if alone {
+			args = append(args, "--streams-alone")
+		}
+		if err := runBench(context.Background(), args, &out, &errOut); err != nil {
+			t.Fatalf("%v\n%s", err, errOut.String())
+		}
+		var r benchReport
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		var ns []int
+		for _, s := range r.Streams {
+			if s.TokensPerSec <= 0 {
+				t.Errorf("alone %v: %+v", alone, s)
+			}
+			ns = append(ns, s.Streams)
+		}
+		if !slices.Equal(ns, []int{1, 2, 3}) || r.Batched == alone {
+			t.Errorf("alone %v: streams %v, batched %v", alone, ns, r.Batched)
+		}
 	}
 }
 

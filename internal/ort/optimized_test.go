@@ -211,6 +211,28 @@ func TestOptimizedCache(t *testing.T) {
 					t.Fatalf("%s, reloaded: warnings %v", damage.name, warnings)
 				}
 			}
+
+			// A save interrupted mid-way leaves its directory: listed as
+			// stale; clearing removes it, and each copy with its data file
+			// and source record.
+			if err := os.MkdirAll(filepath.Join(dir, ".rewrite-interrupted"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, ".rewrite-interrupted", "m.onnx.data"), []byte("partial"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if listed, err := ListRewritten(); err != nil || len(listed) != 2 {
+				t.Fatalf("ListRewritten with an interrupted save = %+v, %v; want the copy and the leftover", listed, err)
+			}
+			if removed, err := RemoveRewritten(func(c RewrittenCopy) bool { return !c.Stale }); err != nil || len(removed) != 1 || !strings.Contains(removed[0].Path, ".rewrite-") {
+				t.Fatalf("clearing stale copies removed %+v, %v; want only the leftover", removed, err)
+			}
+			if _, err := RemoveRewritten(nil); err != nil {
+				t.Fatal(err)
+			}
+			if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+				t.Fatalf("left in %s after clearing: %v, %v", dir, left, err)
+			}
 		})
 	}
 }

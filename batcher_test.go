@@ -31,7 +31,7 @@ func batchRequests() []Request {
 // (Options.Parallel) give each the tokens it gets decoding alone, for more
 // generations than the batch has places (the rest wait and join as others
 // leave), for the float32 and the 4-bit decoder, the latter also with int8
-// activations (whose steps of fewer than 4 generations are not run one by
+// activations (whose steps of fewer than 3 generations are not run one by
 // one).
 func TestBatchedMatchesAlone(t *testing.T) {
 	for _, variant := range []string{"fp32", "q4", "q4 int8"} {

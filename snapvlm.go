@@ -473,10 +473,10 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 			minRows := 0
 			if dtypeOfFile(files[GraphDecoder], GraphDecoder) == "q4" && !opts.DecoderInt8 {
 				// ONNX Runtime's exact 4-bit matmul dequantizes its weights for
-				// more than one row: 2 and 3 rows cost 3.5x one row, 4 rows
-				// 3.7x (BenchmarkBatchStep, 256M-size q4), so fewer than 4
-				// generations step one by one.
-				minRows = 4
+				// more than one row: 2 to 4 rows cost 2.6-2.8x one row
+				// (BenchmarkBatchStep, 256M-size q4), so 2 generations step
+				// one by one, 3 or more together.
+				minRows = 3
 			}
 			m.batch = newBatcher(m.dec, opts.Parallel, minRows)
 			why[GraphDecoder] += fmt.Sprintf("; up to %d generations decode together", opts.Parallel)

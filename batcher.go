@@ -11,9 +11,12 @@ import (
 	"github.com/snapvlm/snapvlm/internal/decoder"
 )
 
-// batchWait is how long a batch step waits for a seat that has not asked
-// for its next step yet (it is sampling, or its caller is slow to take the
-// token), before the others step without it.
+// batchWait is how long a batch step waits at least for a seat that has
+// not asked for its next step yet (it is sampling, or its caller is slow to
+// take the token) before the others step without it; it waits up to the
+// last step's duration when that is longer, so that seats which fell out
+// of step on a loaded machine fall back in (a slow caller costs the others
+// at most every other step).
 const batchWait = 2 * time.Millisecond
 
 // batchIdle is how long an empty batch keeps its memory for the next
@@ -52,6 +55,7 @@ type batcher struct {
 	// freed counts the empty batches freed after idle.
 	steps, rows, freed atomic.Int64
 	idle               time.Duration // batchIdle; shorter in tests
+	wait               time.Duration // batchWait; longer in tests
 }
 
 type batchKind int
@@ -87,7 +91,7 @@ type seat struct {
 func newBatcher(dec *decoder.Decoder, slots, minRows int) *batcher {
 	b := &batcher{dec: dec, vocab: dec.Vocab(),
 		seats: make(chan struct{}, slots), ops: make(chan batchOp),
-		stop: make(chan struct{}), done: make(chan struct{}), idle: batchIdle}
+		stop: make(chan struct{}), done: make(chan struct{}), idle: batchIdle, wait: batchWait}
 	for range slots {
 		b.seats <- struct{}{}
 	}
@@ -178,7 +182,7 @@ func (s *seat) leave(st *decoder.State) error {
 }
 
 // loop owns the batch: it seats and unseats generations and runs a step
-// whenever every seated generation has asked for one (or batchWait after
+// whenever every seated generation has asked for one (or the wait after
 // the first asked).
 func (b *batcher) loop(slots, minRows int) {
 	defer close(b.done)
@@ -199,6 +203,7 @@ func (b *batcher) loop(slots, minRows int) {
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	waiting := false
+	var lastStep time.Duration
 	var slotsBuf []int
 	var embeds [][]float32
 	for {
@@ -214,7 +219,9 @@ func (b *batcher) loop(slots, minRows int) {
 				}
 			}
 			b.gate.Lock()
+			t := time.Now()
 			out, err := batch.Step(ctx, slotsBuf, embeds)
+			lastStep = time.Since(t)
 			b.gate.Unlock()
 			b.steps.Add(1)
 			b.rows.Add(int64(len(slotsBuf)))
@@ -277,7 +284,7 @@ func (b *batcher) loop(slots, minRows int) {
 				pending[s] = &ops[s]
 				npending++
 				if npending == 1 && npending < nseated {
-					timer.Reset(batchWait)
+					timer.Reset(max(b.wait, lastStep))
 					waiting = true
 				}
 			case opLeave:

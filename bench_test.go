@@ -267,66 +267,67 @@ func benchStreams(b *testing.B, m *Model, want [][]int64) {
 }
 
 // BenchmarkBatchStep measures one batched decoder step (the decoder only)
-// for 1, 2 and 4 sequences of an 81-token context decoded together, and
-// reports the tokens per second all rows make.
+// for 1 to 8 sequences of an 81-token and an 876-token context decoded
+// together, and reports the tokens per second all rows make.
 func BenchmarkBatchStep(b *testing.B) {
 	m := benchModel(b)
 	ctx := context.Background()
-	const n = 81
-	_, embeds := benchPrompt(b, m, n)
 	h := m.emb.Hidden()
-	for _, rows := range []int{1, 2, 3, 4, 8} {
-		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
-			st, err := m.dec.NewState(n, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			if _, err := st.Prefill(ctx, embeds); err != nil {
-				b.Fatal(err)
-			}
-			batch, err := m.dec.NewBatch(rows, n+1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer batch.Close()
-			slots := make([]int, rows)
-			in := make([][]float32, rows)
-			for i := range rows {
-				if slots[i], err = batch.Join(st); err != nil {
+	for _, n := range []int{81, 876} {
+		_, embeds := benchPrompt(b, m, n)
+		for _, rows := range []int{1, 2, 3, 4, 8} {
+			b.Run(fmt.Sprintf("context=%d/rows=%d", n, rows), func(b *testing.B) {
+				st, err := m.dec.NewState(n, 0)
+				if err != nil {
 					b.Fatal(err)
 				}
-				in[i] = embeds[i*h : (i+1)*h]
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			var cpu time.Duration
-			for i := 0; i < b.N; i++ {
-				c0, _ := processCPU()
-				if _, err := batch.Step(ctx, slots, in); err != nil {
+				defer st.Close()
+				if _, err := st.Prefill(ctx, embeds); err != nil {
 					b.Fatal(err)
 				}
-				c1, _ := processCPU()
-				cpu += c1 - c0
-				b.StopTimer()
-				for _, s := range slots {
-					if err := batch.Leave(s, nil); err != nil {
-						b.Fatal(err)
-					}
-					if _, err := batch.Join(st); err != nil {
-						b.Fatal(err)
-					}
+				batch, err := m.dec.NewBatch(rows, n+1)
+				if err != nil {
+					b.Fatal(err)
 				}
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "tok/s")
-			// With SNAPVLM_BENCH_THREADS=1 the CPU time measures the work on
-			// a loaded machine too.
-			if _, ok := processCPU(); ok {
-				b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
-				b.ReportMetric(float64(b.N*rows)/cpu.Seconds(), "tok/cpu-s")
-			}
-		})
+				defer batch.Close()
+				slots := make([]int, rows)
+				in := make([][]float32, rows)
+				for i := range rows {
+					if slots[i], err = batch.Join(st); err != nil {
+						b.Fatal(err)
+					}
+					in[i] = embeds[i*h : (i+1)*h]
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				var cpu time.Duration
+				for i := 0; i < b.N; i++ {
+					c0, _ := processCPU()
+					if _, err := batch.Step(ctx, slots, in); err != nil {
+						b.Fatal(err)
+					}
+					c1, _ := processCPU()
+					cpu += c1 - c0
+					b.StopTimer()
+					for _, s := range slots {
+						if err := batch.Leave(s, nil); err != nil {
+							b.Fatal(err)
+						}
+						if _, err := batch.Join(st); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StartTimer()
+				}
+				b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "tok/s")
+				// With SNAPVLM_BENCH_THREADS=1 the CPU time measures the work on
+				// a loaded machine too.
+				if _, ok := processCPU(); ok {
+					b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+					b.ReportMetric(float64(b.N*rows)/cpu.Seconds(), "tok/cpu-s")
+				}
+			})
+		}
 	}
 }
 

@@ -41,14 +41,15 @@ type openOptions struct {
 	VisionBatch      int    `json:"vision_batch"`
 	PrefillChunk     int    `json:"prefill_chunk"`
 	DecoderInt8      bool   `json:"decoder_int8"`
+	Parallel         int    `json:"parallel"`
 	FeatureCacheSize int    `json:"feature_cache_size"`
 	TextOnly         bool   `json:"text_only"`
 	CacheDir         string `json:"cache_dir"`
 }
 
 func (o openOptions) engine() (snapvlm.Options, error) {
-	if o.Threads < 0 || o.VisionBatch < 0 || o.PrefillChunk < 0 {
-		return snapvlm.Options{}, invalid("options: threads, vision_batch and prefill_chunk must not be negative")
+	if o.Threads < 0 || o.VisionBatch < 0 || o.PrefillChunk < 0 || o.Parallel < 0 {
+		return snapvlm.Options{}, invalid("options: threads, vision_batch, prefill_chunk and parallel must not be negative")
 	}
 	for _, d := range []struct{ name, value string }{{"dtype", o.Dtype}, {"vision_dtype", o.VisionDtype}, {"embed_dtype", o.EmbedDtype}, {"decoder_dtype", o.DecoderDtype}} {
 		if _, ok := modelconfig.DtypeSuffix(d.value); d.value != "" && d.value != "auto" && !ok {
@@ -58,7 +59,7 @@ func (o openOptions) engine() (snapvlm.Options, error) {
 	return snapvlm.Options{
 		ORTLib: o.ORTLib, Dtype: o.Dtype, VisionDtype: o.VisionDtype, EmbedDtype: o.EmbedDtype, DecoderDtype: o.DecoderDtype,
 		Threads: o.Threads, Provider: o.Provider, OptLevel: o.OptLevel, TextOnly: o.TextOnly, PrefillChunk: o.PrefillChunk,
-		VisionBatch: o.VisionBatch, DecoderInt8: o.DecoderInt8, FeatureCacheSize: o.FeatureCacheSize,
+		VisionBatch: o.VisionBatch, DecoderInt8: o.DecoderInt8, FeatureCacheSize: o.FeatureCacheSize, Parallel: o.Parallel,
 	}, nil
 }
 

@@ -154,6 +154,9 @@ void snapvlm_cancel_free(snapvlm_cancel *c);
  *                            the least memory
  *   "prefill_chunk": 0       tokens per prefill run (0 = 256)
  *   "decoder_int8": false    faster, not bit-exact decoding of q4 models
+ *   "parallel": 0            generations (on threads of their own) that
+ *                            decode together in one batch (0, 1 = each
+ *                            alone)
  *   "feature_cache_size": 0  images whose features are kept (0 = 32,
  *                            negative = none)
  *   "text_only": false       skip the vision encoder

@@ -8,7 +8,8 @@
  *       one greedy answer with the image encoded with no_split; prints
  *       "RESULT <json>" (the Go test compares its tokens with the Go API's)
  *   capitest threads MODEL IMAGE QUESTION MAX_TOKENS N
- *       N threads generate on one model at once; prints N "RESULT" lines
+ *       N threads generate on one model at once, decoding in one batch; prints
+ *       N "RESULT" lines
  *   capitest cancel MODEL IMAGE QUESTION
  *       cancel from another thread, a handle cancelled before the call,
  *       snapvlm_model_cancel_all, a callback that stops generation, and
@@ -238,7 +239,7 @@ static int mode_threads(char **argv) {
 	uint8_t *img = read_file(argv[1], &len);
 	int n = atoi(argv[4]);
 	snapvlm_model *m = NULL;
-	CHECK(snapvlm_model_open(argv[0], "{\"threads\": 1}", &m));
+	CHECK(snapvlm_model_open(argv[0], "{\"threads\": 1, \"parallel\": 4}", &m));
 	snapvlm_image *im = encode(m, img, len);
 	char *req = request_json(argv[2], atoi(argv[3]));
 	struct job *jobs = calloc((size_t)n, sizeof *jobs);

@@ -170,6 +170,8 @@ func (s *seat) next(ctx context.Context, embed []float32) ([]float32, error) {
 		return s.logits, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-s.b.done:
+		return nil, errors.New("the model is closed")
 	}
 }
 

@@ -237,3 +237,21 @@ func TestBatchedPrefillInterleaves(t *testing.T) {
 		t.Errorf("the running generation made %d tokens during a prefill of %d chunks: it waited for the prefill", during, chunks)
 	}
 }
+
+// TestBatchedNotPerTensorInt8: a decoder that quantizes its activations
+// with one scale per tensor (the int8, uint8 and quantized files) is not
+// batched, since a row's logits would depend on the other rows; q4 is.
+func TestBatchedNotPerTensorInt8(t *testing.T) {
+	for _, c := range []struct {
+		dtype   string
+		batched bool
+	}{{"int8", false}, {"uint8", false}, {"quantized", false}, {"q4", true}} {
+		m := loadModel(t, "tiny512+all", Options{Dtype: c.dtype, TextOnly: true, Parallel: 3})
+		if got := m.batch != nil; got != c.batched {
+			t.Errorf("%s: batched %v, want %v (reason %q)", c.dtype, got, c.batched, m.FileReasons()[GraphDecoder])
+		}
+		if !c.batched && !strings.Contains(m.FileReasons()[GraphDecoder], "one scale for all rows") {
+			t.Errorf("%s: reason %q does not name the per-tensor scale", c.dtype, m.FileReasons()[GraphDecoder])
+		}
+	}
+}

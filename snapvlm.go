@@ -467,9 +467,20 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		return refuse(GraphDecoder, files[GraphDecoder], err)
 	}
 	if opts.Parallel > 1 {
-		if !m.dec.Batchable() {
+		// A graph that quantizes activations with one scale per tensor
+		// (the int8, uint8 and quantized variants) would give a row
+		// logits that depend on the other rows of the batch, so its
+		// answers would not be those the requests get alone.
+		dq, err := dynamicallyQuantized(files[GraphDecoder])
+		if err != nil {
+			return fmt.Errorf("%s: %w", files[GraphDecoder], err)
+		}
+		switch {
+		case dq:
+			why[GraphDecoder] += "; each generation decodes alone: this variant quantizes activations with one scale for all rows, so a batched answer would depend on the others (q4, with or without Options.DecoderInt8, batches)"
+		case !m.dec.Batchable():
 			why[GraphDecoder] += fmt.Sprintf("; each generation decodes alone: batching %d needs the attention rewrite with a float32 cache", opts.Parallel)
-		} else {
+		default:
 			minRows := 0
 			if dtypeOfFile(files[GraphDecoder], GraphDecoder) == "q4" && !opts.DecoderInt8 {
 				// ONNX Runtime's exact 4-bit matmul dequantizes its weights for
@@ -481,7 +492,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 			m.batch = newBatcher(m.dec, opts.Parallel, minRows)
 			why[GraphDecoder] += fmt.Sprintf("; up to %d generations decode together", opts.Parallel)
 			if minRows > 1 {
-				why[GraphDecoder] += fmt.Sprintf(" (at least %d at a time: the exact 4-bit matmuls cost several times more for more than one row; --decoder-int8's do not)", minRows)
+				why[GraphDecoder] += fmt.Sprintf(" (at least %d at a time: the exact 4-bit matmuls cost several times more for more than one row; Options.DecoderInt8's do not)", minRows)
 			}
 		}
 	}

@@ -16,13 +16,14 @@ import (
 // run time (DynamicQuantizeLinear, in the int8, uint8 and quantized
 // variants and in the int8 vision rewrite). Such a graph computes one scale
 // per activation tensor, so a tile's features depend on the tiles it is
-// run with.
+// run with, and a decoder row's logits on the other rows of a batch.
 func dynamicallyQuantized(path string) (bool, error) {
 	ops, err := onnx.ReadFileOpTypes(path)
 	if err != nil {
 		return false, err
 	}
-	return ops["DynamicQuantizeLinear"] > 0, nil
+	// DynamicQuantizeMatMul is ONNX Runtime's fusion of the same thing.
+	return ops["DynamicQuantizeLinear"]+ops["DynamicQuantizeMatMul"] > 0, nil
 }
 
 // defaultVisionBatch is the number of tiles per vision-encoder run when

@@ -1,0 +1,48 @@
+package snapvlm
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestGQARewriteQuantizedDecoders: the 8-bit decoders that quantize their
+// activations at run time get the attention rewrite too (their probe allows
+// the rounding such graphs add), and answer as the exported graph does.
+func TestGQARewriteQuantizedDecoders(t *testing.T) {
+	for _, dtype := range []string{"q4", "int8", "uint8", "quantized"} {
+		t.Run(dtype, func(t *testing.T) {
+			m := loadModel(t, "tiny512+all", Options{Dtype: dtype, TextOnly: true})
+			why := m.FileReasons()[GraphDecoder]
+			if !strings.Contains(why, "GroupQueryAttention rewrite") {
+				t.Fatalf("decoder runs %s: %s", m.Files()[GraphDecoder], why)
+			}
+			plain := loadModel(t, "tiny512+all", Options{Dtype: dtype, TextOnly: true, PlainAttention: true})
+			req := Request{Messages: []Message{UserMessage("Tell me a long story about a red square.")},
+				GenerateOptions: GenerateOptions{MaxNewTokens: 24}}
+			got, want := greedy(t, m, req), greedy(t, plain, req)
+			if !slices.Equal(got.Tokens, want.Tokens) {
+				t.Errorf("rewrite answers %v, exported graph %v", got.Tokens, want.Tokens)
+			}
+		})
+	}
+}
+
+// TestGQAProbeLimit: the looser probe limit applies to the decoders that
+// quantize activations at run time, and only to them.
+func TestGQAProbeLimit(t *testing.T) {
+	dir := modelDir(t, "tiny512+all")
+	for dtype, want := range map[string]float64{
+		"fp32": gqaProbeMaxDelta, "q4": gqaProbeMaxDelta, "fp16": gqaProbeMaxDelta, "bnb4": gqaProbeMaxDelta,
+		"int8": gqaProbeMaxDeltaQuantized, "uint8": gqaProbeMaxDeltaQuantized, "quantized": gqaProbeMaxDeltaQuantized,
+	} {
+		suffix := "_" + dtype
+		if dtype == "fp32" {
+			suffix = ""
+		}
+		if got := gqaProbeLimit(filepath.Join(dir, "onnx", "decoder_model_merged"+suffix+".onnx")); got != want {
+			t.Errorf("%s: limit %g, want %g", dtype, got, want)
+		}
+	}
+}

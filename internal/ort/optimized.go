@@ -97,7 +97,8 @@ func (e *Env) optimizedSession(path string, inputs, outputs []IOInfo, o SessionO
 	}
 	dir, err := RewrittenDir()
 	if err != nil {
-		return nil, err
+		warn(o, fmt.Errorf("not caching the optimised graph of %s: %w", path, err))
+		return e.createSession(path, nil, inputs, outputs, o, nil)
 	}
 	what := e.optimizedWhat(o)
 	dst := filepath.Join(dir, rewriteKey(abs, st, what))
@@ -114,15 +115,15 @@ func (e *Env) optimizedSession(path string, inputs, outputs []IOInfo, o SessionO
 			os.Remove(f)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
 	// ONNX Runtime writes the graph and its data file (named in the graph,
 	// so under its final name) into a directory of this save's own; both
-	// are moved into place when complete, the data file first.
-	tmp, err := os.MkdirTemp(dir, ".rewrite-")
+	// are moved into place when complete, the data file first. A cache dir
+	// that cannot be written (a read-only home, a full disk) costs the
+	// saved copy, not the load.
+	tmp, err := saveDir(dir)
 	if err != nil {
-		return nil, err
+		warn(o, fmt.Errorf("not saving the optimised graph of %s: %w", path, err))
+		return e.createSession(path, nil, inputs, outputs, o, nil)
 	}
 	defer os.RemoveAll(tmp)
 	saved := filepath.Join(tmp, filepath.Base(dst))
@@ -144,6 +145,14 @@ func (e *Env) optimizedSession(path string, inputs, outputs []IOInfo, o SessionO
 		warn(o, fmt.Errorf("saving the optimised graph of %s: %w", path, err))
 	}
 	return s, nil
+}
+
+// saveDir makes a directory of its own under dir for one save.
+func saveDir(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(dir, ".rewrite-")
 }
 
 // DataSuffix names the file beside an optimised copy that holds its

@@ -261,3 +261,31 @@ func TestOptimizedCacheSkips(t *testing.T) {
 		}
 	}
 }
+
+// TestOptimizedCacheUnwritable: a cache dir that cannot be made (here a
+// file stands where it should be) costs the saved copy, with a warning,
+// not the load.
+func TestOptimizedCacheUnwritable(t *testing.T) {
+	env := testEnv(t)
+	model := writeMatMulModel(t)
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", home)
+	if err := os.WriteFile(filepath.Join(home, "snapvlm"), []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var warnings []error
+	s, err := env.NewSession(model, SessionOptions{IntraOpThreads: 1, OptimizedCache: true, Warn: func(err error) { warnings = append(warnings, err) }})
+	if err != nil {
+		t.Fatalf("load with an unwritable cache dir: %v", err)
+	}
+	defer s.Close()
+	if s.Optimized() != "" {
+		t.Errorf("loaded from a cache copy %s", s.Optimized())
+	}
+	if got := runMatMul(t, s); len(got) == 0 {
+		t.Error("no output")
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "not saving the optimised graph") {
+		t.Errorf("warnings %v, want one about not saving", warnings)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/snapvlm/snapvlm/internal/ort/orttest"
 )
 
 // TestCloseWhileGenerating closes the model while a Generate is between two
@@ -209,5 +211,34 @@ func TestProgress(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("progress for cached features: %v", got)
+	}
+}
+
+// TestLoadUnwritableCache: with a cache dir that cannot be written (a
+// read-only home), the rewrites that would be cached there are made in
+// memory or skipped, with warnings, and the answers stay those of a
+// normal load.
+func TestLoadUnwritableCache(t *testing.T) {
+	dir := modelDir(t, "tiny512")
+	lib := orttest.Env(t).LibraryPath()
+	req := Request{Messages: []Message{UserMessage("What is in the picture?")}, GenerateOptions: GenerateOptions{MaxNewTokens: 12}}
+	for _, opts := range []Options{{Dtype: "q4", TextOnly: true}, {Dtype: "q4", DecoderInt8: true, TextOnly: true}} {
+		want := greedy(t, loadModel(t, "tiny512", opts), req)
+		home := t.TempDir()
+		t.Setenv("XDG_CACHE_HOME", home)
+		if err := os.WriteFile(filepath.Join(home, "snapvlm"), []byte("not a directory"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o := opts
+		o.ORTLib = lib
+		m, err := Load(context.Background(), dir, o)
+		if err != nil {
+			t.Fatalf("%+v: load with an unwritable cache dir: %v", opts, err)
+		}
+		got := greedy(t, m, req)
+		m.Close()
+		if !slices.Equal(got.Tokens, want.Tokens) {
+			t.Errorf("%+v: answer %v, want %v as with a writable cache", opts, got.Tokens, want.Tokens)
+		}
 	}
 }

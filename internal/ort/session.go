@@ -180,7 +180,10 @@ func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, erro
 		return e.newSession(cached, nil, inputs, outputs, o)
 	}
 	if !errors.Is(err, errExternalData) {
-		return nil, fmt.Errorf("loading %s: %w", path, err)
+		// The rewrite could not be cached (a read-only or full cache
+		// dir): it is made in memory instead, as for external data; a
+		// model that cannot be rewritten fails there.
+		warn(o, fmt.Errorf("rewriting %s in memory, not cached: %w", path, err))
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

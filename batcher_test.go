@@ -233,8 +233,12 @@ func TestBatchedPrefillInterleaves(t *testing.T) {
 	if len(times) < 1500 {
 		t.Fatalf("the running generation made %d tokens, want 1500", len(times))
 	}
-	if during < chunks/4 {
-		t.Errorf("the running generation made %d tokens during a prefill of %d chunks: it waited for the prefill", during, chunks)
+	// Turn for turn it would make a token per chunk; a slow caller (the
+	// race detector, a loaded machine) makes fewer, as the batch goes on
+	// without a seat that is not ready. A prefill holding the batch for
+	// its whole length leaves about none.
+	if want := max(3, chunks/20); during < want {
+		t.Errorf("the running generation made %d tokens during a prefill of %d chunks, want at least %d: it waited for the prefill", during, chunks, want)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -59,9 +60,32 @@ func TestBatchedMatchesAlone(t *testing.T) {
 			for round := range 2 {
 				got := make([]*Result, len(reqs))
 				errs := make([]error, len(reqs))
+				// The first generations to get a seat wait at their first
+				// token until all seats are taken, so that they decode
+				// together even when the machine runs one goroutine's
+				// whole answer before starting the next (seen on a loaded
+				// CI machine: 256 steps of one row).
+				together := int32(min(4, len(reqs)))
+				var arrived atomic.Int32
+				all := make(chan struct{})
 				var wg sync.WaitGroup
 				for i, r := range reqs {
-					wg.Go(func() { got[i], errs[i] = batched.Generate(ctx, r, nil) })
+					first := true
+					wg.Go(func() {
+						got[i], errs[i] = batched.Generate(ctx, r, func(Token) error {
+							if first {
+								first = false
+								if arrived.Add(1) == together {
+									close(all)
+								}
+								select {
+								case <-all:
+								case <-time.After(10 * time.Second):
+								}
+							}
+							return nil
+						})
+					})
 				}
 				wg.Wait()
 				reused := 0

@@ -309,53 +309,43 @@ func (b *Batch) run(ctx context.Context, first, rows int) error {
 			}
 		}
 	}
-	var made []*ort.Tensor
-	defer func() {
-		for _, t := range made {
-			t.Close()
-		}
-	}()
-	mk := func(t *ort.Tensor, err error) (*ort.Tensor, error) {
-		if err == nil {
-			made = append(made, t)
-		}
-		return t, err
-	}
+	var made runTensors
+	defer made.close()
 	var err error
 	embShape := []int64{int64(rows), 1, int64(h)}
 	if d.embType == ort.Float16 {
 		half := b.embHalf[first*h : (first+rows)*h]
 		float16.FromFloat32s(half, b.embeds[first*h:(first+rows)*h])
-		b.in[d.embIdx], err = mk(ort.NewFloat16(embShape, half))
+		b.in[d.embIdx], err = made.keep(ort.NewFloat16(embShape, half))
 	} else {
-		b.in[d.embIdx], err = mk(ort.NewFloat32(embShape, b.embeds[first*h:]))
+		b.in[d.embIdx], err = made.keep(ort.NewFloat32(embShape, b.embeds[first*h:]))
 	}
 	if err != nil {
 		return err
 	}
-	if b.in[d.maskIdx], err = mk(ort.NewInt64([]int64{int64(rows), int64(width)}, mask)); err != nil {
+	if b.in[d.maskIdx], err = made.keep(ort.NewInt64([]int64{int64(rows), int64(width)}, mask)); err != nil {
 		return err
 	}
 	if d.posIdx >= 0 {
-		if b.in[d.posIdx], err = mk(ort.NewInt64([]int64{int64(rows), 1}, b.pos[first:])); err != nil {
+		if b.in[d.posIdx], err = made.keep(ort.NewInt64([]int64{int64(rows), 1}, b.pos[first:])); err != nil {
 			return err
 		}
 	}
 	if d.useCacheIdx >= 0 {
-		if b.in[d.useCacheIdx], err = mk(ort.NewBool([]int64{1}, b.useCache)); err != nil {
+		if b.in[d.useCacheIdx], err = made.keep(ort.NewBool([]int64{1}, b.useCache)); err != nil {
 			return err
 		}
 	}
 	if d.keepIdx >= 0 {
-		if b.in[d.keepIdx], err = mk(ort.NewInt64([]int64{}, b.keep)); err != nil {
+		if b.in[d.keepIdx], err = made.keep(ort.NewInt64([]int64{}, b.keep)); err != nil {
 			return err
 		}
 	}
 	logitsShape := []int64{int64(rows), 1, int64(v)}
 	if b.logits.DType == ort.Float16 {
-		b.out[d.logitsIdx], err = mk(ort.NewFloat16(logitsShape, b.logits.F16[first*v:]))
+		b.out[d.logitsIdx], err = made.keep(ort.NewFloat16(logitsShape, b.logits.F16[first*v:]))
 	} else {
-		b.out[d.logitsIdx], err = mk(ort.NewFloat32(logitsShape, b.logits.F32[first*v:]))
+		b.out[d.logitsIdx], err = made.keep(ort.NewFloat32(logitsShape, b.logits.F32[first*v:]))
 	}
 	if err != nil {
 		return err

@@ -403,55 +403,45 @@ func (st *State) Step(ctx context.Context, embed []float32) ([]float32, error) {
 func (st *State) run(ctx context.Context, embeds []float32, c int) ([]float32, error) {
 	d := st.d
 	total := st.n + c
-	var made []*ort.Tensor
-	defer func() {
-		for _, t := range made {
-			t.Close()
-		}
-	}()
-	mk := func(t *ort.Tensor, err error) (*ort.Tensor, error) {
-		if err == nil {
-			made = append(made, t)
-		}
-		return t, err
-	}
+	var made runTensors
+	defer made.close()
 	var err error
 	embShape := []int64{1, int64(c), int64(d.cfg.Hidden)}
 	if d.embType == ort.Float16 {
 		half := st.embHalf[:len(embeds)]
 		float16.FromFloat32s(half, embeds)
-		st.in[d.embIdx], err = mk(ort.NewFloat16(embShape, half))
+		st.in[d.embIdx], err = made.keep(ort.NewFloat16(embShape, half))
 	} else {
-		st.in[d.embIdx], err = mk(ort.NewFloat32(embShape, embeds))
+		st.in[d.embIdx], err = made.keep(ort.NewFloat32(embShape, embeds))
 	}
 	if err != nil {
 		return nil, err
 	}
-	if st.in[d.maskIdx], err = mk(ort.NewInt64([]int64{1, int64(total)}, st.mask)); err != nil {
+	if st.in[d.maskIdx], err = made.keep(ort.NewInt64([]int64{1, int64(total)}, st.mask)); err != nil {
 		return nil, err
 	}
 	if d.posIdx >= 0 {
-		if st.in[d.posIdx], err = mk(ort.NewInt64([]int64{1, int64(c)}, st.pos[st.n:])); err != nil {
+		if st.in[d.posIdx], err = made.keep(ort.NewInt64([]int64{1, int64(c)}, st.pos[st.n:])); err != nil {
 			return nil, err
 		}
 	}
 	if d.useCacheIdx >= 0 {
 		st.useCache[0] = st.n > 0
-		if st.in[d.useCacheIdx], err = mk(ort.NewBool([]int64{1}, st.useCache)); err != nil {
+		if st.in[d.useCacheIdx], err = made.keep(ort.NewBool([]int64{1}, st.useCache)); err != nil {
 			return nil, err
 		}
 	}
 	rows := c
 	if d.keepIdx >= 0 {
 		rows = 1
-		if st.in[d.keepIdx], err = mk(ort.NewInt64([]int64{}, st.keep)); err != nil {
+		if st.in[d.keepIdx], err = made.keep(ort.NewInt64([]int64{}, st.keep)); err != nil {
 			return nil, err
 		}
 	}
 	for k, t := range st.past {
 		st.in[d.pastIdx[k]] = t
 	}
-	if st.out[d.logitsIdx], err = mk(st.logits.Tensor([]int64{1, int64(rows), int64(d.cfg.Vocab)})); err != nil {
+	if st.out[d.logitsIdx], err = made.keep(st.logits.Tensor([]int64{1, int64(rows), int64(d.cfg.Vocab)})); err != nil {
 		return nil, err
 	}
 	if d.shared {
@@ -688,4 +678,22 @@ func (d *Decoder) Restore(s *Snapshot, n, capacity, chunk int) (*State, error) {
 		}
 	}
 	return st, nil
+}
+
+// runTensors are the tensor headers made for one run (over buffers that
+// outlive it), closed together when the run ends.
+type runTensors []*ort.Tensor
+
+// keep notes t for close when it was made.
+func (ts *runTensors) keep(t *ort.Tensor, err error) (*ort.Tensor, error) {
+	if err == nil {
+		*ts = append(*ts, t)
+	}
+	return t, err
+}
+
+func (ts *runTensors) close() {
+	for _, t := range *ts {
+		t.Close()
+	}
 }

@@ -57,14 +57,16 @@ func benchPrompt(b *testing.B, m *Model, n int) ([]int64, []float32) {
 // decoder with the cache, read the last logits row) at a fixed context of
 // 81 tokens (a short prompt) and 876 (a photo split into 3×4 tiles), with
 // the decoder's attention as exported (plain) and rewritten to attend on
-// the kv heads (gqa); allocs/op shows nothing grows with the sequence.
+// the kv heads, with ONNX Runtime's kernel (gqa-ort) and snapvlm's (gqa);
+// allocs/op shows nothing grows with the sequence.
 func BenchmarkDecodeStep(b *testing.B) {
+	attns := []string{"plain", "gqa-ort", "gqa"}
 	models := map[string]*Model{}
-	for _, attn := range []string{"plain", "gqa"} {
-		models[attn] = benchModelWith(b, Options{PlainAttention: attn == "plain"})
+	for _, attn := range attns {
+		models[attn] = benchModelWith(b, Options{PlainAttention: attn == "plain", OrtAttention: attn == "gqa-ort"})
 	}
 	for _, n := range []int{81, 876} {
-		for _, attn := range []string{"plain", "gqa"} {
+		for _, attn := range attns {
 			b.Run(fmt.Sprintf("context=%d/attention=%s", n, attn), func(b *testing.B) {
 				benchDecodeStep(b, models[attn], n)
 			})
@@ -134,26 +136,29 @@ func BenchmarkGenerateText(b *testing.B) {
 	b.ReportMetric(tps/float64(b.N), "decode-tok/s")
 }
 
-// BenchmarkPrefill runs a 1,024-token prefill in chunks of several sizes; the
+// BenchmarkPrefill runs a 1,024-token prefill in chunks of several sizes
+// with ONNX Runtime's attention kernel (gqa-ort) and snapvlm's (gqa); the
 // chunk bounds the logits buffer (chunk x vocab floats).
 func BenchmarkPrefill(b *testing.B) {
-	m := benchModel(b)
-	ctx := context.Background()
-	ids, embeds := benchPrompt(b, m, 1024)
-	for _, chunk := range []int{128, 256, 512, 1024} {
-		b.Run(fmt.Sprintf("chunk%d", chunk), func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				st, err := m.dec.NewState(len(ids), chunk)
-				if err != nil {
-					b.Fatal(err)
+	for _, attn := range []string{"gqa-ort", "gqa"} {
+		m := benchModelWith(b, Options{OrtAttention: attn == "gqa-ort"})
+		ctx := context.Background()
+		ids, embeds := benchPrompt(b, m, 1024)
+		for _, chunk := range []int{128, 256, 512, 1024} {
+			b.Run(fmt.Sprintf("attention=%s/chunk%d", attn, chunk), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					st, err := m.dec.NewState(len(ids), chunk)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := st.Prefill(ctx, embeds); err != nil {
+						b.Fatal(err)
+					}
+					st.Close()
 				}
-				if _, err := st.Prefill(ctx, embeds); err != nil {
-					b.Fatal(err)
-				}
-				st.Close()
-			}
-			b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "tokens/s")
-		})
+				b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/snapvlm/snapvlm/internal/decoder"
 	"github.com/snapvlm/snapvlm/internal/embed"
@@ -44,16 +45,45 @@ type gqaProbe struct {
 	SameIDs  bool    `json:"same_ids"`
 }
 
+// ownAttentionName is GQARewriteName's suffix for the rewrite that runs
+// snapvlm's attention kernel (ort.AttentionDomain); its number changes
+// with the kernel, so that a probe kept beside an older rewrite is redone.
+const ownAttentionName = "+snapvlm-attention-1"
+
 // gqaDecoderFile returns the GroupQueryAttention rewrite of the decoder src
 // (onnx.FuseGroupQueryAttention: attention on the key/value heads as they
 // are cached, no repeated copies per step), written once to the user cache
 // dir and checked once against src on a probe, run with the cache layout it
-// will be used with (cfg.SharedCache set: past and present in one buffer);
-// src with the reason when the graph is not the shape the rewrite knows or
-// the probe differs. rewritten says which was returned.
-func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder) (file, why string, rewritten bool) {
-	shape := onnx.GQAShape{Heads: heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim}
-	dst, err := ort.RewrittenFile(src, GQARewriteName, func(data []byte) ([]byte, error) {
+// will be used with (cfg.SharedCache set: past and present in one buffer).
+// With own, the rewrite runs snapvlm's attention kernel and falls back to
+// ONNX Runtime's com.microsoft kernel if that fails; src with the reason
+// when the graph is not the shape the rewrite knows or the probes differ.
+// rewritten says which was returned.
+func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, own bool) (file, why string, rewritten bool) {
+	var notes []string
+	if own {
+		file, why, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, ort.AttentionDomain)
+		if ok {
+			return file, why + " with snapvlm's attention kernel", true
+		}
+		notes = append(notes, why)
+	}
+	file, why, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, "")
+	if ok {
+		why += " with ONNX Runtime's kernel"
+	}
+	return file, strings.Join(append(notes, why), "; "), ok
+}
+
+// gqaRewrite is gqaDecoderFile for the kernel of one operator domain
+// ("" for com.microsoft).
+func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, domain string) (file, why string, rewritten bool) {
+	shape := onnx.GQAShape{Heads: heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, Domain: domain}
+	name := GQARewriteName
+	if domain != "" {
+		name += ownAttentionName
+	}
+	dst, err := ort.RewrittenFile(src, name, func(data []byte) ([]byte, error) {
 		out, _, err := onnx.FuseGroupQueryAttention(data, shape)
 		return out, err
 	})
@@ -177,4 +207,13 @@ func argmax(l []float32) int64 {
 		}
 	}
 	return int64(best)
+}
+
+// ownAttention reports whether the decoder rewrite should run snapvlm's
+// attention kernel: the library took it, the graph runs on the CPU
+// provider and opts do not ask for ONNX Runtime's.
+func ownAttention(env *ort.Env, opts Options) bool {
+	ok, _ := env.Attention()
+	p := strings.ToLower(opts.Provider)
+	return ok && !opts.OrtAttention && (p == "" || p == "cpu")
 }

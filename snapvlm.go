@@ -129,6 +129,11 @@ type Options struct {
 	// probe; a graph of another shape or a failed probe keeps the original,
 	// and Model.FileReasons says so).
 	PlainAttention bool
+	// OrtAttention runs the rewritten attention on ONNX Runtime's
+	// com.microsoft GroupQueryAttention kernel instead of snapvlm's own
+	// (internal/ort's attention.c: one pass over the cache per query row,
+	// several times faster at long contexts; CPU provider only).
+	OrtAttention bool
 	// NoGraphCache loads every graph from its file and lets ONNX Runtime
 	// optimise it again. By default the optimised graph is saved once to
 	// the user cache dir (~/.cache/snapvlm/rewritten, as ONNX with its
@@ -449,7 +454,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		var note string
 		c := dcfg
 		c.SharedCache = true
-		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb)
+		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, ownAttention(m.env, opts))
 		why[GraphDecoder] += "; " + note
 	}
 	decWhy := why[GraphDecoder]

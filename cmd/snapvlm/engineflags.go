@@ -29,6 +29,7 @@ type engineFlags struct {
 	threads                       int
 	decoderInt8                   bool
 	plainAttention                bool
+	ortAttention                  bool
 	noGraphCache                  bool
 	visionInt8                    bool
 	visionBatch                   int
@@ -64,6 +65,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ddtype, "decoder-dtype", "", "variant of the decoder (overrides --dtype)")
 	fs.BoolVar(&f.decoderInt8, "decoder-int8", false, "run the decoder's 4-bit matmuls with int8 activations: ~2.5x faster decoding on CPU, not bit-exact")
 	fs.BoolVar(&f.plainAttention, "plain-attention", false, "keep the decoder's attention as exported (key/value heads repeated every step) instead of the GroupQueryAttention rewrite")
+	fs.BoolVar(&f.ortAttention, "ort-attention", false, "run the rewritten attention on ONNX Runtime's GroupQueryAttention kernel instead of snapvlm's (slower at long contexts)")
 	fs.BoolVar(&f.noGraphCache, "no-graph-cache", false, "optimise the graphs at every load instead of loading the optimised copies an earlier load saved (~/.cache/snapvlm/rewritten)")
 	fs.BoolVar(&f.visionInt8, "vision-int8", false, "run the vision encoder as an int8 rewrite of its file (made once, cached, checked on a probe tile): faster on CPU, not bit-exact")
 	fs.IntVar(&f.visionBatch, "vision-batch", 0, "tiles the vision encoder runs at once: fewer use less memory, more are a little faster (default 2)")
@@ -131,7 +133,7 @@ func (f *engineFlags) graphDtypes() map[string]string {
 func (f *engineFlags) options(textOnly bool) snapvlm.Options {
 	return snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
-		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, PlainAttention: f.plainAttention, VisionBatch: f.visionBatch,
+		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, PlainAttention: f.plainAttention, OrtAttention: f.ortAttention, VisionBatch: f.visionBatch,
 		VisionInt8: f.visionInt8, NoGraphCache: f.noGraphCache, PromptCacheMB: f.promptCacheMB, Parallel: f.parallel,
 	}
 }

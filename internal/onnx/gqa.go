@@ -16,6 +16,10 @@ import (
 // (config.json's text_config).
 type GQAShape struct {
 	Heads, KVHeads, HeadDim int
+	// Domain is the operator domain the GroupQueryAttention nodes are
+	// written in: "" for com.microsoft's, or another kernel's with the same
+	// contract (snapvlm's own, ort.AttentionDomain), imported at version 1.
+	Domain string
 }
 
 // FuseGroupQueryAttention returns a copy of a serialized SmolVLM decoder
@@ -438,6 +442,10 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 		}
 	}
 
+	domain := s.Domain
+	if domain == "" {
+		domain = MicrosoftDomain
+	}
 	// New nodes: shared sequence lengths, then one GroupQueryAttention per layer.
 	const pfx = "snapvlm_gqa/"
 	newInits := []*Tensor{
@@ -497,7 +505,7 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 			attrs = append(attrs, Flt("scale", sc))
 		}
 		nodes = append(nodes, Node{
-			Name: base + "GroupQueryAttention", OpType: "GroupQueryAttention", Domain: MicrosoftDomain,
+			Name: base + "GroupQueryAttention", OpType: "GroupQueryAttention", Domain: domain,
 			Inputs:  []string{mha.inputs[0], newK, newV, pastK, pastV, pfx + "seqlens_k", pfx + "total_sequence_length"},
 			Outputs: []string{mha.outputs[0], presK, presV},
 			Attrs:   attrs,
@@ -582,6 +590,12 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 	})
 	if err != nil {
 		return nil, 0, err
+	}
+	if domain != MicrosoftDomain {
+		var imp []byte
+		imp = AppendString(imp, opsetDomain, domain)
+		imp = AppendVarint(imp, opsetVersion, 1)
+		out = AppendMessage(out, modelOpsetImport, imp)
 	}
 	return out, len(matches), nil
 }

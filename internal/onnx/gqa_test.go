@@ -1,6 +1,7 @@
 package onnx_test
 
 import (
+	"bytes"
 	"math"
 	"strings"
 	"testing"
@@ -155,6 +156,9 @@ func TestFuseGroupQueryAttention(t *testing.T) {
 		{"unsqueeze on another axis", false, "unsqueeze axis", shape, "axes [1], want [2]"},
 		{"attention given the past", false, "attention reads the past", shape, "at most an attention bias"},
 		{"config with other head count", false, "", onnx.GQAShape{Heads: 8, KVHeads: gqaKV, HeadDim: gqaH}, "num_heads [4], want 8"},
+		// Another kernel's domain (ort.AttentionDomain's kernel is run on
+		// this rewrite by the root package's probe and differential tests).
+		{"other domain", false, "", onnx.GQAShape{Heads: gqaN, KVHeads: gqaKV, HeadDim: gqaH, Domain: "ai.example"}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -173,8 +177,18 @@ func TestFuseGroupQueryAttention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ops["com.microsoft:GroupQueryAttention"] != 1 || ops["com.microsoft:MultiHeadAttention"] != 0 || ops["Expand"] != 0 || ops["Concat"] != 0 {
+			domain := c.shape.Domain
+			if domain == "" {
+				domain = "com.microsoft"
+			}
+			if ops[domain+":GroupQueryAttention"] != 1 || ops["com.microsoft:MultiHeadAttention"] != 0 || ops["Expand"] != 0 || ops["Concat"] != 0 {
 				t.Errorf("ops after rewrite: %v", ops)
+			}
+			if c.shape.Domain != "" {
+				if !bytes.Contains(out, []byte("\n\x0aai.example\x10\x01")) {
+					t.Errorf("no opset import of %s at version 1", c.shape.Domain)
+				}
+				return
 			}
 			needORT(t)
 			// The original graph, run by ONNX Runtime, is the reference:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"unsafe"
 
 	ortgo "github.com/yalue/onnxruntime_go"
 )
@@ -20,6 +21,10 @@ type Options struct {
 type Env struct {
 	path    string
 	version string
+	// attention is snapvlm's attention kernel domain, registered with every
+	// session (nil when the library cannot take it; attentionErr says why).
+	attention    unsafe.Pointer
+	attentionErr error
 }
 
 // process holds the one Env of this process. The C library's environment is
@@ -59,12 +64,18 @@ func Open(opts Options) (*Env, error) {
 	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
 		return nil, fmt.Errorf("initialising ONNX Runtime %s from %s: %w", v, path, err)
 	}
-	process.env = &Env{path: path, version: v}
-	return process.env, nil
+	e := &Env{path: path, version: v}
+	e.attention, e.attentionErr = attentionDomain(path)
+	process.env = e
+	return e, nil
 }
 
 // Version is the version string the loaded library reports.
 func (e *Env) Version() string { return e.version }
+
+// Attention reports whether sessions run GroupQueryAttention nodes of
+// AttentionDomain, and if not, why.
+func (e *Env) Attention() (bool, error) { return e.attention != nil, e.attentionErr }
 
 // LibraryPath is the file (or loader name) the library was loaded from.
 func (e *Env) LibraryPath() string { return e.path }

@@ -447,6 +447,11 @@ func (e *Env) createSession(path string, data []byte, inputs, outputs []IOInfo, 
 	if err := applyOptions(opts, o); err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
+	if e.attention != nil {
+		if err := addAttention(opts, e.attention); err != nil {
+			return nil, fmt.Errorf("loading %s: %w", path, err)
+		}
+	}
 	if more != nil {
 		if err := more(opts); err != nil {
 			return nil, fmt.Errorf("loading %s: %w", path, err)

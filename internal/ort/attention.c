@@ -1,0 +1,478 @@
+//go:build !windows
+
+// snapvlm's attention kernel for ONNX Runtime's CPU provider.
+//
+// ONNX Runtime's GroupQueryAttention on CPU runs two GEMM calls and a
+// softmax per query head, through buffers the size of the whole cache; at
+// a long context it was most of a decoder step (48 of 79 ms at 876 tokens
+// on the 500M size) and most of a prefill. This kernel reads each key and
+// value row once per query row, in one pass (a running maximum rescales
+// what was summed so far), with no buffer that grows with the context,
+// and spreads the query rows over ONNX Runtime's intra-op threads.
+//
+// It is registered through the C API's custom-op interface. The API is a
+// table of function pointers that only ever grows at its end, so the few
+// entries used are addressed by index (attention_test.go checks them
+// against the header of the Go binding).
+
+#include <math.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <dlfcn.h>
+
+#include "attention.h"
+
+// ---- the arithmetic ----
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline v8f load8(const float* p) { return *(const v8u*)p; }
+static inline void store8(float* p, v8f v) { *(v8u*)p = v; }
+
+// Scores below the row's maximum by more than this are taken as zero: they
+// weigh under e^-60 ≈ 1e-26 of the largest, and left in they would be
+// subnormal numbers, which this CPU multiplies some 25 times slower.
+#define SNAPVLM_CUT (-60.0f)
+
+// exp8 is e^x for x <= 0 (lanes below SNAPVLM_CUT give 0): Cody-Waite
+// range reduction and a degree-6 polynomial, about one ulp.
+static inline v8f exp8(v8f x) {
+	const v8f cut = {SNAPVLM_CUT, SNAPVLM_CUT, SNAPVLM_CUT, SNAPVLM_CUT, SNAPVLM_CUT, SNAPVLM_CUT, SNAPVLM_CUT, SNAPVLM_CUT};
+	v8i keep = x >= cut;
+	x = (v8f)((v8i)x & keep); // dropped lanes compute e^0, then are zeroed
+	v8f t = x * 1.44269504088896341f - 0.5f;
+	v8i n = __builtin_convertvector(t, v8i); // rounds x·log2(e) to nearest for x <= 0
+	v8f nf = __builtin_convertvector(n, v8f);
+	v8f r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+	v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.0f;
+	v8i pow2 = (n + 127) << 23;
+	return (v8f)((v8i)(p * (v8f)pow2) & keep);
+}
+
+// SHUF picks lanes i0..i7 of the 16 lanes of a then b (GCC and clang name
+// the builtin differently).
+#if defined(__clang__)
+#define SHUF(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#else
+#define SHUF(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shuffle(a, b, (v8i){i0, i1, i2, i3, i4, i5, i6, i7})
+#endif
+
+// sum8 returns the lane sums of a[0..7] as one vector: three rounds of
+// pairwise adds of interleaved lanes instead of eight horizontal sums.
+static inline v8f sum8(const v8f a[8]) {
+	v8f t0 = SHUF(a[0], a[1], 0, 8, 2, 10, 4, 12, 6, 14) + SHUF(a[0], a[1], 1, 9, 3, 11, 5, 13, 7, 15);
+	v8f t1 = SHUF(a[2], a[3], 0, 8, 2, 10, 4, 12, 6, 14) + SHUF(a[2], a[3], 1, 9, 3, 11, 5, 13, 7, 15);
+	v8f t2 = SHUF(a[4], a[5], 0, 8, 2, 10, 4, 12, 6, 14) + SHUF(a[4], a[5], 1, 9, 3, 11, 5, 13, 7, 15);
+	v8f t3 = SHUF(a[6], a[7], 0, 8, 2, 10, 4, 12, 6, 14) + SHUF(a[6], a[7], 1, 9, 3, 11, 5, 13, 7, 15);
+	v8f u0 = SHUF(t0, t1, 0, 1, 8, 9, 4, 5, 12, 13) + SHUF(t0, t1, 2, 3, 10, 11, 6, 7, 14, 15);
+	v8f u1 = SHUF(t2, t3, 0, 1, 8, 9, 4, 5, 12, 13) + SHUF(t2, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+	return SHUF(u0, u1, 0, 1, 2, 3, 8, 9, 10, 11) + SHUF(u0, u1, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+#define SNAPVLM_MAXD 256 // head sizes the vector path holds in registers/stack
+
+// attend_row is one query row against the first n rows of one head's key
+// and value cache (row stride D): out = softmax(scale·q·Kᵀ)·V.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+static void attend_row(const float* q, const float* K, const float* V, float* out, int64_t n, int64_t D, float scale) {
+	if (D % 8 != 0 || D > SNAPVLM_MAXD) {
+		// Plain two-pass version for head sizes the vector path does not take.
+		float m = -INFINITY;
+		for (int64_t t = 0; t < n; t++) {
+			float s = 0;
+			for (int64_t d = 0; d < D; d++) s += q[d] * K[t * D + d];
+			if (s * scale > m) m = s * scale;
+		}
+		float l = 0;
+		for (int64_t d = 0; d < D; d++) out[d] = 0;
+		for (int64_t t = 0; t < n; t++) {
+			float s = 0;
+			for (int64_t d = 0; d < D; d++) s += q[d] * K[t * D + d];
+			float x = s * scale - m;
+			if (x < SNAPVLM_CUT) continue;
+			float p = expf(x);
+			l += p;
+			for (int64_t d = 0; d < D; d++) out[d] += p * V[t * D + d];
+		}
+		for (int64_t d = 0; d < D; d++) out[d] /= l;
+		return;
+	}
+	const int64_t C = D / 8;
+	v8f qv[SNAPVLM_MAXD / 8], acc[SNAPVLM_MAXD / 8];
+	for (int64_t c = 0; c < C; c++) {
+		qv[c] = load8(q + 8 * c) * scale;
+		acc[c] = (v8f){0};
+	}
+	float m = -INFINITY, l = 0;
+	for (int64_t t0 = 0; t0 < n; t0 += 8) {
+		int64_t cnt = n - t0 < 8 ? n - t0 : 8;
+		v8f dot[8];
+		for (int j = 0; j < 8; j++) dot[j] = (v8f){0};
+		const float* k = K + t0 * D;
+		if (cnt == 8) {
+			for (int64_t c = 0; c < C; c++)
+				for (int j = 0; j < 8; j++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
+		} else {
+			for (int j = 0; j < cnt; j++)
+				for (int64_t c = 0; c < C; c++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
+		}
+		v8f s = sum8(dot);
+		for (int j = (int)cnt; j < 8; j++) s[j] = -INFINITY;
+		float bm = s[0];
+		for (int j = 1; j < 8; j++) bm = s[j] > bm ? s[j] : bm;
+		if (bm > m) {
+			if (m != -INFINITY) {
+				float f = expf(m - bm);
+				l *= f;
+				for (int64_t c = 0; c < C; c++) acc[c] *= f;
+			}
+			m = bm;
+		}
+		v8f p = exp8(s - m);
+		for (int j = 0; j < 8; j++) l += p[j];
+		const float* v = V + t0 * D;
+		for (int j = 0; j < cnt; j++) {
+			if (p[j] == 0) continue;
+			for (int64_t c = 0; c < C; c++) acc[c] += p[j] * load8(v + j * D + 8 * c);
+		}
+	}
+	float inv = 1 / l;
+	for (int64_t c = 0; c < C; c++) store8(out + 8 * c, acc[c] * inv);
+}
+
+// A task is one query head of one sequence over a block of query rows.
+typedef struct {
+	const float *q, *kc, *vc;
+	float* out;
+	const int64_t* past;
+	int64_t S, H, KVH, L, D, block, blocks;
+	float scale;
+} job;
+
+static void run_task(void* arg, size_t i) {
+	const job* j = arg;
+	int64_t blk = (int64_t)i % j->blocks, h = (int64_t)i / j->blocks % j->H, b = (int64_t)i / j->blocks / j->H;
+	int64_t kvh = h / (j->H / j->KVH);
+	const float* K = j->kc + (b * j->KVH + kvh) * j->L * j->D;
+	const float* V = j->vc + (b * j->KVH + kvh) * j->L * j->D;
+	int64_t s1 = (blk + 1) * j->block < j->S ? (blk + 1) * j->block : j->S;
+	for (int64_t s = blk * j->block; s < s1; s++) {
+		int64_t row = (b * j->S + s) * j->H + h;
+		attend_row(j->q + row * j->D, K, V, j->out + row * j->D, j->past[b] + s + 1, j->D, j->scale);
+	}
+}
+
+static void job_init(job* j, const float* q, const float* kc, const float* vc, float* out, const int64_t* past,
+                     int64_t B, int64_t S, int64_t H, int64_t KVH, int64_t L, int64_t D, float scale) {
+	*j = (job){.q = q, .kc = kc, .vc = vc, .out = out, .past = past, .S = S, .H = H, .KVH = KVH, .L = L, .D = D, .scale = scale};
+	// Decoding steps are one task per head; prefills, blocks of 16 rows.
+	j->block = S < 16 ? S : 16;
+	j->blocks = (S + j->block - 1) / j->block;
+	(void)B;
+}
+
+// ---- the ONNX Runtime custom op ----
+
+typedef void* (*get_api_fn)(uint32_t);
+typedef struct {
+	get_api_fn GetApi;
+	const char* (*GetVersionString)(void);
+} api_base;
+
+// The API version whose table the kernel reads: 17 added
+// KernelContext_ParallelFor.
+#define SNAPVLM_ORT_API 17
+
+// Indices into OrtApi (onnxruntime_c_api.h, struct OrtApi).
+enum {
+	iCreateStatus = 0,
+	iGetErrorMessage = 2,
+	iCreateCustomOpDomain = 26,
+	iCustomOpDomain_Add = 27,
+	iAddCustomOpDomain = 28,
+	iGetTensorMutableData = 51,
+	iGetTensorElementType = 60,
+	iGetDimensionsCount = 61,
+	iGetDimensions = 62,
+	iGetTensorTypeAndShape = 65,
+	iKernelInfoGetAttribute_float = 85,
+	iKernelInfoGetAttribute_int64 = 86,
+	iKernelContext_GetInputCount = 88,
+	iKernelContext_GetInput = 90,
+	iKernelContext_GetOutput = 91,
+	iReleaseStatus = 93,
+	iReleaseTensorTypeAndShapeInfo = 99,
+	iKernelContext_ParallelFor = 274,
+};
+
+typedef void* status; // OrtStatus*, NULL for success
+typedef status (*create_status_fn)(int code, const char* msg);
+typedef const char* (*error_message_fn)(const void* st);
+typedef void (*release_fn)(void*);
+typedef status (*create_domain_fn)(const char*, void**);
+typedef status (*domain_add_fn)(void*, const void*);
+typedef status (*add_domain_fn)(void*, void*);
+typedef status (*mutable_data_fn)(void*, void**);
+typedef status (*element_type_fn)(const void*, int*);
+typedef status (*dims_count_fn)(const void*, size_t*);
+typedef status (*dims_fn)(const void*, int64_t*, size_t);
+typedef status (*type_shape_fn)(const void*, void**);
+typedef status (*attr_float_fn)(const void*, const char*, float*);
+typedef status (*attr_int64_fn)(const void*, const char*, int64_t*);
+typedef status (*input_count_fn)(const void*, size_t*);
+typedef status (*get_input_fn)(const void*, size_t, const void**);
+typedef status (*get_output_fn)(void*, size_t, const int64_t*, size_t, void**);
+typedef status (*parallel_for_fn)(const void*, void (*)(void*, size_t), size_t, size_t, void*);
+
+#define FN(api, i, type) ((type)((void* const*)(api))[i])
+
+// OrtCustomOp, in the layout of onnxruntime_c_api.h (version 16 reads
+// through KernelComputeV2).
+typedef struct custom_op {
+	uint32_t version;
+	void* (*CreateKernel)(const struct custom_op*, const void* api, const void* info);
+	const char* (*GetName)(const struct custom_op*);
+	const char* (*GetExecutionProviderType)(const struct custom_op*);
+	int (*GetInputType)(const struct custom_op*, size_t);
+	size_t (*GetInputTypeCount)(const struct custom_op*);
+	int (*GetOutputType)(const struct custom_op*, size_t);
+	size_t (*GetOutputTypeCount)(const struct custom_op*);
+	void (*KernelCompute)(void* kernel, void* context);
+	void (*KernelDestroy)(void* kernel);
+	int (*GetInputCharacteristic)(const struct custom_op*, size_t);
+	int (*GetOutputCharacteristic)(const struct custom_op*, size_t);
+	int (*GetInputMemoryType)(const struct custom_op*, size_t);
+	int (*GetVariadicInputMinArity)(const struct custom_op*);
+	int (*GetVariadicInputHomogeneity)(const struct custom_op*);
+	int (*GetVariadicOutputMinArity)(const struct custom_op*);
+	int (*GetVariadicOutputHomogeneity)(const struct custom_op*);
+	status (*CreateKernelV2)(const struct custom_op*, const void* api, const void* info, void** kernel);
+	status (*KernelComputeV2)(void* kernel, void* context);
+} custom_op;
+
+enum { typeFloat = 1, typeInt32 = 6 };
+enum { ortFail = 1, ortInvalidArgument = 2 };
+
+typedef struct {
+	const void* api;
+	int64_t heads, kv_heads;
+	float scale;
+} kernel;
+
+static const char* op_name(const custom_op* op) { (void)op; return "GroupQueryAttention"; }
+static const char* op_provider(const custom_op* op) { (void)op; return "CPUExecutionProvider"; }
+static int op_input_type(const custom_op* op, size_t i) { (void)op; return i < 5 ? typeFloat : typeInt32; }
+static size_t op_inputs(const custom_op* op) { (void)op; return 7; }
+static int op_output_type(const custom_op* op, size_t i) { (void)op; (void)i; return typeFloat; }
+static size_t op_outputs(const custom_op* op) { (void)op; return 3; }
+static int op_required(const custom_op* op, size_t i) { (void)op; (void)i; return 1; } // INPUT_OUTPUT_REQUIRED
+static int op_mem_default(const custom_op* op, size_t i) { (void)op; (void)i; return 0; }
+static int op_one(const custom_op* op) { (void)op; return 1; }
+
+static status op_create(const custom_op* op, const void* api, const void* info, void** out) {
+	(void)op;
+	kernel* k = calloc(1, sizeof(kernel));
+	if (!k) return FN(api, iCreateStatus, create_status_fn)(ortFail, "snapvlm attention: out of memory");
+	k->api = api;
+	status st = FN(api, iKernelInfoGetAttribute_int64, attr_int64_fn)(info, "num_heads", &k->heads);
+	if (!st) st = FN(api, iKernelInfoGetAttribute_int64, attr_int64_fn)(info, "kv_num_heads", &k->kv_heads);
+	if (st) {
+		free(k);
+		return st;
+	}
+	if (k->heads <= 0 || k->kv_heads <= 0 || k->heads % k->kv_heads != 0) {
+		free(k);
+		return FN(api, iCreateStatus, create_status_fn)(ortInvalidArgument, "snapvlm attention: num_heads must be a positive multiple of kv_num_heads");
+	}
+	st = FN(api, iKernelInfoGetAttribute_float, attr_float_fn)(info, "scale", &k->scale);
+	if (st) {
+		FN(api, iReleaseStatus, release_fn)(st);
+		k->scale = 0;
+	}
+	*out = k;
+	return NULL;
+}
+
+static void op_destroy(void* k) { free(k); }
+
+// shape reads a value's dimensions (at most 4).
+static status shape(const void* api, const void* v, int64_t dims[4], size_t* n) {
+	void* info;
+	status st = FN(api, iGetTensorTypeAndShape, type_shape_fn)(v, &info);
+	if (st) return st;
+	st = FN(api, iGetDimensionsCount, dims_count_fn)(info, n);
+	if (!st && *n > 4) st = FN(api, iCreateStatus, create_status_fn)(ortInvalidArgument, "snapvlm attention: input of more than 4 dimensions");
+	if (!st) st = FN(api, iGetDimensions, dims_fn)(info, dims, *n);
+	FN(api, iReleaseTensorTypeAndShapeInfo, release_fn)(info);
+	return st;
+}
+
+static status fail(const void* api, const char* msg) { return FN(api, iCreateStatus, create_status_fn)(ortInvalidArgument, msg); }
+
+static status op_compute(void* kp, void* ctx) {
+	const kernel* k = kp;
+	const void* api = k->api;
+	const void* in[7];
+	int64_t dims[7][4];
+	size_t nd[7];
+	for (size_t i = 0; i < 7; i++) {
+		status st = FN(api, iKernelContext_GetInput, get_input_fn)(ctx, i, &in[i]);
+		if (st) return st;
+		if (!in[i]) return fail(api, "snapvlm attention: an input is missing");
+		if ((st = shape(api, in[i], dims[i], &nd[i]))) return st;
+	}
+	if (nd[0] != 3 || nd[1] != 3 || nd[2] != 3 || nd[3] != 4 || nd[4] != 4)
+		return fail(api, "snapvlm attention: want query/key/value [batch, seq, hidden] and past [batch, kv_heads, len, head]");
+	const int64_t B = dims[0][0], S = dims[0][1], H = k->heads, KVH = k->kv_heads;
+	const int64_t D = dims[3][3], Lp = dims[3][2];
+	if (dims[0][2] != H * D || dims[1][2] != KVH * D || dims[2][2] != KVH * D || dims[1][0] != B || dims[1][1] != S ||
+	    dims[2][0] != B || dims[2][1] != S || dims[3][0] != B || dims[3][1] != KVH || dims[4][0] != B ||
+	    dims[4][1] != KVH || dims[4][2] != Lp || dims[4][3] != D)
+		return fail(api, "snapvlm attention: query, key, value and past shapes disagree with the heads");
+	int64_t nseq = 1;
+	for (size_t i = 0; i < nd[5]; i++) nseq *= dims[5][i];
+	if (nseq != B) return fail(api, "snapvlm attention: seqlens_k must hold one length per sequence");
+	void *q, *key, *val, *pk, *pv, *lens, *totalp;
+	status st;
+	if ((st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[0], &q)) ||
+	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[1], &key)) ||
+	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[2], &val)) ||
+	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[3], &pk)) ||
+	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[4], &pv)) ||
+	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[5], &lens)) ||
+	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[6], &totalp)))
+		return st;
+	const int32_t total = *(const int32_t*)totalp;
+	// As GroupQueryAttention: the present holds max(total, past length)
+	// rows; one buffer for past and present when the caller binds both to
+	// it (then nothing is copied).
+	const int64_t L = total > Lp ? total : Lp;
+	int64_t pdims[4] = {B, KVH, L, D}, odims[3] = {B, S, H * D};
+	void *out, *presk, *presv, *o, *ok, *ov;
+	if ((st = FN(api, iKernelContext_GetOutput, get_output_fn)(ctx, 0, odims, 3, &out)) ||
+	    (st = FN(api, iKernelContext_GetOutput, get_output_fn)(ctx, 1, pdims, 4, &presk)) ||
+	    (st = FN(api, iKernelContext_GetOutput, get_output_fn)(ctx, 2, pdims, 4, &presv)))
+		return st;
+	if ((st = FN(api, iGetTensorMutableData, mutable_data_fn)(out, &o)) ||
+	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)(presk, &ok)) ||
+	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)(presv, &ov)))
+		return st;
+	// Past lengths per sequence; a first prompt (S == total) has none.
+	int64_t pastbuf[64];
+	int64_t* past = pastbuf;
+	if (B > 64) return fail(api, "snapvlm attention: more than 64 sequences in a batch");
+	for (int64_t b = 0; b < B; b++) {
+		int64_t t = (int64_t)((const int32_t*)lens)[b] + 1;
+		past[b] = (S == total) ? 0 : t - S;
+		if (t < 1 || past[b] < 0 || past[b] + S > L || t > total)
+			return fail(api, "snapvlm attention: seqlens_k out of range for the sequence and cache lengths");
+	}
+	// Append the new rows (after copying the past when it is a separate buffer).
+	float *kc = ok, *vc = ov;
+	const float *pkf = pk, *pvf = pv, *kf = key, *vf = val;
+	for (int64_t b = 0; b < B; b++) {
+		for (int64_t h = 0; h < KVH; h++) {
+			float* kd = kc + (b * KVH + h) * L * D;
+			float* vd = vc + (b * KVH + h) * L * D;
+			if (kc != pkf && past[b] > 0) memcpy(kd, pkf + (b * KVH + h) * Lp * D, (size_t)(past[b] * D) * sizeof(float));
+			if (vc != pvf && past[b] > 0) memcpy(vd, pvf + (b * KVH + h) * Lp * D, (size_t)(past[b] * D) * sizeof(float));
+			for (int64_t s = 0; s < S; s++) {
+				memcpy(kd + (past[b] + s) * D, kf + ((b * S + s) * KVH + h) * D, (size_t)D * sizeof(float));
+				memcpy(vd + (past[b] + s) * D, vf + ((b * S + s) * KVH + h) * D, (size_t)D * sizeof(float));
+			}
+		}
+	}
+	float scale = k->scale != 0 ? k->scale : 1.0f / sqrtf((float)D);
+	job j;
+	job_init(&j, q, kc, vc, o, past, B, S, H, KVH, L, D, scale);
+	return FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * H * j.blocks), 0, &j);
+}
+
+static void op_compute_v1(void* k, void* ctx) {
+	status st = op_compute(k, ctx);
+	if (st) FN(((kernel*)k)->api, iReleaseStatus, release_fn)(st);
+}
+
+static void* op_create_v1(const custom_op* op, const void* api, const void* info) {
+	void* k = NULL;
+	status st = op_create(op, api, info, &k);
+	if (st) FN(api, iReleaseStatus, release_fn)(st);
+	return k;
+}
+
+static const custom_op attention_op = {
+	.version = 16,
+	.CreateKernel = op_create_v1,
+	.GetName = op_name,
+	.GetExecutionProviderType = op_provider,
+	.GetInputType = op_input_type,
+	.GetInputTypeCount = op_inputs,
+	.GetOutputType = op_output_type,
+	.GetOutputTypeCount = op_outputs,
+	.KernelCompute = op_compute_v1,
+	.KernelDestroy = op_destroy,
+	.GetInputCharacteristic = op_required,
+	.GetOutputCharacteristic = op_required,
+	.GetInputMemoryType = op_mem_default,
+	.GetVariadicInputMinArity = op_one,
+	.GetVariadicInputHomogeneity = op_one,
+	.GetVariadicOutputMinArity = op_one,
+	.GetVariadicOutputHomogeneity = op_one,
+	.CreateKernelV2 = op_create,
+	.KernelComputeV2 = op_compute,
+};
+
+static const void* the_api;
+
+static void copy_status(const void* api, status st, char* err, size_t errlen) {
+	snprintf(err, errlen, "%s", FN(api, iGetErrorMessage, error_message_fn)(st));
+	FN(api, iReleaseStatus, release_fn)(st);
+}
+
+void* snapvlm_attention_domain(const char* path, char* err, size_t errlen) {
+	void* h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+	if (!h) {
+		snprintf(err, errlen, "%s", dlerror());
+		return NULL;
+	}
+	void* fn = dlsym(h, "OrtGetApiBase");
+	if (!fn) {
+		snprintf(err, errlen, "%s", dlerror());
+		return NULL;
+	}
+	const api_base* base = ((const api_base* (*)(void))fn)();
+	const void* api = base ? base->GetApi(SNAPVLM_ORT_API) : NULL;
+	if (!api) {
+		snprintf(err, errlen, "the library has no C API version %d", SNAPVLM_ORT_API);
+		return NULL;
+	}
+	the_api = api;
+	void* d = NULL;
+	status st = FN(api, iCreateCustomOpDomain, create_domain_fn)(SNAPVLM_ATTENTION_DOMAIN, &d);
+	if (!st) st = FN(api, iCustomOpDomain_Add, domain_add_fn)(d, &attention_op);
+	if (st) {
+		copy_status(api, st, err, errlen);
+		return NULL;
+	}
+	return d;
+}
+
+int snapvlm_attention_add(void* options, void* domain, char* err, size_t errlen) {
+	status st = FN(the_api, iAddCustomOpDomain, add_domain_fn)(options, domain);
+	if (st) {
+		copy_status(the_api, st, err, errlen);
+		return -1;
+	}
+	return 0;
+}

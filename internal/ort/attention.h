@@ -1,0 +1,25 @@
+// snapvlm's attention kernel for ONNX Runtime's CPU provider: the
+// semantics of com.microsoft GroupQueryAttention as the decoder rewrite
+// uses it (float32, separate Q/K/V, past and present either one buffer or
+// two), computed in one pass over the cache per query row.
+
+#ifndef SNAPVLM_ATTENTION_H
+#define SNAPVLM_ATTENTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// The operator domain of the kernel (ort.AttentionDomain).
+#define SNAPVLM_ATTENTION_DOMAIN "ai.snapvlm"
+
+// snapvlm_attention_domain returns the custom-op domain holding the
+// kernel, made from the library at path, or NULL with err set when the
+// library's C API is too old (the kernel needs API 17) or the domain
+// cannot be made.
+void* snapvlm_attention_domain(const char* path, char* err, size_t errlen);
+
+// snapvlm_attention_add adds the domain to a session's options; it returns
+// 0, or -1 with err set.
+int snapvlm_attention_add(void* options, void* domain, char* err, size_t errlen);
+
+#endif

@@ -1,0 +1,57 @@
+//go:build !windows
+
+package ort
+
+/*
+#cgo CFLAGS: -O3 -Wno-psabi
+#cgo LDFLAGS: -ldl -lm
+#include <stdlib.h>
+#include "attention.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// AttentionDomain is the operator domain of snapvlm's own attention kernel:
+// a GroupQueryAttention node in this domain has the inputs, outputs and
+// attributes of com.microsoft's (float32 only, no rotary, no local window)
+// and runs snapvlm's kernel (attention.c) instead of ONNX Runtime's.
+const AttentionDomain = "ai.snapvlm"
+
+// attentionDomain makes the custom-op domain of the library at path.
+func attentionDomain(path string) (unsafe.Pointer, error) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var msg [512]C.char
+	d := C.snapvlm_attention_domain(cpath, &msg[0], C.size_t(len(msg)))
+	if d == nil {
+		return nil, errors.New(C.GoString(&msg[0]))
+	}
+	return d, nil
+}
+
+// addAttention registers the attention domain with a session's options.
+func addAttention(opts *ortgo.SessionOptions, domain unsafe.Pointer) error {
+	var msg [512]C.char
+	if C.snapvlm_attention_add(sessionOptionsPtr(opts), domain, &msg[0], C.size_t(len(msg))) != 0 {
+		return fmt.Errorf("registering snapvlm's attention kernel: %s", C.GoString(&msg[0]))
+	}
+	return nil
+}
+
+// sessionOptionsPtr is the OrtSessionOptions* inside the binding's
+// SessionOptions, whose only field it is (TestSessionOptionsLayout checks
+// this against the binding in use): the binding has no call to add a
+// custom-op domain.
+func sessionOptionsPtr(opts *ortgo.SessionOptions) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Pointer(opts))
+}
+
+// attentionDomainC is the domain name attention.c registers.
+const attentionDomainC = C.SNAPVLM_ATTENTION_DOMAIN

@@ -1,0 +1,394 @@
+//go:build !windows
+
+package ort
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// attr encodes an int (kind 2) or float (kind 1) attribute.
+func attr(name string, i int64, f float32, kind int) []byte {
+	var a []byte
+	a = protowire.AppendTag(a, 1, protowire.BytesType)
+	a = protowire.AppendString(a, name)
+	if kind == 1 {
+		a = protowire.AppendTag(a, 2, protowire.Fixed32Type)
+		a = protowire.AppendFixed32(a, math.Float32bits(f))
+	} else {
+		a = protowire.AppendTag(a, 3, protowire.VarintType)
+		a = protowire.AppendVarint(a, uint64(i))
+	}
+	a = protowire.AppendTag(a, 20, protowire.VarintType)
+	return protowire.AppendVarint(a, uint64(kind))
+}
+
+// writeGQAModel writes one GroupQueryAttention node of domain with its
+// int32 length inputs cast from int64 graph inputs.
+func writeGQAModel(t *testing.T, domain string, heads, kvHeads, headDim int, scale float32) string {
+	t.Helper()
+	cast := func(in, out string) []byte {
+		n := node("Cast", []string{in}, []string{out})
+		n = protowire.AppendTag(n, 5, protowire.BytesType)
+		return protowire.AppendBytes(n, attr("to", 6, 0, 2))
+	}
+	gqa := node("GroupQueryAttention",
+		[]string{"q", "k", "v", "past_key", "past_value", "seqlens_k", "total"},
+		[]string{"out", "present_key", "present_value"})
+	gqa = protowire.AppendTag(gqa, 7, protowire.BytesType)
+	gqa = protowire.AppendString(gqa, domain)
+	for _, a := range [][]byte{attr("num_heads", int64(heads), 0, 2), attr("kv_num_heads", int64(kvHeads), 0, 2), attr("scale", 0, scale, 1)} {
+		gqa = protowire.AppendTag(gqa, 5, protowire.BytesType)
+		gqa = protowire.AppendBytes(gqa, a)
+	}
+	path := writeModel(t,
+		[][]byte{cast("lens", "seqlens_k"), cast("total64", "total"), gqa},
+		[][]byte{
+			valueInfo("q", 1, "b", "s", heads*headDim), valueInfo("k", 1, "b", "s", kvHeads*headDim), valueInfo("v", 1, "b", "s", kvHeads*headDim),
+			valueInfo("past_key", 1, "b", kvHeads, "p", headDim), valueInfo("past_value", 1, "b", kvHeads, "p", headDim),
+			valueInfo("lens", 7, "b"), valueInfo("total64", 7, 1),
+		},
+		[][]byte{
+			valueInfo("out", 1, "b", "s", heads*headDim),
+			valueInfo("present_key", 1, "b", kvHeads, "t", headDim), valueInfo("present_value", 1, "b", kvHeads, "t", headDim),
+		})
+	// writeModel imports only the default opset; add the node's domain.
+	m, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opset []byte
+	opset = protowire.AppendTag(opset, 1, protowire.BytesType)
+	opset = protowire.AppendString(opset, domain)
+	opset = protowire.AppendTag(opset, 2, protowire.VarintType)
+	opset = protowire.AppendVarint(opset, 1)
+	m = protowire.AppendTag(m, 8, protowire.BytesType)
+	m = protowire.AppendBytes(m, opset)
+	if err := os.WriteFile(path, m, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestAttentionMatchesGroupQueryAttention runs snapvlm's kernel and ONNX
+// Runtime's com.microsoft GroupQueryAttention on the same inputs: first
+// prompts, chunked prefills after a past, batched decoding steps with a
+// different length per row, past and present in one buffer or two, long
+// caches and scores spread widely enough that most weights are cut off.
+func TestAttentionMatchesGroupQueryAttention(t *testing.T) {
+	env := testEnv(t)
+	if ok, err := env.Attention(); !ok {
+		t.Fatalf("attention kernel not registered: %v", err)
+	}
+	cases := []struct {
+		name                string
+		heads, kvHeads, dim int
+		seq                 int
+		past                []int // cached rows per sequence
+		capacity            int   // shared buffer rows; 0: separate past and present
+		spread              float32
+	}{
+		{"decode step", 6, 2, 64, 1, []int{20}, 32, 1},
+		{"first prompt", 6, 2, 64, 24, []int{0}, 40, 1},
+		{"chunk after past", 6, 2, 64, 5, []int{24}, 40, 1},
+		{"batched steps", 6, 2, 64, 1, []int{4, 17, 9}, 20, 1},
+		{"separate present", 6, 2, 64, 3, []int{6}, 0, 1},
+		{"separate first prompt", 4, 4, 64, 7, []int{0}, 0, 1},
+		{"long cache", 15, 5, 64, 1, []int{700}, 760, 1},
+		{"long prefill", 3, 1, 64, 40, []int{100}, 150, 1},
+		{"peaked scores", 6, 2, 64, 3, []int{300}, 320, 12},
+		{"head size 12", 4, 2, 12, 2, []int{9}, 16, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(len(c.name)), 7))
+			rnd := func(n int, spread float32) []float32 {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = (rng.Float32()*2 - 1) * spread
+				}
+				return x
+			}
+			b, s, d := len(c.past), c.seq, c.dim
+			maxPast := 0
+			for _, p := range c.past {
+				maxPast = max(maxPast, p)
+			}
+			total := maxPast + s
+			q := rnd(b*s*c.heads*d, c.spread)
+			k := rnd(b*s*c.kvHeads*d, c.spread)
+			v := rnd(b*s*c.kvHeads*d, 1)
+			lens := make([]int64, b)
+			for i, p := range c.past {
+				lens[i] = int64(p + s - 1)
+			}
+			pastLen, presLen := c.capacity, c.capacity
+			if c.capacity == 0 {
+				pastLen, presLen = maxPast, total
+			}
+			cache := rnd(2*b*c.kvHeads*pastLen*d, c.spread)
+			run := func(domain string) (out, pk, pv []float32) {
+				path := writeGQAModel(t, domain, c.heads, c.kvHeads, d, 1/float32(math.Sqrt(float64(d))))
+				sess, err := env.NewSession(path, SessionOptions{IntraOpThreads: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sess.Close()
+				half := b * c.kvHeads * pastLen * d
+				pastK, _ := NewBuffer(Float32, max(half, 1))
+				pastV, _ := NewBuffer(Float32, max(half, 1))
+				copy(pastK.F32, cache[:half])
+				copy(pastV.F32, cache[half:])
+				presK, presV := pastK, pastV
+				if c.capacity == 0 {
+					presK, _ = NewBuffer(Float32, b*c.kvHeads*presLen*d)
+					presV, _ = NewBuffer(Float32, b*c.kvHeads*presLen*d)
+				}
+				outBuf := make([]float32, b*s*c.heads*d)
+				kvShape := func(n int) []int64 { return []int64{int64(b), int64(c.kvHeads), int64(n), int64(d)} }
+				var ts []*Tensor
+				keep := func(x *Tensor, err error) *Tensor {
+					if err != nil {
+						t.Fatal(err)
+					}
+					ts = append(ts, x)
+					return x
+				}
+				defer func() {
+					for _, x := range ts {
+						x.Close()
+					}
+				}()
+				in := []*Tensor{
+					keep(NewFloat32([]int64{int64(b), int64(s), int64(c.heads * d)}, q)),
+					keep(NewFloat32([]int64{int64(b), int64(s), int64(c.kvHeads * d)}, k)),
+					keep(NewFloat32([]int64{int64(b), int64(s), int64(c.kvHeads * d)}, v)),
+					keep(pastK.Tensor(kvShape(pastLen))),
+					keep(pastV.Tensor(kvShape(pastLen))),
+					keep(NewInt64([]int64{int64(b)}, lens)),
+					keep(NewInt64([]int64{1}, []int64{int64(total)})),
+				}
+				outs := []*Tensor{
+					keep(NewFloat32([]int64{int64(b), int64(s), int64(c.heads * d)}, outBuf)),
+					keep(presK.Tensor(kvShape(presLen))),
+					keep(presV.Tensor(kvShape(presLen))),
+				}
+				if err := sess.Run(context.Background(), in, outs); err != nil {
+					t.Fatalf("%s: %v", domain, err)
+				}
+				return outBuf, presK.F32, presV.F32
+			}
+			gotOut, gotK, gotV := run(AttentionDomain)
+			// Scores of large inputs carry rounding of their size into exp.
+			tol := 2e-5 * float64(c.spread*c.spread)
+			ref := naiveAttention(q, k, v, cache, c.past, s, c.heads, c.kvHeads, pastLen, d)
+			if worst := maxDiff(gotOut, ref); worst > tol {
+				t.Fatalf("output differs from float64 attention by up to %.3g", worst)
+			}
+			if d%8 != 0 {
+				return // com.microsoft's kernel takes head sizes of multiples of 8 only
+			}
+			wantOut, wantK, wantV := run("com.microsoft")
+			for r, past := range c.past {
+				per := presLen * d
+				for h := range c.kvHeads {
+					off := (r*c.kvHeads + h) * per
+					n := (past + s) * d // rows written; the rest of a shared buffer is the caller's
+					if !reflect.DeepEqual(gotK[off:off+n], wantK[off:off+n]) || !reflect.DeepEqual(gotV[off:off+n], wantV[off:off+n]) {
+						t.Fatalf("sequence %d kv head %d: present differs", r, h)
+					}
+				}
+			}
+			want64 := make([]float64, len(wantOut))
+			for i, x := range wantOut {
+				want64[i] = float64(x)
+			}
+			worst := maxDiff(gotOut, want64)
+			if worst > tol {
+				t.Fatalf("output differs by up to %.3g", worst)
+			}
+			t.Logf("max |Δ| %.2g", worst)
+		})
+	}
+}
+
+func maxDiff(a []float32, b []float64) float64 {
+	var worst float64
+	for i := range a {
+		worst = max(worst, math.Abs(float64(a[i])-b[i]))
+	}
+	return worst
+}
+
+// naiveAttention is attention in float64 straight from its definition:
+// query row s of sequence r attends to the r's past cache rows and the
+// new rows up to s, its head's kv head being head / (heads / kvHeads).
+func naiveAttention(q, k, v, cache []float32, past []int, s, heads, kvHeads, pastLen, d int) []float64 {
+	half := len(past) * kvHeads * pastLen * d
+	out := make([]float64, len(q))
+	for r, p := range past {
+		for i := range s {
+			for h := range heads {
+				kh := h / (heads / kvHeads)
+				row := func(src []float32, t int) []float32 {
+					if t < p {
+						off := ((r*kvHeads+kh)*pastLen + t) * d
+						return cache[off : off+d]
+					}
+					off := ((r*s+t-p)*kvHeads + kh) * d
+					return src[off : off+d]
+				}
+				qr := q[((r*s+i)*heads+h)*d:][:d]
+				n := p + i + 1
+				sc := make([]float64, n)
+				m := math.Inf(-1)
+				for t := range n {
+					kr := row(k, t)
+					for j := range d {
+						sc[t] += float64(qr[j]) * float64(kr[j])
+					}
+					sc[t] /= math.Sqrt(float64(d))
+					m = max(m, sc[t])
+				}
+				var sum float64
+				for t := range n {
+					sc[t] = math.Exp(sc[t] - m)
+					sum += sc[t]
+				}
+				o := out[((r*s+i)*heads+h)*d:][:d]
+				for t := range n {
+					vr := row(v, t)
+					if t < p {
+						vr = cache[half+((r*kvHeads+kh)*pastLen+t)*d:][:d]
+					}
+					for j := range d {
+						o[j] += sc[t] / sum * float64(vr[j])
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestAttentionErrors: shapes the kernel cannot take are errors that say
+// so, not crashes.
+func TestAttentionErrors(t *testing.T) {
+	env := testEnv(t)
+	path := writeGQAModel(t, AttentionDomain, 4, 2, 8, 0)
+	sess, err := env.NewSession(path, SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	q := make([]float32, 32)
+	kv := make([]float32, 16)
+	cache := make([]float32, 2*4*8)
+	mk := func(x *Tensor, err error) *Tensor {
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(x.Close)
+		return x
+	}
+	in := func(lens, total int64) []*Tensor {
+		return []*Tensor{
+			mk(NewFloat32([]int64{1, 1, 32}, q)), mk(NewFloat32([]int64{1, 1, 16}, kv)), mk(NewFloat32([]int64{1, 1, 16}, kv)),
+			mk(NewFloat32([]int64{1, 2, 4, 8}, cache)), mk(NewFloat32([]int64{1, 2, 4, 8}, cache)),
+			mk(NewInt64([]int64{1}, []int64{lens})), mk(NewInt64([]int64{1}, []int64{total})),
+		}
+	}
+	out := func() []*Tensor {
+		return []*Tensor{mk(NewFloat32([]int64{1, 1, 32}, make([]float32, 32))),
+			mk(NewFloat32([]int64{1, 2, 4, 8}, make([]float32, 64))), mk(NewFloat32([]int64{1, 2, 4, 8}, make([]float32, 64)))}
+	}
+	for _, c := range []struct{ lens, total int64 }{{5, 4}, {-3, 1}} {
+		err := sess.Run(context.Background(), in(c.lens, c.total), out())
+		if err == nil || !strings.Contains(err.Error(), "seqlens_k out of range") {
+			t.Errorf("seqlens_k %d, total %d: err = %v, want seqlens_k out of range", c.lens, c.total, err)
+		}
+	}
+	if err := sess.Run(context.Background(), in(2, 3), out()); err != nil {
+		t.Errorf("a valid step after the errors: %v", err)
+	}
+}
+
+func TestAttentionDomainName(t *testing.T) {
+	if attentionDomainC != AttentionDomain {
+		t.Fatalf("attention.c registers %q, AttentionDomain is %q", attentionDomainC, AttentionDomain)
+	}
+}
+
+// TestSessionOptionsLayout: sessionOptionsPtr reads the binding's
+// SessionOptions as one C pointer.
+func TestSessionOptionsLayout(t *testing.T) {
+	typ := reflect.TypeOf(ortgo.SessionOptions{})
+	if typ.NumField() != 1 || typ.Field(0).Type.Kind() != reflect.Pointer {
+		t.Fatalf("onnxruntime_go.SessionOptions is %v; sessionOptionsPtr needs one pointer field", typ)
+	}
+}
+
+// TestAttentionAPIIndices compiles the binding's onnxruntime_c_api.h with
+// the C compiler and checks that every OrtApi index attention.c uses, and
+// its OrtCustomOp layout, are the header's.
+func TestAttentionAPIIndices(t *testing.T) {
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("no gcc")
+	}
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	src, err := os.ReadFile("attention.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prog strings.Builder
+	prog.WriteString("#include <stdio.h>\n#include <stddef.h>\n#include \"onnxruntime_c_api.h\"\nint main(void) {\n")
+	want := map[string]string{}
+	for _, m := range regexp.MustCompile(`\bi(\w+) = (\d+),`).FindAllStringSubmatch(string(src), -1) {
+		want[m[1]] = m[2]
+		fmt.Fprintf(&prog, "printf(\"%s %%zu\\n\", offsetof(OrtApi, %s) / sizeof(void*));\n", m[1], m[1])
+	}
+	if len(want) < 15 {
+		t.Fatalf("found %d indices in attention.c", len(want))
+	}
+	prog.WriteString("printf(\"KernelComputeV2 %zu\\n\", offsetof(OrtCustomOp, KernelComputeV2) / sizeof(void*));\n")
+	prog.WriteString("printf(\"ORT_API_VERSION %d\\n\", ORT_API_VERSION);\nreturn 0; }\n")
+	want["KernelComputeV2"] = "18" // the version word padded to a pointer, then 17 entries before it
+	tmp := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmp, "idx.c"), []byte(prog.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(tmp, "idx")
+	if out, err := exec.Command(cc, "-I", strings.TrimSpace(string(dir)), "-o", bin, filepath.Join(tmp, "idx.c")).CombinedOutput(); err != nil {
+		t.Fatalf("compiling against the header: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, got, _ := strings.Cut(line, " ")
+		if name == "ORT_API_VERSION" {
+			continue
+		}
+		if want[name] != got {
+			t.Errorf("OrtApi %s is entry %s in the header, attention.c uses %s", name, got, want[name])
+		}
+	}
+}

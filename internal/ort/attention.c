@@ -78,37 +78,24 @@ static inline v8f sum8(const v8f a[8]) {
 	return SHUF(u0, u1, 0, 1, 2, 3, 8, 9, 10, 11) + SHUF(u0, u1, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
-#define SNAPVLM_MAXD 256 // head sizes the vector path holds in registers/stack
+#define SNAPVLM_MAXD 256 // head sizes the vector path takes
 
-// attend_row is one query row against the first n rows of one head's key
-// and value cache (row stride D): out = softmax(scale·q·Kᵀ)·V.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-static void attend_row(const float* q, const float* K, const float* V, float* out, int64_t n, int64_t D, float scale) {
-	if (D % 8 != 0 || D > SNAPVLM_MAXD) {
-		// Plain two-pass version for head sizes the vector path does not take.
-		float m = -INFINITY;
-		for (int64_t t = 0; t < n; t++) {
-			float s = 0;
-			for (int64_t d = 0; d < D; d++) s += q[d] * K[t * D + d];
-			if (s * scale > m) m = s * scale;
-		}
-		float l = 0;
-		for (int64_t d = 0; d < D; d++) out[d] = 0;
-		for (int64_t t = 0; t < n; t++) {
-			float s = 0;
-			for (int64_t d = 0; d < D; d++) s += q[d] * K[t * D + d];
-			float x = s * scale - m;
-			if (x < SNAPVLM_CUT) continue;
-			float p = expf(x);
-			l += p;
-			for (int64_t d = 0; d < D; d++) out[d] += p * V[t * D + d];
-		}
-		for (int64_t d = 0; d < D; d++) out[d] /= l;
-		return;
-	}
-	const int64_t C = D / 8;
+// hmax is the largest lane of v.
+static inline float hmax(v8f v) {
+	v8f w = SHUF(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+	v8i gt = w > v;
+	v = (v8f)(((v8i)w & gt) | ((v8i)v & ~gt));
+	w = SHUF(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+	gt = w > v;
+	v = (v8f)(((v8i)w & gt) | ((v8i)v & ~gt));
+	return v[0] > v[1] ? v[0] : v[1];
+}
+
+// attend_vec is attend_row for head sizes of C×8; inlined with C constant
+// for the common sizes, so that q and the sums stay in registers.
+static inline __attribute__((always_inline)) void attend_vec(const float* q, const float* K, const float* V, float* out,
+                                                             int64_t n, float scale, const int64_t C) {
+	const int64_t D = 8 * C;
 	v8f qv[SNAPVLM_MAXD / 8], acc[SNAPVLM_MAXD / 8];
 	for (int64_t c = 0; c < C; c++) {
 		qv[c] = load8(q + 8 * c) * scale;
@@ -116,10 +103,11 @@ static void attend_row(const float* q, const float* K, const float* V, float* ou
 	}
 	float m = -INFINITY, l = 0;
 	for (int64_t t0 = 0; t0 < n; t0 += 8) {
-		int64_t cnt = n - t0 < 8 ? n - t0 : 8;
+		const int64_t cnt = n - t0 < 8 ? n - t0 : 8;
+		const float* k = K + t0 * D;
+		const float* v = V + t0 * D;
 		v8f dot[8];
 		for (int j = 0; j < 8; j++) dot[j] = (v8f){0};
-		const float* k = K + t0 * D;
 		if (cnt == 8) {
 			for (int64_t c = 0; c < C; c++)
 				for (int j = 0; j < 8; j++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
@@ -128,9 +116,13 @@ static void attend_row(const float* q, const float* K, const float* V, float* ou
 				for (int64_t c = 0; c < C; c++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
 		}
 		v8f s = sum8(dot);
-		for (int j = (int)cnt; j < 8; j++) s[j] = -INFINITY;
-		float bm = s[0];
-		for (int j = 1; j < 8; j++) bm = s[j] > bm ? s[j] : bm;
+		if (cnt < 8) {
+			const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+			v8i in = lane < (int32_t)cnt;
+			const v8f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+			s = (v8f)(((v8i)s & in) | ((v8i)ninf & ~in));
+		}
+		float bm = hmax(s);
 		if (bm > m) {
 			if (m != -INFINITY) {
 				float f = expf(m - bm);
@@ -140,15 +132,62 @@ static void attend_row(const float* q, const float* K, const float* V, float* ou
 			m = bm;
 		}
 		v8f p = exp8(s - m);
-		for (int j = 0; j < 8; j++) l += p[j];
-		const float* v = V + t0 * D;
-		for (int j = 0; j < cnt; j++) {
-			if (p[j] == 0) continue;
-			for (int64_t c = 0; c < C; c++) acc[c] += p[j] * load8(v + j * D + 8 * c);
+		v8f p2 = p + SHUF(p, p, 4, 5, 6, 7, 0, 1, 2, 3);
+		p2 += SHUF(p2, p2, 2, 3, 0, 1, 6, 7, 4, 5);
+		l += p2[0] + p2[1];
+		if (cnt == 8) {
+			for (int j = 0; j < 8; j++) {
+				const float pj = p[j];
+				for (int64_t c = 0; c < C; c++) acc[c] += pj * load8(v + j * D + 8 * c);
+			}
+		} else {
+			for (int j = 0; j < cnt; j++) {
+				const float pj = p[j];
+				for (int64_t c = 0; c < C; c++) acc[c] += pj * load8(v + j * D + 8 * c);
+			}
 		}
 	}
-	float inv = 1 / l;
+	const float inv = 1 / l;
 	for (int64_t c = 0; c < C; c++) store8(out + 8 * c, acc[c] * inv);
+}
+
+// attend_row is one query row against the first n rows of one head's key
+// and value cache (row stride D): out = softmax(scale·q·Kᵀ)·V.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+static void attend_row(const float* q, const float* K, const float* V, float* out, int64_t n, int64_t D, float scale) {
+	switch (D) {
+	case 64: // every SmolVLM size
+		attend_vec(q, K, V, out, n, scale, 8);
+		return;
+	case 128:
+		attend_vec(q, K, V, out, n, scale, 16);
+		return;
+	}
+	if (D % 8 == 0 && D <= SNAPVLM_MAXD) {
+		attend_vec(q, K, V, out, n, scale, D / 8);
+		return;
+	}
+	// Plain two-pass version for head sizes the vector path does not take.
+	float m = -INFINITY;
+	for (int64_t t = 0; t < n; t++) {
+		float s = 0;
+		for (int64_t d = 0; d < D; d++) s += q[d] * K[t * D + d];
+		if (s * scale > m) m = s * scale;
+	}
+	float l = 0;
+	for (int64_t d = 0; d < D; d++) out[d] = 0;
+	for (int64_t t = 0; t < n; t++) {
+		float s = 0;
+		for (int64_t d = 0; d < D; d++) s += q[d] * K[t * D + d];
+		float x = s * scale - m;
+		if (x < SNAPVLM_CUT) continue;
+		float p = expf(x);
+		l += p;
+		for (int64_t d = 0; d < D; d++) out[d] += p * V[t * D + d];
+	}
+	for (int64_t d = 0; d < D; d++) out[d] /= l;
 }
 
 // A task is one query head of one sequence over a block of query rows.

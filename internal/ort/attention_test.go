@@ -111,6 +111,7 @@ func TestAttentionMatchesGroupQueryAttention(t *testing.T) {
 		{"long prefill", 3, 1, 64, 40, []int{100}, 150, 1},
 		{"peaked scores", 6, 2, 64, 3, []int{300}, 320, 12},
 		{"head size 12", 4, 2, 12, 2, []int{9}, 16, 1},
+		{"head size 32", 4, 2, 32, 3, []int{10}, 16, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -152,8 +152,10 @@ static inline __attribute__((always_inline)) void attend_vec(const float* q, con
 }
 
 // attend_row is one query row against the first n rows of one head's key
-// and value cache (row stride D): out = softmax(scale·q·Kᵀ)·V.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// and value cache (row stride D): out = softmax(scale·q·Kᵀ)·V. On x86-64
+// with GCC and glibc (ifunc) it is compiled for AVX-512, AVX2 and the
+// baseline, picked at load by the CPU.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 static void attend_row(const float* q, const float* K, const float* V, float* out, int64_t n, int64_t D, float scale) {
@@ -409,13 +411,15 @@ static status op_compute(void* kp, void* ctx) {
 		return st;
 	// Past lengths per sequence; a first prompt (S == total) has none.
 	int64_t pastbuf[64];
-	int64_t* past = pastbuf;
-	if (B > 64) return fail(api, "snapvlm attention: more than 64 sequences in a batch");
+	int64_t* past = B <= 64 ? pastbuf : malloc((size_t)B * sizeof(int64_t));
+	if (!past) return FN(api, iCreateStatus, create_status_fn)(ortFail, "snapvlm attention: out of memory");
 	for (int64_t b = 0; b < B; b++) {
 		int64_t t = (int64_t)((const int32_t*)lens)[b] + 1;
 		past[b] = (S == total) ? 0 : t - S;
-		if (t < 1 || past[b] < 0 || past[b] + S > L || t > total)
+		if (t < 1 || past[b] < 0 || past[b] + S > L || t > total) {
+			if (past != pastbuf) free(past);
 			return fail(api, "snapvlm attention: seqlens_k out of range for the sequence and cache lengths");
+		}
 	}
 	// Append the new rows (after copying the past when it is a separate buffer).
 	float *kc = ok, *vc = ov;
@@ -435,7 +439,9 @@ static status op_compute(void* kp, void* ctx) {
 	float scale = k->scale != 0 ? k->scale : 1.0f / sqrtf((float)D);
 	job j;
 	job_init(&j, q, kc, vc, o, past, B, S, H, KVH, L, D, scale);
-	return FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * H * j.blocks), 0, &j);
+	st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * H * j.blocks), 0, &j);
+	if (past != pastbuf) free(past);
+	return st;
 }
 
 static void op_compute_v1(void* k, void* ctx) {

@@ -112,6 +112,7 @@ func TestAttentionMatchesGroupQueryAttention(t *testing.T) {
 		{"peaked scores", 6, 2, 64, 3, []int{300}, 320, 12},
 		{"head size 12", 4, 2, 12, 2, []int{9}, 16, 1},
 		{"head size 32", 4, 2, 32, 3, []int{10}, 16, 1},
+		{"more sequences than the kernel's stack array", 2, 1, 8, 1, pastLengths(70), 12, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -224,6 +225,15 @@ func TestAttentionMatchesGroupQueryAttention(t *testing.T) {
 			t.Logf("max |Δ| %.2g", worst)
 		})
 	}
+}
+
+// pastLengths is n cache lengths of 0 to 10.
+func pastLengths(n int) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i * 7 % 11
+	}
+	return p
 }
 
 func maxDiff(a []float32, b []float64) float64 {

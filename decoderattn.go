@@ -211,9 +211,10 @@ func argmax(l []float32) int64 {
 
 // ownAttention reports whether the decoder rewrite should run snapvlm's
 // attention kernel: the library took it, the graph runs on the CPU
-// provider and opts do not ask for ONNX Runtime's.
-func ownAttention(env *ort.Env, opts Options) bool {
-	ok, _ := env.Attention()
+// provider and opts do not ask for ONNX Runtime's. err says why the
+// library did not take it.
+func ownAttention(env *ort.Env, opts Options) (bool, error) {
+	ok, err := env.Attention()
 	p := strings.ToLower(opts.Provider)
-	return ok && !opts.OrtAttention && (p == "" || p == "cpu")
+	return ok && !opts.OrtAttention && (p == "" || p == "cpu"), err
 }

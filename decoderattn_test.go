@@ -29,6 +29,36 @@ func TestGQARewriteQuantizedDecoders(t *testing.T) {
 	}
 }
 
+// TestAttentionKernelChoice: the rewrite runs snapvlm's attention kernel
+// by default and ONNX Runtime's with OrtAttention, and both answer as the
+// exported graph does (fp32 and the fp16-cache variant, whose rewrite
+// attends in float32 between casts).
+func TestAttentionKernelChoice(t *testing.T) {
+	for _, dtype := range []string{"fp32", "fp16"} {
+		t.Run(dtype, func(t *testing.T) {
+			req := Request{Messages: []Message{UserMessage("Tell me a long story about a red square.")},
+				GenerateOptions: GenerateOptions{MaxNewTokens: 24}}
+			plain := loadModel(t, "tiny512+all", Options{Dtype: dtype, TextOnly: true, PlainAttention: true})
+			want := greedy(t, plain, req)
+			for _, c := range []struct {
+				opts Options
+				says string
+			}{
+				{Options{Dtype: dtype, TextOnly: true}, "with snapvlm's attention kernel"},
+				{Options{Dtype: dtype, TextOnly: true, OrtAttention: true}, "with ONNX Runtime's kernel"},
+			} {
+				m := loadModel(t, "tiny512+all", c.opts)
+				if why := m.FileReasons()[GraphDecoder]; !strings.Contains(why, c.says) {
+					t.Fatalf("OrtAttention %v: decoder %s: %s", c.opts.OrtAttention, m.Files()[GraphDecoder], why)
+				}
+				if got := greedy(t, m, req); !slices.Equal(got.Tokens, want.Tokens) {
+					t.Errorf("OrtAttention %v answers %v, exported graph %v", c.opts.OrtAttention, got.Tokens, want.Tokens)
+				}
+			}
+		})
+	}
+}
+
 // TestGQAProbeLimit: the looser probe limit applies to the decoders that
 // quantize activations at run time, and only to them.
 func TestGQAProbeLimit(t *testing.T) {

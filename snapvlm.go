@@ -454,7 +454,11 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		var note string
 		c := dcfg
 		c.SharedCache = true
-		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, ownAttention(m.env, opts))
+		own, ownErr := ownAttention(m.env, opts)
+		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, own)
+		if ownErr != nil {
+			note += fmt.Sprintf(" (snapvlm's attention kernel is not available: %v)", ownErr)
+		}
 		why[GraphDecoder] += "; " + note
 	}
 	decWhy := why[GraphDecoder]

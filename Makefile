@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin/snapvlm
 GOFLAGS ?=
 
-.PHONY: loadtest all sysdeps testdeps build lib arm64 test-arm64 setup deps test demo bench fuzz lint clean
+.PHONY: loadtest all sysdeps testdeps build lib arm64 test-arm64 setup deps test demo bench bench-report fuzz lint clean
 
 all: build
 
@@ -72,6 +72,12 @@ fuzz: sysdeps
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# bench-report: snapvlm vs transformers.js vs llama.cpp (llama-bench built
+# from source) vs the memory bandwidth, one markdown table per model size
+# (scripts/bench-report.sh; ~30 min the first time on 2 cores).
+bench-report:
+	scripts/bench-report.sh
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)

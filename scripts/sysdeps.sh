@@ -7,6 +7,9 @@
 #                             input), chromium (the server's page in a real
 #                             browser), a JDK, kotlinc and kotlinx-coroutines
 #                             (the Android binding's compile check).
+#   scripts/sysdeps.sh bench  those, plus what make bench-report builds and
+#                             runs llama.cpp with: cmake, python3 with numpy
+#                             and yaml (llama.cpp's gguf-py).
 # `make demo` needs only the first; `make test` asks for both.
 # Idempotent and quick when everything is there.
 set -euo pipefail
@@ -27,6 +30,14 @@ if [ "${1:-}" = test ]; then
 command -v kotlinc >/dev/null 2>&1 || need+=(kotlin)
 [ -e /usr/share/java/kotlinx-coroutines-core.jar ] || need+=(coroutines)
 fi
+if [ "${1:-}" = bench ]; then
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+# Debian's python3 (where apt installs numpy), not a pyenv or venv one.
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+"$py" -c 'import numpy' >/dev/null 2>&1 || need+=(numpy)
+"$py" -c 'import yaml' >/dev/null 2>&1 || need+=(yaml)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -40,6 +51,9 @@ if command -v apt-get >/dev/null 2>&1; then
       jdk) pkgs+=(default-jdk-headless) ;;
       kotlin) pkgs+=(kotlin) ;;
       coroutines) pkgs+=(libkotlinx-coroutines-java) ;;
+      cmake) pkgs+=(cmake) ;;
+      numpy) pkgs+=(python3-numpy) ;;
+      yaml) pkgs+=(python3-yaml) ;;
     esac
   done
   sudo=""

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Assemble bench-report.sh's measurements into markdown (stdout).
+
+usage: report.py WORK_DIR BANDWIDTH_GBS THREADS LLAMA_TAG SNAPVLM_VERSION
+"""
+import json
+import os
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def llama_rates(path):
+    """llama-bench JSON -> {("tg", depth) | ("pp", depth): tokens/s}, model bytes."""
+    rows = load(path) or []
+    out, size = {}, None
+    for r in rows:
+        size = r.get("model_size", size)
+        kind = "pp" if r.get("n_prompt", 0) > 0 else "tg"
+        out[(kind, r.get("n_depth", 0))] = r.get("avg_ts")
+    return out, size
+
+
+def fmt(x, unit="", digits=1):
+    if x is None:
+        return "—"
+    return f"{x:.{digits}f}{unit}"
+
+
+def main():
+    work, bw, threads, tag, version = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    print(f"# snapvlm bench-report\n")
+    print(f"{version}; transformers.js 4.3.1 (q4 files); llama.cpp {tag} (node-llama-cpp@3.21.1's source, "
+          f"built with GGML_NATIVE); {threads} threads; read bandwidth {bw:.1f} GB/s (scripts/bench/membw.c). "
+          "Random-weight models of the real sizes; decode tokens/s; the split photo is assets/sample.jpg "
+          "in 13 tiles (876 prompt tokens), one tile is 81.\n")
+    for preset, name in (("real256m", "SmolVLM2-256M size"), ("real500m", "SmolVLM2-500M size")):
+        s1 = load(f"{work}/{preset}-snapvlm-one.json") or {}
+        s13 = load(f"{work}/{preset}-snapvlm-split.json") or {}
+        cold = load(f"{work}/{preset}-snapvlm-cold.json") or {}
+        j1 = load(f"{work}/{preset}-jsref-one.json") or {}
+        j13 = load(f"{work}/{preset}-jsref-split.json") or {}
+        q4, q4size = llama_rates(f"{work}/{preset}-llama-Q4_0.json")
+        q8, q8size = llama_rates(f"{work}/{preset}-llama-Q8_0.json")
+        dec = (s13.get("files") or {}).get("decoder_model_merged")
+        dec_bytes = None
+        if dec:
+            dec_bytes = os.path.getsize(dec) + (os.path.getsize(dec + "_data") if os.path.exists(dec + "_data") else 0)
+        limit = bw * 1e9 / dec_bytes if dec_bytes else None
+
+        def ratio(a, b):
+            return f"{a / b * 100:.0f} %" if a and b else "—"
+
+        sd1, sd13 = s1.get("decode_tokens_per_sec"), s13.get("decode_tokens_per_sec")
+        jd1, jd13 = j1.get("transformers_js_decode_tokens_per_sec"), j13.get("transformers_js_decode_tokens_per_sec")
+        print(f"## {name}\n")
+        print("| | transformers.js q4 | llama.cpp Q4_0 | llama.cpp Q8_0 | snapvlm (no --dtype) | limit for snapvlm's decoder |")
+        print("|---|---|---|---|---|---|")
+        print(f"| decode, 81-token context | {fmt(jd1)} | {fmt(q4.get(('tg', 0)))} | {fmt(q8.get(('tg', 0)))} | {fmt(sd1)} ({ratio(sd1, limit)} of limit) | {fmt(limit)} |")
+        print(f"| decode, 876-token context | {fmt(jd13)} | {fmt(q4.get(('tg', 876)))} | {fmt(q8.get(('tg', 876)))} | {fmt(sd13)} | |")
+        print(f"| 876 / 81 | {ratio(jd13, jd1)} | {ratio(q4.get(('tg', 876)), q4.get(('tg', 0)))} | {ratio(q8.get(('tg', 876)), q8.get(('tg', 0)))} | {ratio(sd13, sd1)} | |")
+        print(f"| prefill, 876 tokens, tok/s | — | {fmt(q4.get(('pp', 0)), '', 0)} | {fmt(q8.get(('pp', 0)), '', 0)} | {fmt(s13.get('prefill_tokens_per_sec'), '', 0)} | |")
+        print(f"| time to first token, split photo | {fmt((j13.get('transformers_js_ttft_ms') or 0) / 1e3 or None, ' s', 2)} | — | — | {fmt((s13.get('ttft_ms') or 0) / 1e3 or None, ' s', 2)} | |")
+        print(f"| load: warm / cold (empty cache) | {fmt((j13.get('transformers_js_load_ms') or 0) / 1e3 or None, ' s', 2)} | — | — | {fmt((s13.get('load_ms') or 0) / 1e3 or None, ' s', 2)} / {fmt((cold.get('load_ms') or 0) / 1e3 or None, ' s', 2)} | |")
+        print(f"| peak RSS, one tile / split photo (warm loads) | — | — | — | {fmt((s1.get('peak_rss_mb') or 0) / 1024 or None, '', 2)} / {fmt((s13.get('peak_rss_mb') or 0) / 1024 or None, ' GB', 2)} | |")
+        sizes = []
+        if dec_bytes:
+            sizes.append(f"snapvlm's decoder file {dec_bytes / 2**20:.0f} MiB ({os.path.basename(dec)})")
+        if q4size:
+            sizes.append(f"Q4_0 {q4size / 2**20:.0f} MiB")
+        if q8size:
+            sizes.append(f"Q8_0 {q8size / 2**20:.0f} MiB")
+        print(f"\nWeights read per token: {'; '.join(sizes)}.\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -49,8 +49,10 @@ if [ ! -x "$llama/build/bin/llama-bench" ] || [ ! -x "$llama/build/bin/llama-qua
   ${CC:-cc} $noamx -x c -c /dev/null -o /dev/null 2>/dev/null || noamx=
   cmake -S "$llama" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
     "-DCMAKE_C_FLAGS=$noamx" "-DCMAKE_CXX_FLAGS=$noamx" \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
-  cmake --build "$llama/build" -j"$threads" --target llama-bench llama-quantize >/dev/null
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >"$work/llama-build.log" 2>&1 ||
+    { tail -30 "$work/llama-build.log" >&2; exit 1; }
+  cmake --build "$llama/build" -j"$threads" --target llama-bench llama-quantize >>"$work/llama-build.log" 2>&1 ||
+    { tail -30 "$work/llama-build.log" >&2; exit 1; }
 fi
 llama_tag=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["tag"])' "$work/package/llama/llama.cpp.info.json" 2>/dev/null || echo "?")
 

@@ -17,6 +17,11 @@
 #     read once per token at the read bandwidth scripts/bench/membw.c
 #     measures.
 #
+# The test models get the generator's small BPE tokenizer, so their
+# vocabulary (and embedding and lm_head) is smaller than SmolVLM2's 49,280;
+# BENCH_TOKENIZER=path/to/tokenizer.json (the real SmolVLM one) gives them
+# the real vocabulary. The report states each model's vocabulary size.
+#
 # Work files (the llama.cpp build, models, GGUFs) go to BENCH_WORK
 # (default ~/.cache/snapvlm/bench); the table to BENCH_REPORT (default
 # bench-report.md). Runs back to back; the machine should be quiet.
@@ -64,7 +69,9 @@ for preset in real256m real500m; do
   dir=$work/$preset
   if [ ! -f "$dir/onnx/decoder_model_merged_int8.onnx" ]; then
     rm -rf "$dir"
-    bin/snapvlm-testmodel --quiet --preset "$preset" --variants q4,int8 --out "$dir"
+    tok=()
+    [ -n "${BENCH_TOKENIZER:-}" ] && tok=(--tokenizer "$BENCH_TOKENIZER")
+    bin/snapvlm-testmodel --quiet --preset "$preset" --variants q4,int8 "${tok[@]}" --out "$dir"
   fi
   f32=$work/$preset-f32.gguf
   [ -f "$f32" ] || PYTHONPATH="$llama/gguf-py" "$py" scripts/bench/gguf_random.py "$dir" "$f32"

@@ -59,7 +59,11 @@ def main():
 
         sd1, sd13 = s1.get("decode_tokens_per_sec"), s13.get("decode_tokens_per_sec")
         jd1, jd13 = j1.get("transformers_js_decode_tokens_per_sec"), j13.get("transformers_js_decode_tokens_per_sec")
-        print(f"## {name}\n")
+        vocab = None
+        cfg = load(f"{work}/{preset}/config.json")
+        if cfg:
+            vocab = (cfg.get("text_config") or cfg).get("vocab_size")
+        print(f"## {name}, vocabulary {vocab if vocab else '?'}\n")
         print("| | transformers.js q4 | llama.cpp Q4_0 | llama.cpp Q8_0 | snapvlm (no --dtype) | limit for snapvlm's decoder |")
         print("|---|---|---|---|---|---|")
         print(f"| decode, 81-token context | {fmt(jd1)} | {fmt(q4.get(('tg', 0)))} | {fmt(q8.get(('tg', 0)))} | {fmt(sd1)} ({ratio(sd1, limit)} of limit) | {fmt(limit)} |")

@@ -214,15 +214,6 @@ static void run_task(void* arg, size_t i) {
 	}
 }
 
-static void job_init(job* j, const float* q, const float* kc, const float* vc, float* out, const int64_t* past,
-                     int64_t B, int64_t S, int64_t H, int64_t KVH, int64_t L, int64_t D, float scale) {
-	*j = (job){.q = q, .kc = kc, .vc = vc, .out = out, .past = past, .S = S, .H = H, .KVH = KVH, .L = L, .D = D, .scale = scale};
-	// Decoding steps are one task per head; prefills, blocks of 16 rows.
-	j->block = S < 16 ? S : 16;
-	j->blocks = (S + j->block - 1) / j->block;
-	(void)B;
-}
-
 // ---- the ONNX Runtime custom op ----
 
 typedef void* (*get_api_fn)(uint32_t);
@@ -384,17 +375,16 @@ static status op_compute(void* kp, void* ctx) {
 	int64_t nseq = 1;
 	for (size_t i = 0; i < nd[5]; i++) nseq *= dims[5][i];
 	if (nseq != B) return fail(api, "snapvlm attention: seqlens_k must hold one length per sequence");
-	void *q, *key, *val, *pk, *pv, *lens, *totalp;
+	int64_t ntotal = 1;
+	for (size_t i = 0; i < nd[6]; i++) ntotal *= dims[6][i];
+	if (ntotal != 1) return fail(api, "snapvlm attention: total_sequence_length must hold one value");
+	void* data[7];
 	status st;
-	if ((st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[0], &q)) ||
-	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[1], &key)) ||
-	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[2], &val)) ||
-	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[3], &pk)) ||
-	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[4], &pv)) ||
-	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[5], &lens)) ||
-	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[6], &totalp)))
-		return st;
-	const int32_t total = *(const int32_t*)totalp;
+	for (size_t i = 0; i < 7; i++)
+		if ((st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[i], &data[i]))) return st;
+	const float *q = data[0], *kf = data[1], *vf = data[2], *pkf = data[3], *pvf = data[4];
+	const int32_t* lens = data[5];
+	const int32_t total = *(const int32_t*)data[6];
 	// As GroupQueryAttention: the present holds max(total, past length)
 	// rows; one buffer for past and present when the caller binds both to
 	// it (then nothing is copied).
@@ -414,7 +404,7 @@ static status op_compute(void* kp, void* ctx) {
 	int64_t* past = B <= 64 ? pastbuf : malloc((size_t)B * sizeof(int64_t));
 	if (!past) return FN(api, iCreateStatus, create_status_fn)(ortFail, "snapvlm attention: out of memory");
 	for (int64_t b = 0; b < B; b++) {
-		int64_t t = (int64_t)((const int32_t*)lens)[b] + 1;
+		int64_t t = (int64_t)lens[b] + 1;
 		past[b] = (S == total) ? 0 : t - S;
 		if (t < 1 || past[b] < 0 || past[b] + S > L || t > total) {
 			if (past != pastbuf) free(past);
@@ -423,7 +413,6 @@ static status op_compute(void* kp, void* ctx) {
 	}
 	// Append the new rows (after copying the past when it is a separate buffer).
 	float *kc = ok, *vc = ov;
-	const float *pkf = pk, *pvf = pv, *kf = key, *vf = val;
 	for (int64_t b = 0; b < B; b++) {
 		for (int64_t h = 0; h < KVH; h++) {
 			float* kd = kc + (b * KVH + h) * L * D;
@@ -437,8 +426,10 @@ static status op_compute(void* kp, void* ctx) {
 		}
 	}
 	float scale = k->scale != 0 ? k->scale : 1.0f / sqrtf((float)D);
-	job j;
-	job_init(&j, q, kc, vc, o, past, B, S, H, KVH, L, D, scale);
+	// Decoding steps are one task per head; prefills, blocks of 16 rows.
+	const int64_t block = S < 16 ? S : 16;
+	job j = {.q = q, .kc = kc, .vc = vc, .out = o, .past = past, .S = S, .H = H, .KVH = KVH, .L = L, .D = D,
+	         .block = block, .blocks = (S + block - 1) / block, .scale = scale};
 	st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * H * j.blocks), 0, &j);
 	if (past != pastbuf) free(past);
 	return st;

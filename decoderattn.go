@@ -18,8 +18,9 @@ import (
 
 // GQARewriteName names the decoder's GroupQueryAttention rewrite in the
 // rewritten-file cache key; it changes whenever onnx.FuseGroupQueryAttention
-// changes what it writes.
-const GQARewriteName = "decoder-gqa-v1"
+// or onnx.KeepLastLogits change what they write (v2: the head computes the
+// last row of logits only).
+const GQARewriteName = "decoder-gqa-v2"
 
 // gqaProbeMaxDelta is the largest |Δlogit|, relative to the probe's largest
 // |logit|, the GroupQueryAttention rewrite may differ from the original by
@@ -85,7 +86,17 @@ func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOpt
 	}
 	dst, err := ort.RewrittenFile(src, name, func(data []byte) ([]byte, error) {
 		out, _, err := onnx.FuseGroupQueryAttention(data, shape)
-		return out, err
+		if err != nil {
+			return nil, err
+		}
+		// A prefill reads only its last row of logits; computing the
+		// others costs chunk x vocab multiply-adds and buffers per row.
+		// A head of another shape keeps all rows (Decoder.LastLogitsOnly
+		// says which at load).
+		if kept, err := onnx.KeepLastLogits(out); err == nil {
+			out = kept
+		}
+		return out, nil
 	})
 	if err != nil {
 		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err), false

@@ -472,10 +472,14 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		return err
 	}
 	m.dec, err = decoder.New(m.env, files[GraphDecoder], dso, dcfg)
-	why[GraphDecoder] = decWhy
 	if err != nil {
+		why[GraphDecoder] = decWhy
 		return refuse(GraphDecoder, files[GraphDecoder], err)
 	}
+	if m.dec.LastLogitsOnly() {
+		decWhy += "; logits for the last position of a run only"
+	}
+	why[GraphDecoder] = decWhy
 	if opts.Parallel > 1 {
 		// A graph that quantizes activations with one scale per tensor
 		// (the int8, uint8 and quantized variants) would give a row

@@ -228,6 +228,11 @@ func (d *Decoder) complete() error {
 	return nil
 }
 
+// LastLogitsOnly reports whether the graph computes logits for the last
+// position of a run only (it has the num_logits_to_keep input), so a
+// prefill's lm_head costs one row, not one per token.
+func (d *Decoder) LastLogitsOnly() bool { return d.keepIdx >= 0 }
+
 // Vocab is the logits width.
 func (d *Decoder) Vocab() int { return d.cfg.Vocab }
 

@@ -303,79 +303,12 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 	if s.Heads <= 0 || s.KVHeads <= 0 || s.HeadDim <= 0 || s.Heads%s.KVHeads != 0 {
 		return nil, 0, fmt.Errorf("heads %d, kv heads %d, head dim %d: want positive, heads a multiple of kv heads", s.Heads, s.KVHeads, s.HeadDim)
 	}
-	graph, err := findField(model, modelGraph)
-	if err != nil {
-		return nil, 0, err
-	}
-	if graph == nil {
-		return nil, 0, errors.New("no graph")
-	}
-	g := &gqaGraph{producer: map[string]int{}, readers: map[string]int{}, inits: map[string][]byte{}, inputs: map[string]bool{}, infos: map[string]ValueInfo{}}
-	err = eachRaw(model, func(num protowire.Number, typ protowire.Type, _, v []byte) error {
-		if num != modelOpsetImport || typ != protowire.BytesType {
-			return nil
-		}
-		var dom string
-		var ver int64
-		err := eachField(v, func(num protowire.Number, typ protowire.Type, b []byte, x uint64) error {
-			if num == opsetDomain && typ == protowire.BytesType {
-				dom = string(b)
-			} else if num == opsetVersion && typ == protowire.VarintType {
-				ver = int64(x)
-			}
-			return nil
-		})
-		if dom == "" || dom == "ai.onnx" {
-			g.opset = ver
-		}
-		return err
-	})
+	g, graph, err := indexGraph(model)
 	if err != nil {
 		return nil, 0, err
 	}
 	if g.opset < 13 {
 		return nil, 0, fmt.Errorf("ONNX opset %d, want at least 13", g.opset)
-	}
-	err = eachRaw(graph, func(num protowire.Number, typ protowire.Type, _, v []byte) error {
-		if typ != protowire.BytesType {
-			return nil
-		}
-		switch num {
-		case graphNode:
-			n, err := parseGNode(v)
-			if err != nil {
-				return err
-			}
-			for _, o := range n.outputs {
-				if o != "" {
-					g.producer[o] = len(g.nodes)
-				}
-			}
-			for _, in := range n.inputs {
-				g.readers[in]++
-			}
-			g.nodes = append(g.nodes, n)
-		case graphInitializer:
-			g.inits[nameOfTensor(v)] = v
-		case graphInput:
-			info, err := parseValueInfo(v)
-			if err != nil {
-				return err
-			}
-			g.inputs[info.Name] = true
-			g.infos[info.Name] = info
-		case graphOutput:
-			info, err := parseValueInfo(v)
-			if err != nil {
-				return err
-			}
-			g.outputs = append(g.outputs, info.Name)
-			g.infos[info.Name] = info
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, 0, err
 	}
 	if !g.inputs["attention_mask"] {
 		return nil, 0, errors.New("no graph input attention_mask")
@@ -598,6 +531,84 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 		out = AppendMessage(out, modelOpsetImport, imp)
 	}
 	return out, len(matches), nil
+}
+
+// indexGraph parses a serialized model's graph for the rewrites: its nodes,
+// who makes and reads each value, initializers, inputs, outputs and the
+// default-domain opset. It also returns the raw GraphProto.
+func indexGraph(model []byte) (*gqaGraph, []byte, error) {
+	graph, err := findField(model, modelGraph)
+	if err != nil {
+		return nil, nil, err
+	}
+	if graph == nil {
+		return nil, nil, errors.New("no graph")
+	}
+	g := &gqaGraph{producer: map[string]int{}, readers: map[string]int{}, inits: map[string][]byte{}, inputs: map[string]bool{}, infos: map[string]ValueInfo{}}
+	err = eachRaw(model, func(num protowire.Number, typ protowire.Type, _, v []byte) error {
+		if num != modelOpsetImport || typ != protowire.BytesType {
+			return nil
+		}
+		var dom string
+		var ver int64
+		err := eachField(v, func(num protowire.Number, typ protowire.Type, b []byte, x uint64) error {
+			if num == opsetDomain && typ == protowire.BytesType {
+				dom = string(b)
+			} else if num == opsetVersion && typ == protowire.VarintType {
+				ver = int64(x)
+			}
+			return nil
+		})
+		if dom == "" || dom == "ai.onnx" {
+			g.opset = ver
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	err = eachRaw(graph, func(num protowire.Number, typ protowire.Type, _, v []byte) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case graphNode:
+			n, err := parseGNode(v)
+			if err != nil {
+				return err
+			}
+			for _, o := range n.outputs {
+				if o != "" {
+					g.producer[o] = len(g.nodes)
+				}
+			}
+			for _, in := range n.inputs {
+				g.readers[in]++
+			}
+			g.nodes = append(g.nodes, n)
+		case graphInitializer:
+			g.inits[nameOfTensor(v)] = v
+		case graphInput:
+			info, err := parseValueInfo(v)
+			if err != nil {
+				return err
+			}
+			g.inputs[info.Name] = true
+			g.infos[info.Name] = info
+		case graphOutput:
+			info, err := parseValueInfo(v)
+			if err != nil {
+				return err
+			}
+			g.outputs = append(g.outputs, info.Name)
+			g.infos[info.Name] = info
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, graph, nil
 }
 
 // scaleAttr reads a node's float attribute "scale".

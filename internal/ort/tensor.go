@@ -105,7 +105,15 @@ func newTyped[T ortgo.TensorData](shape []int64, data []T, dt DType) (*Tensor, e
 	if err := checkLen(shape, len(data), dt.String()); err != nil {
 		return nil, err
 	}
-	v, err := ortgo.NewTensor(ortgo.NewShape(shape...), data)
+	var v ortgo.Value
+	var err error
+	if len(shape) == 0 {
+		// The binding's NewTensor refuses a shape with no dimensions;
+		// its scalar holds a copy of the one value.
+		v, err = ortgo.NewScalar(data[0])
+	} else {
+		v, err = ortgo.NewTensor(ortgo.NewShape(shape...), data)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s tensor %v: %w", dt, shape, err)
 	}
@@ -118,7 +126,8 @@ func NewFloat32(shape []int64, data []float32) (*Tensor, error) {
 	return newTyped(shape, data, Float32)
 }
 
-// NewInt64 wraps data (not copied) as an int64 tensor.
+// NewInt64 wraps data (not copied) as an int64 tensor; a scalar (shape
+// []) holds a copy of data[0].
 func NewInt64(shape []int64, data []int64) (*Tensor, error) {
 	return newTyped(shape, data, Int64)
 }

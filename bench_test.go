@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/snapvlm/snapvlm/internal/decoder"
+	"github.com/snapvlm/snapvlm/internal/embed"
 )
 
 // benchModel is SNAPVLM_BENCH_MODEL (for example a real256m test model or a
@@ -114,6 +117,63 @@ func benchDecodeStep(b *testing.B, m *Model, n int) {
 	// time per step measures the step's work on a loaded machine too.
 	if _, ok := processCPU(); ok {
 		b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+	}
+}
+
+// BenchmarkFusedDecodeStep compares a decode step of the rewritten decoder
+// with its matmuls fused (the default: onnx.FuseIntegerMatMuls,
+// onnx.FuseMatMulNBits) and without, alternating one step of each, so the
+// drift of a shared machine falls on both alike; it reports each one's ms
+// per step and their ratio.
+func BenchmarkFusedDecodeStep(b *testing.B) {
+	models := []*Model{benchModelWith(b, Options{}), benchModelWith(b, Options{unfused: true})}
+	ctx := context.Background()
+	for _, n := range []int{81, 876} {
+		b.Run(fmt.Sprintf("context=%d", n), func(b *testing.B) {
+			type run struct {
+				st   *decoder.State
+				step *embed.Step
+				took time.Duration
+			}
+			runs := make([]*run, len(models))
+			for k, m := range models {
+				_, embeds := benchPrompt(b, m, n)
+				st, err := m.dec.NewState(n+1, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.Close()
+				if _, err := st.Prefill(ctx, embeds); err != nil {
+					b.Fatal(err)
+				}
+				step, err := m.emb.NewStep()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer step.Close()
+				runs[k] = &run{st: st, step: step}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for _, r := range runs {
+					t0 := time.Now()
+					if err := r.step.Run(ctx, 42); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := r.st.Step(ctx, r.step.Out); err != nil {
+						b.Fatal(err)
+					}
+					r.took += time.Since(t0)
+					if err := r.st.Truncate(n); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			ms := func(r *run) float64 { return r.took.Seconds() * 1e3 / float64(b.N) }
+			b.ReportMetric(ms(runs[0]), "fused-ms/step")
+			b.ReportMetric(ms(runs[1]), "unfused-ms/step")
+			b.ReportMetric(ms(runs[0])/ms(runs[1]), "fused/unfused")
+		})
 	}
 }
 

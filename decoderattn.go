@@ -18,9 +18,10 @@ import (
 
 // GQARewriteName names the decoder's GroupQueryAttention rewrite in the
 // rewritten-file cache key; it changes whenever onnx.FuseGroupQueryAttention
-// or onnx.KeepLastLogits change what they write (v2: the head computes the
-// last row of logits only).
-const GQARewriteName = "decoder-gqa-v2"
+// or onnx.KeepLastLogits or onnx.FuseIntegerMatMuls change what they write
+// (v2: the head computes the last row of logits only; v3: the matmuls
+// reading one activation run as one DynamicQuantizeMatMul or MatMulNBits).
+const GQARewriteName = "decoder-gqa-v3"
 
 // gqaProbeMaxDelta is the largest |Δlogit|, relative to the probe's largest
 // |logit|, the GroupQueryAttention rewrite may differ from the original by
@@ -60,16 +61,16 @@ const ownAttentionName = "+snapvlm-attention-1"
 // ONNX Runtime's com.microsoft kernel if that fails; src with the reason
 // when the graph is not the shape the rewrite knows or the probes differ.
 // rewritten says which was returned.
-func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, own bool) (file, why string, rewritten bool) {
+func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, own, fuse bool) (file, why string, rewritten bool) {
 	var notes []string
 	if own {
-		file, why, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, ort.AttentionDomain)
+		file, why, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, ort.AttentionDomain, fuse)
 		if ok {
 			return file, why + " with snapvlm's attention kernel", true
 		}
 		notes = append(notes, why)
 	}
-	file, why, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, "")
+	file, why, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, "", fuse)
 	if ok {
 		why += " with ONNX Runtime's kernel"
 	}
@@ -78,11 +79,14 @@ func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.Sessio
 
 // gqaRewrite is gqaDecoderFile for the kernel of one operator domain
 // ("" for com.microsoft).
-func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, domain string) (file, why string, rewritten bool) {
+func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, domain string, fuse bool) (file, why string, rewritten bool) {
 	shape := onnx.GQAShape{Heads: heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, Domain: domain}
 	name := GQARewriteName
 	if domain != "" {
 		name += ownAttentionName
+	}
+	if !fuse {
+		name += "+unfused"
 	}
 	dst, err := ort.RewrittenFile(src, name, func(data []byte) ([]byte, error) {
 		out, _, err := onnx.FuseGroupQueryAttention(data, shape)
@@ -96,7 +100,16 @@ func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOpt
 		if kept, err := onnx.KeepLastLogits(out); err == nil {
 			out = kept
 		}
-		return out, nil
+		if !fuse {
+			return out, nil
+		}
+		// After the head's rows are cut between its quantization and its
+		// matmul, so the head is left as it is and keeps its bits.
+		if out, _, err = onnx.FuseIntegerMatMuls(out); err != nil {
+			return nil, err
+		}
+		out, _, err = onnx.FuseMatMulNBits(out)
+		return out, err
 	})
 	if err != nil {
 		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err), false

@@ -5,11 +5,16 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/snapvlm/snapvlm/internal/onnx"
 )
 
 // TestGQARewriteQuantizedDecoders: the 8-bit decoders that quantize their
 // activations at run time get the attention rewrite too (their probe allows
-// the rounding such graphs add), and answer as the exported graph does.
+// the rounding such graphs add), and answer as the exported graph does;
+// the rewrite fuses each layer's query/key/value and gate/up matmuls (4
+// matmuls a layer where the export has 7) and the head computes the last
+// row of logits only.
 func TestGQARewriteQuantizedDecoders(t *testing.T) {
 	for _, dtype := range []string{"q4", "int8", "uint8", "quantized"} {
 		t.Run(dtype, func(t *testing.T) {
@@ -18,7 +23,32 @@ func TestGQARewriteQuantizedDecoders(t *testing.T) {
 			if !strings.Contains(why, "GroupQueryAttention rewrite") {
 				t.Fatalf("decoder runs %s: %s", m.Files()[GraphDecoder], why)
 			}
+			if !strings.Contains(why, "logits for the last position") {
+				t.Errorf("decoder computes every row's logits: %s", why)
+			}
 			plain := loadModel(t, "tiny512+all", Options{Dtype: dtype, TextOnly: true, PlainAttention: true})
+			ops, err := onnx.ReadFileOpTypes(m.Files()[GraphDecoder])
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := onnx.ReadFileOpTypes(plain.Files()[GraphDecoder])
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers := 0
+			for op, n := range ops {
+				if strings.HasSuffix(op, ":GroupQueryAttention") {
+					layers += n
+				}
+			}
+			matmuls := func(ops map[string]int) int {
+				return ops["com.microsoft:MatMulNBits"] + ops["MatMulInteger"] + ops["com.microsoft:DynamicQuantizeMatMul"]
+			}
+			// The head stays a MatMulInteger of its own in the 8-bit
+			// variants (its rows are cut after its quantization).
+			if want := matmuls(src) - 3*layers; layers == 0 || matmuls(ops) != want || (dtype != "q4" && ops["MatMulInteger"] != 1) {
+				t.Errorf("rewritten decoder's matmuls %v over %d layers, want %d (the export's %d less 3 a layer)", ops, layers, want, matmuls(src))
+			}
 			req := Request{Messages: []Message{UserMessage("Tell me a long story about a red square.")},
 				GenerateOptions: GenerateOptions{MaxNewTokens: 24}}
 			got, want := greedy(t, m, req), greedy(t, plain, req)

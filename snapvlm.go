@@ -135,6 +135,10 @@ type Options struct {
 	// on the 500M size 2-4× faster at long contexts and in prefills, on the
 	// 256M size up to 30 %; CPU provider only).
 	OrtAttention bool
+	// unfused leaves the decoder's matmuls apart in the attention rewrite
+	// (onnx.FuseIntegerMatMuls, onnx.FuseMatMulNBits), for benchmarks
+	// that compare the two.
+	unfused bool
 	// NoGraphCache loads every graph from its file and lets ONNX Runtime
 	// optimise it again. By default the optimised graph is saved once to
 	// the user cache dir (~/.cache/snapvlm/rewritten, as ONNX with its
@@ -456,7 +460,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		c := dcfg
 		c.SharedCache = true
 		own, ownErr := ownAttention(m.env, opts)
-		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, own)
+		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, own, !opts.unfused)
 		if ownErr != nil {
 			note += fmt.Sprintf(" (snapvlm's attention kernel is not available: %v)", ownErr)
 		}

@@ -168,7 +168,7 @@ type rawTensor struct {
 	name  string
 	dtype DataType
 	dims  []int64
-	data  []byte // little-endian float32 values
+	data  []byte // little-endian values (raw_data, or float_data of a float32 tensor)
 }
 
 func nameOfTensor(b []byte) string {
@@ -218,11 +218,11 @@ func parseRawTensor(b []byte) (rawTensor, error) {
 	if t.data == nil && floats != nil {
 		t.data = floats
 	}
-	n := int64(4)
+	n := int64(t.dtype.Size())
 	for _, d := range t.dims {
 		n *= d
 	}
-	if external || int64(len(t.data)) != n {
+	if external || n == 0 || int64(len(t.data)) != n {
 		t.data = nil
 	}
 	return t, nil

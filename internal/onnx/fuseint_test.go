@@ -1,0 +1,228 @@
+package onnx_test
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/snapvlm/snapvlm/internal/onnx"
+	"github.com/snapvlm/snapvlm/internal/onnx/onnxbuild"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+const intK = 16
+
+var intN = []int64{12, 4, 4}
+
+// intGraph is x [B, S, 16] quantized once and read by three matmuls of
+// widths 12, 4, 4 as ONNX Runtime's dynamic quantization writes them
+// (spec §5.4); wt is the weights' type (int8 symmetric, or uint8 with a
+// zero point). extra adds a reader of x_scale outside the chains.
+func intGraph(t *testing.T, wt onnx.DataType, extra bool) []byte {
+	t.Helper()
+	b := onnxbuild.New("int")
+	B, S := onnx.S("batch_size"), onnx.S("sequence_length")
+	x := b.Input("x", onnx.Float, B, S, onnx.N(intK))
+	dq := b.Op("DynamicQuantizeLinear", []string{x}, 3)
+	for j, n := range intN {
+		q := make([]byte, intK*int(n))
+		for i := range q {
+			v := int(math.Round(100 * math.Sin(float64(i*(j+3))*0.77)))
+			if wt == onnx.Uint8 {
+				v += 128
+			}
+			q[i] = byte(v)
+		}
+		zp := byte(0)
+		if wt == onnx.Uint8 {
+			zp = byte(120 + j)
+		}
+		wq := b.Init(&onnx.Tensor{Name: fmt.Sprint("w", j, "_quantized"), Type: wt, Dims: []int64{intK, n}, Raw: q})
+		wz := b.Init(&onnx.Tensor{Name: fmt.Sprint("w", j, "_zero_point"), Type: wt, Raw: []byte{zp}})
+		ws := b.Init(onnx.FloatTensor(fmt.Sprint("w", j, "_scale"), nil, []float32{0.01 * float32(j+1)}))
+		acc := b.Op1("MatMulInteger", []string{dq[0], wq, dq[2], wz})
+		y := b.Mul(b.Cast(acc, onnx.Float), b.Mul(dq[1], ws))
+		b.OutputAs(y, fmt.Sprint("y", j), onnx.Float, B, S, onnx.N(int(n)))
+	}
+	if extra {
+		b.OutputAs(b.Mul(dq[1], b.ScalarFloat(2)), "scale2", onnx.Float)
+	}
+	g, err := b.Graph()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := onnxbuild.Marshal(onnx.NewModel(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// runInt runs an intGraph on s rows and returns y0, y1, y2.
+func runInt(t *testing.T, model []byte, s int) [][]float32 {
+	t.Helper()
+	x := make([]float32, s*intK)
+	for i := range x {
+		x[i] = float32(math.Cos(float64(i)*0.41)*3 + 0.5)
+	}
+	xt := tensor(t, []int64{1, int64(s), intK}, x)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"x"}, []string{"y0", "y1", "y2"}, nil)
+	if err != nil {
+		t.Fatalf("creating session: %v", err)
+	}
+	defer sess.Destroy()
+	outs := make([]ort.Value, 3)
+	if err := sess.Run([]ort.Value{xt}, outs); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var res [][]float32
+	for _, o := range outs {
+		res = append(res, append([]float32(nil), o.(*ort.Tensor[float32]).GetData()...))
+		o.Destroy()
+	}
+	return res
+}
+
+func TestFuseIntegerMatMuls(t *testing.T) {
+	needORT(t)
+	for _, wt := range []onnx.DataType{onnx.Int8, onnx.Uint8} {
+		t.Run(wt.String(), func(t *testing.T) {
+			src := intGraph(t, wt, false)
+			dst, n, err := onnx.FuseIntegerMatMuls(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Fatalf("%d DynamicQuantizeMatMul nodes written, want 1", n)
+			}
+			ops, err := onnx.ReadOpTypes(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			delete(ops, "Identity") // onnxbuild's output names
+			if ops["com.microsoft:DynamicQuantizeMatMul"] != 1 || ops["Split"] != 1 || len(ops) != 2 {
+				t.Errorf("rewritten graph's nodes %v, want one DynamicQuantizeMatMul and one Split", ops)
+			}
+			for _, s := range []int{1, 7} {
+				want, got := runInt(t, src, s), runInt(t, dst, s)
+				for j := range want {
+					for i := range want[j] {
+						// The scale product is rounded once per column, as
+						// in the original: the same bits but for an ulp.
+						if d := math.Abs(float64(got[j][i] - want[j][i])); d > 1e-6*math.Abs(float64(want[j][i])) {
+							t.Fatalf("%d rows: y%d[%d] = %g, want %g", s, j, i, got[j][i], want[j][i])
+						}
+					}
+				}
+			}
+		})
+	}
+	// x_scale read outside the chains: nothing to fuse.
+	src := intGraph(t, onnx.Int8, true)
+	if _, n, err := onnx.FuseIntegerMatMuls(src); err != nil || n != 0 {
+		t.Errorf("x_scale read elsewhere: %d nodes written, err %v; want the graph kept", n, err)
+	}
+}
+
+// nbitsGraph is x [B, S, 64] read by three 4-bit MatMulNBits of widths 12,
+// 4, 4 (blocks of 32; with zero points when zp; accuracy level acc).
+func nbitsGraph(t *testing.T, zp bool, acc int64) []byte {
+	t.Helper()
+	const k, blk = 64, 32
+	b := onnxbuild.New("nbits")
+	B, S := onnx.S("batch_size"), onnx.S("sequence_length")
+	x := b.Input("x", onnx.Float, B, S, onnx.N(k))
+	for j, n := range intN {
+		packed := make([]byte, n*k/2)
+		for i := range packed {
+			packed[i] = byte(i*37 + j*11)
+		}
+		scales := make([]float32, n*k/blk)
+		for i := range scales {
+			scales[i] = 0.01 + 0.003*float32((i+j)%7)
+		}
+		ins := []string{x,
+			b.Init(onnxbuild.Uint8Tensor(fmt.Sprint("b", j), []int64{n, k / blk, blk / 2}, packed)),
+			b.Init(onnx.FloatTensor(fmt.Sprint("s", j), []int64{n * k / blk}, scales))}
+		if zp {
+			z := make([]byte, n) // two 4-bit zero points per byte, k/blk = 2 blocks
+			for i := range z {
+				z[i] = byte(0x78 + i + j)
+			}
+			ins = append(ins, b.Init(onnxbuild.Uint8Tensor(fmt.Sprint("z", j), []int64{n}, z)))
+		}
+		attrs := []onnx.Attr{onnx.Int("K", k), onnx.Int("N", n), onnx.Int("bits", 4), onnx.Int("block_size", blk)}
+		if acc > 0 {
+			attrs = append(attrs, onnx.Int("accuracy_level", acc))
+		}
+		b.OutputAs(b.MS1("MatMulNBits", ins, attrs...), fmt.Sprint("y", j), onnx.Float, B, S, onnx.N(int(n)))
+	}
+	g, err := b.Graph()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := onnxbuild.Marshal(onnx.NewModel(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestFuseMatMulNBits(t *testing.T) {
+	needORT(t)
+	for _, c := range []struct {
+		zp  bool
+		acc int64
+	}{{false, 0}, {true, 0}, {false, 4}} {
+		t.Run(fmt.Sprintf("zp=%v/accuracy=%d", c.zp, c.acc), func(t *testing.T) {
+			src := nbitsGraph(t, c.zp, c.acc)
+			dst, n, err := onnx.FuseMatMulNBits(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops, err := onnx.ReadOpTypes(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			delete(ops, "Identity")
+			if n != 1 || ops["com.microsoft:MatMulNBits"] != 1 || ops["Split"] != 1 || len(ops) != 2 {
+				t.Fatalf("%d fused, nodes %v; want one MatMulNBits and one Split", n, ops)
+			}
+			for _, s := range []int{1, 5} {
+				want, got := runNBits(t, src, s), runNBits(t, dst, s)
+				for j := range want {
+					if !slices.Equal(got[j], want[j]) {
+						t.Fatalf("%d rows: y%d = %v, want the original's %v", s, j, got[j], want[j])
+					}
+				}
+			}
+		})
+	}
+}
+
+// runNBits runs an nbitsGraph on s rows and returns y0, y1, y2.
+func runNBits(t *testing.T, model []byte, s int) [][]float32 {
+	t.Helper()
+	const k = 64
+	x := make([]float32, s*k)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.29) * 2)
+	}
+	xt := tensor(t, []int64{1, int64(s), k}, x)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"x"}, []string{"y0", "y1", "y2"}, nil)
+	if err != nil {
+		t.Fatalf("creating session: %v", err)
+	}
+	defer sess.Destroy()
+	outs := make([]ort.Value, 3)
+	if err := sess.Run([]ort.Value{xt}, outs); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var res [][]float32
+	for _, o := range outs {
+		res = append(res, append([]float32(nil), o.(*ort.Tensor[float32]).GetData()...))
+		o.Destroy()
+	}
+	return res
+}

@@ -124,7 +124,9 @@ func benchDecodeStep(b *testing.B, m *Model, n int) {
 // with its matmuls fused (the default: onnx.FuseIntegerMatMuls,
 // onnx.FuseMatMulNBits) and without, alternating one step of each, so the
 // drift of a shared machine falls on both alike; it reports each one's ms
-// per step and their ratio.
+// per step and their ratio. Run it with SNAPVLM_BENCH_THREADS=1: with more
+// threads the idle session's workers spin while the other runs, and on a
+// small machine that contention, not the graphs, sets the times.
 func BenchmarkFusedDecodeStep(b *testing.B) {
 	models := []*Model{benchModelWith(b, Options{}), benchModelWith(b, Options{unfused: true})}
 	ctx := context.Background()

@@ -54,7 +54,9 @@ const ownAttentionName = "+snapvlm-attention-1"
 
 // gqaDecoderFile returns the GroupQueryAttention rewrite of the decoder src
 // (onnx.FuseGroupQueryAttention: attention on the key/value heads as they
-// are cached, no repeated copies per step), written once to the user cache
+// are cached, no repeated copies per step; with it, the head computes the
+// last row of logits only and, with fuse, the matmuls that read one
+// activation run as one), written once to the user cache
 // dir and checked once against src on a probe, run with the cache layout it
 // will be used with (cfg.SharedCache set: past and present in one buffer).
 // With own, the rewrite runs snapvlm's attention kernel and falls back to

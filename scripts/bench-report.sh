@@ -13,9 +13,15 @@
 #     node-llama-cpp@3.21.1 ships (llama/gitRelease.bundle), on GGUFs of
 #     the same text dimensions with random weights (scripts/bench/
 #     gguf_random.py, quantized by llama-quantize to Q4_0 and Q8_0).
-#   - The limit: tokens/s if every weight byte of the decoder file were
-#     read once per token at the read bandwidth scripts/bench/membw.c
-#     measures.
+#   - The limits: decode tokens/s if every weight byte of the decoder file
+#     were read once per token at the read bandwidth scripts/bench/membw.c
+#     measures; prefill tokens/s if every weight byte were one int8
+#     multiply-add at the rate ONNX Runtime's 8-bit matmul reaches here
+#     (scripts/bench/matmul, which also measures float32).
+#   - Concurrent answers: `snapvlm bench --streams 4` (1, 2 and 4 text
+#     answers at once), with the defaults and with the batchable 4-bit
+#     decoder (--decoder-dtype q4 --decoder-int8), which is also timed on
+#     the one-tile question.
 #
 # The test models get the generator's small BPE tokenizer, so their
 # vocabulary (and embedding and lm_head) is smaller than SmolVLM2's 49,280;
@@ -64,6 +70,7 @@ llama_tag=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["tag"]
 ${CC:-cc} -O3 -ffast-math -march=native -pthread -o "$work/membw" scripts/bench/membw.c
 bandwidth=$("$work/membw" "$threads" 1024)
 echo "bench-report: read bandwidth $bandwidth GB/s ($threads threads)" >&2
+go run ./scripts/bench/matmul -threads "$threads" >"$work/matmul.json"
 
 for preset in real256m real500m; do
   dir=$work/$preset
@@ -98,6 +105,12 @@ for preset in real256m real500m; do
     echo "bench-report: $preset transformers.js, $split" >&2
     "$work/snapvlm-jsref" --model "$dir" --image assets/sample.jpg $flag --max-tokens "$tokens" --js-dtype q4 >"$work/$preset-jsref-$split.json" 2>/dev/null
   done
+  echo "bench-report: $preset snapvlm, 4-bit decoder with int8 activations" >&2
+  q4i8=(--decoder-dtype q4 --decoder-int8)
+  bin/snapvlm bench --model "$dir" "${q4i8[@]}" --image assets/sample.jpg --no-split --max-tokens "$tokens" --runs 3 --json >"$work/$preset-snapvlm-q4i8-one.json" 2>/dev/null
+  echo "bench-report: $preset snapvlm, 1, 2 and 4 streams" >&2
+  bin/snapvlm bench --model "$dir" --question "Write a story about a red square." --max-tokens "$tokens" --runs 1 --streams 4 --json >"$work/$preset-snapvlm-streams.json" 2>/dev/null
+  bin/snapvlm bench --model "$dir" "${q4i8[@]}" --question "Write a story about a red square." --max-tokens "$tokens" --runs 1 --streams 4 --json >"$work/$preset-snapvlm-q4i8-streams.json" 2>/dev/null
 done
 
 "$py" scripts/bench/report.py "$work" "$bandwidth" "$threads" "$llama_tag" "$(bin/snapvlm version 2>/dev/null | head -1)" >"$report"

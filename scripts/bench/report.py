@@ -68,7 +68,11 @@ def main():
                 return "—"
             s = " / ".join(fmt(r) for r in rates)
             if len(rates) > 1 and rates[0]:
-                s += f" ({rates[-1] / rates[0]:.2f}×{', batched' if rep.get('batched') else ', each alone'})"
+                # The 8-bit decoders refuse to batch (one activation scale
+                # for all rows); their load reason says so.
+                why = (rep.get("file_reasons") or {}).get("decoder_model_merged", "")
+                alone = not rep.get("batched") or "decodes alone" in why
+                s += f" ({rates[-1] / rates[0]:.2f}×{', each alone' if alone else ', batched'})"
             return s
 
         def ratio(a, b):

@@ -46,8 +46,9 @@ func benchModelWith(b *testing.B, opts Options) *Model {
 func benchPrompt(b *testing.B, m *Model, n int) ([]int64, []float32) {
 	b.Helper()
 	ids := make([]int64, n)
+	span := max(1, min(1000, m.dec.Vocab()-100)) // within the tiny models' vocabulary too
 	for i := range ids {
-		ids[i] = int64(100 + i%1000)
+		ids[i] = int64(100 + i%span)
 	}
 	embeds, err := m.emb.Embed(context.Background(), ids)
 	if err != nil {
@@ -77,22 +78,31 @@ func BenchmarkDecodeStep(b *testing.B) {
 	}
 }
 
-func benchDecodeStep(b *testing.B, m *Model, n int) {
-	ctx := context.Background()
-	ids, embeds := benchPrompt(b, m, n)
-	st, err := m.dec.NewState(len(ids)+1, 0)
+// benchState prefills n synthetic tokens into a new decoder state with room
+// for one more, and returns it with an embedding step for the next token;
+// both are closed when the benchmark ends.
+func benchState(b *testing.B, m *Model, n int) (*decoder.State, *embed.Step) {
+	b.Helper()
+	_, embeds := benchPrompt(b, m, n)
+	st, err := m.dec.NewState(n+1, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
-	if _, err := st.Prefill(ctx, embeds); err != nil {
+	b.Cleanup(func() { st.Close() })
+	if _, err := st.Prefill(context.Background(), embeds); err != nil {
 		b.Fatal(err)
 	}
 	step, err := m.emb.NewStep()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer step.Close()
+	b.Cleanup(step.Close)
+	return st, step
+}
+
+func benchDecodeStep(b *testing.B, m *Model, n int) {
+	ctx := context.Background()
+	st, step := benchState(b, m, n)
 	b.ReportAllocs()
 	b.ResetTimer()
 	var cpu time.Duration
@@ -107,7 +117,7 @@ func benchDecodeStep(b *testing.B, m *Model, n int) {
 		c1, _ := processCPU()
 		cpu += c1 - c0
 		b.StopTimer()
-		if err := st.Truncate(len(ids)); err != nil {
+		if err := st.Truncate(n); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -139,20 +149,7 @@ func BenchmarkFusedDecodeStep(b *testing.B) {
 			}
 			runs := make([]*run, len(models))
 			for k, m := range models {
-				_, embeds := benchPrompt(b, m, n)
-				st, err := m.dec.NewState(n+1, 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				if _, err := st.Prefill(ctx, embeds); err != nil {
-					b.Fatal(err)
-				}
-				step, err := m.emb.NewStep()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer step.Close()
+				st, step := benchState(b, m, n)
 				runs[k] = &run{st: st, step: step}
 			}
 			b.ResetTimer()

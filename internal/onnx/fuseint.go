@@ -261,45 +261,12 @@ func (g *gqaGraph) rewrite(model, graph []byte, replace map[int][]Node, drop map
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range inits {
-		b, err := encodeTensor(t)
-		if err != nil {
-			return nil, err
-		}
-		newGraph = AppendMessage(newGraph, graphInitializer, b)
+	if newGraph, err = appendTensors(newGraph, inits); err != nil {
+		return nil, err
 	}
-	out := make([]byte, 0, len(model))
-	err = eachRaw(model, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
-		if num == modelGraph && typ == protowire.BytesType {
-			out = AppendMessage(out, modelGraph, newGraph)
-		} else {
-			out = append(out, raw...)
-		}
-		return nil
-	})
+	out, err := withGraph(model, newGraph)
 	if err != nil {
 		return nil, err
 	}
-	if !hasOpset(model, MicrosoftDomain) {
-		var imp []byte
-		imp = AppendString(imp, opsetDomain, MicrosoftDomain)
-		imp = AppendVarint(imp, opsetVersion, 1)
-		out = AppendMessage(out, modelOpsetImport, imp)
-	}
-	return out, nil
-}
-
-// hasOpset reports whether a serialized model imports the operator domain.
-func hasOpset(model []byte, domain string) bool {
-	found := false
-	_ = eachRaw(model, func(num protowire.Number, typ protowire.Type, _, v []byte) error {
-		if num != modelOpsetImport || typ != protowire.BytesType {
-			return nil
-		}
-		if d, _ := findField(v, opsetDomain); string(d) == domain {
-			found = true
-		}
-		return nil
-	})
-	return found
+	return importOpset(out, MicrosoftDomain), nil
 }

@@ -59,14 +59,14 @@ func intGraph(t *testing.T, wt onnx.DataType, extra bool) []byte {
 	return data
 }
 
-// runInt runs an intGraph on s rows and returns y0, y1, y2.
-func runInt(t *testing.T, model []byte, s int) [][]float32 {
+// runY runs a graph of input x [1, s, k] and outputs y0, y1, y2 on s rows.
+func runY(t *testing.T, model []byte, s, k int) [][]float32 {
 	t.Helper()
-	x := make([]float32, s*intK)
+	x := make([]float32, s*k)
 	for i := range x {
 		x[i] = float32(math.Cos(float64(i)*0.41)*3 + 0.5)
 	}
-	xt := tensor(t, []int64{1, int64(s), intK}, x)
+	xt := tensor(t, []int64{1, int64(s), int64(k)}, x)
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"x"}, []string{"y0", "y1", "y2"}, nil)
 	if err != nil {
 		t.Fatalf("creating session: %v", err)
@@ -105,7 +105,7 @@ func TestFuseIntegerMatMuls(t *testing.T) {
 				t.Errorf("rewritten graph's nodes %v, want one DynamicQuantizeMatMul and one Split", ops)
 			}
 			for _, s := range []int{1, 7} {
-				want, got := runInt(t, src, s), runInt(t, dst, s)
+				want, got := runY(t, src, s, intK), runY(t, dst, s, intK)
 				for j := range want {
 					for i := range want[j] {
 						// The scale product is rounded once per column, as
@@ -190,7 +190,7 @@ func TestFuseMatMulNBits(t *testing.T) {
 				t.Fatalf("%d fused, nodes %v; want one MatMulNBits and one Split", n, ops)
 			}
 			for _, s := range []int{1, 5} {
-				want, got := runNBits(t, src, s), runNBits(t, dst, s)
+				want, got := runY(t, src, s, 64), runY(t, dst, s, 64)
 				for j := range want {
 					if !slices.Equal(got[j], want[j]) {
 						t.Fatalf("%d rows: y%d = %v, want the original's %v", s, j, got[j], want[j])
@@ -199,30 +199,4 @@ func TestFuseMatMulNBits(t *testing.T) {
 			}
 		})
 	}
-}
-
-// runNBits runs an nbitsGraph on s rows and returns y0, y1, y2.
-func runNBits(t *testing.T, model []byte, s int) [][]float32 {
-	t.Helper()
-	const k = 64
-	x := make([]float32, s*k)
-	for i := range x {
-		x[i] = float32(math.Sin(float64(i)*0.29) * 2)
-	}
-	xt := tensor(t, []int64{1, int64(s), k}, x)
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"x"}, []string{"y0", "y1", "y2"}, nil)
-	if err != nil {
-		t.Fatalf("creating session: %v", err)
-	}
-	defer sess.Destroy()
-	outs := make([]ort.Value, 3)
-	if err := sess.Run([]ort.Value{xt}, outs); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	var res [][]float32
-	for _, o := range outs {
-		res = append(res, append([]float32(nil), o.(*ort.Tensor[float32]).GetData()...))
-		o.Destroy()
-	}
-	return res
 }

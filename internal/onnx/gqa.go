@@ -505,30 +505,15 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 	for _, v := range valueInfos {
 		newGraph = AppendMessage(newGraph, graphValueInfo, EncodeValueInfo(v))
 	}
-	for _, t := range newInits {
-		b, err := encodeTensor(t)
-		if err != nil {
-			return nil, 0, err
-		}
-		newGraph = AppendMessage(newGraph, graphInitializer, b)
+	if newGraph, err = appendTensors(newGraph, newInits); err != nil {
+		return nil, 0, err
 	}
-	out := make([]byte, 0, len(model)+4096)
-	err = eachRaw(model, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
-		if num == modelGraph && typ == protowire.BytesType {
-			out = AppendMessage(out, modelGraph, newGraph)
-		} else {
-			out = append(out, raw...)
-		}
-		return nil
-	})
+	out, err := withGraph(model, newGraph)
 	if err != nil {
 		return nil, 0, err
 	}
 	if domain != MicrosoftDomain {
-		var imp []byte
-		imp = AppendString(imp, opsetDomain, domain)
-		imp = AppendVarint(imp, opsetVersion, 1)
-		out = AppendMessage(out, modelOpsetImport, imp)
+		out = importOpset(out, domain)
 	}
 	return out, len(matches), nil
 }

@@ -99,22 +99,10 @@ func KeepLastLogits(model []byte) ([]byte, error) {
 		return nil, fmt.Errorf("keeping the last logits: %w", err)
 	}
 	newGraph = AppendMessage(newGraph, graphInput, EncodeValueInfo(ValueInfo{Name: KeepInput, Type: Int64}))
-	for _, t := range inits {
-		b, err := encodeTensor(t)
-		if err != nil {
-			return nil, fmt.Errorf("keeping the last logits: %w", err)
-		}
-		newGraph = AppendMessage(newGraph, graphInitializer, b)
+	if newGraph, err = appendTensors(newGraph, inits); err != nil {
+		return nil, fmt.Errorf("keeping the last logits: %w", err)
 	}
-	out := make([]byte, 0, len(model)+1024)
-	err = eachRaw(model, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
-		if num == modelGraph && typ == protowire.BytesType {
-			out = AppendMessage(out, modelGraph, newGraph)
-		} else {
-			out = append(out, raw...)
-		}
-		return nil
-	})
+	out, err := withGraph(model, newGraph)
 	if err != nil {
 		return nil, fmt.Errorf("keeping the last logits: %w", err)
 	}

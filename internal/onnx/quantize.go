@@ -80,7 +80,6 @@ func QuantizeMatMulsInt8(model []byte) ([]byte, int, error) {
 
 	// Pass 2: rewrite.
 	const pfx = "snapvlm_int8/"
-	out := make([]byte, 0, len(model)/3)
 	newGraph := make([]byte, 0, len(graph)/3)
 	quantizedW := map[string]bool{}
 	quantizedX := map[string]bool{}
@@ -148,14 +147,7 @@ func QuantizeMatMulsInt8(model []byte) ([]byte, int, error) {
 	for _, b := range extraInits {
 		newGraph = AppendMessage(newGraph, graphInitializer, b)
 	}
-	err = eachRaw(model, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
-		if num == modelGraph && typ == protowire.BytesType {
-			out = AppendMessage(out, modelGraph, newGraph)
-		} else {
-			out = append(out, raw...)
-		}
-		return nil
-	})
+	out, err := withGraph(model, newGraph)
 	if err != nil {
 		return nil, 0, fmt.Errorf("quantizing ONNX model: %w", err)
 	}

@@ -112,3 +112,52 @@ func eachRaw(b []byte, fn func(num protowire.Number, typ protowire.Type, raw, va
 	}
 	return nil
 }
+
+// withGraph returns a copy of a serialized model with its GraphProto
+// replaced by graph.
+func withGraph(model, graph []byte) ([]byte, error) {
+	out := make([]byte, 0, len(model)+len(graph)/8)
+	err := eachRaw(model, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
+		if num == modelGraph && typ == protowire.BytesType {
+			out = AppendMessage(out, modelGraph, graph)
+		} else {
+			out = append(out, raw...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// appendTensors appends ts to a GraphProto as initializers.
+func appendTensors(graph []byte, ts []*Tensor) ([]byte, error) {
+	for _, t := range ts {
+		b, err := encodeTensor(t)
+		if err != nil {
+			return nil, err
+		}
+		graph = AppendMessage(graph, graphInitializer, b)
+	}
+	return graph, nil
+}
+
+// importOpset returns model importing the operator domain (version 1), as
+// it is when it already does.
+func importOpset(model []byte, domain string) []byte {
+	found := false
+	_ = eachRaw(model, func(num protowire.Number, typ protowire.Type, _, v []byte) error {
+		if num != modelOpsetImport || typ != protowire.BytesType {
+			return nil
+		}
+		if d, _ := findField(v, opsetDomain); string(d) == domain {
+			found = true
+		}
+		return nil
+	})
+	if found {
+		return model
+	}
+	var imp []byte
+	imp = AppendString(imp, opsetDomain, domain)
+	imp = AppendVarint(imp, opsetVersion, 1)
+	return AppendMessage(model, modelOpsetImport, imp)
+}

@@ -129,6 +129,41 @@ func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOpt
 		cfg.KVHeads, probe.Steps, probe.MaxDelta), true
 }
 
+// HeadRewriteName names, in the rewritten-file cache key, the rewrite of a
+// decoder whose attention is not regrouped (as many key/value heads as
+// query heads): the last-row head and the fused matmuls alone.
+const HeadRewriteName = "decoder-head-v1"
+
+// headDecoderFile returns src rewritten by onnx.KeepLastLogits and the
+// matmul fusions, for decoders the attention rewrite does not apply to,
+// written once to the user cache dir and checked on the same probe; src
+// with the reason when neither applies or the probe differs.
+func headDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, emb *embed.Embedder) (file, why string) {
+	dst, err := ort.RewrittenFile(src, HeadRewriteName, func(data []byte) ([]byte, error) {
+		out, err := onnx.KeepLastLogits(data)
+		if err != nil {
+			return nil, err
+		}
+		if out, _, err = onnx.FuseIntegerMatMuls(out); err != nil {
+			return nil, err
+		}
+		out, _, err = onnx.FuseMatMulNBits(out)
+		return out, err
+	})
+	if err != nil {
+		return src, fmt.Sprintf("warning: %s kept as exported (%v)", filepath.Base(src), err)
+	}
+	probe, err := probeGQA(ctx, env, src, dst, so, cfg, emb)
+	if err != nil {
+		return src, fmt.Sprintf("warning: head rewrite of %s not used: %v", filepath.Base(src), err)
+	}
+	if limit := gqaProbeLimit(src); !probe.SameIDs || probe.MaxDelta > limit {
+		return src, fmt.Sprintf("warning: head rewrite of %s rejected: probe max |Δlogit| %.3g of the largest (limit %.3g), same greedy tokens %v",
+			filepath.Base(src), probe.MaxDelta, limit, probe.SameIDs)
+	}
+	return dst, fmt.Sprintf("head and matmul rewrite (probe: %d steps, same greedy tokens, max |Δlogit| %.2g of the largest)", probe.Steps, probe.MaxDelta)
+}
+
 // gqaProbeLimit is the probe's limit for the decoder file src.
 func gqaProbeLimit(src string) float64 {
 	if dq, err := dynamicallyQuantized(src); err == nil && dq {

@@ -59,6 +59,48 @@ func TestGQARewriteQuantizedDecoders(t *testing.T) {
 	}
 }
 
+// TestHeadRewrite: a decoder with as many key/value heads as query heads
+// (SmolVLM2-2.2B's layout) gets no attention rewrite but the last-row head
+// and the fused matmuls, checked on the probe, and answers as the exported
+// graph does.
+func TestHeadRewrite(t *testing.T) {
+	for _, dtype := range []string{"fp32", "q4", "int8"} {
+		t.Run(dtype, func(t *testing.T) {
+			m := loadModel(t, "tiny384mha+all", Options{Dtype: dtype, TextOnly: true})
+			why := m.FileReasons()[GraphDecoder]
+			if !strings.Contains(why, "head and matmul rewrite") || !strings.Contains(why, "logits for the last position") {
+				t.Fatalf("decoder runs %s: %s", m.Files()[GraphDecoder], why)
+			}
+			plain := loadModel(t, "tiny384mha+all", Options{Dtype: dtype, TextOnly: true, PlainAttention: true})
+			ops, err := onnx.ReadFileOpTypes(m.Files()[GraphDecoder])
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := onnx.ReadFileOpTypes(plain.Files()[GraphDecoder])
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers := src["com.microsoft:MultiHeadAttention"]
+			matmuls := func(ops map[string]int) int {
+				return ops["com.microsoft:MatMulNBits"] + ops["MatMulInteger"] + ops["com.microsoft:DynamicQuantizeMatMul"]
+			}
+			// fp32's MatMuls stay apart: only the 8-bit and 4-bit ones fuse.
+			want := matmuls(src)
+			if dtype != "fp32" {
+				want -= 3 * layers
+			}
+			if layers == 0 || matmuls(ops) != want || ops["com.microsoft:MultiHeadAttention"] != layers {
+				t.Errorf("rewritten decoder's ops %v over %d layers, want %d matmuls and the attention as exported", ops, layers, want)
+			}
+			req := Request{Messages: []Message{UserMessage("Tell me a long story about a red square.")},
+				GenerateOptions: GenerateOptions{MaxNewTokens: 24}}
+			if got, want := greedy(t, m, req), greedy(t, plain, req); !slices.Equal(got.Tokens, want.Tokens) {
+				t.Errorf("rewrite answers %v, exported graph %v", got.Tokens, want.Tokens)
+			}
+		})
+	}
+}
+
 // TestAttentionKernelChoice: the rewrite runs snapvlm's attention kernel
 // by default and ONNX Runtime's with OrtAttention, and both answer as the
 // exported graph does (fp32 and the fp16-cache variant, whose rewrite

@@ -465,6 +465,10 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 			note += fmt.Sprintf(" (snapvlm's attention kernel is not available: %v)", ownErr)
 		}
 		why[GraphDecoder] += "; " + note
+	} else if !opts.PlainAttention && !opts.unfused {
+		var note string
+		files[GraphDecoder], note = headDecoderFile(st.ctx, m.env, files[GraphDecoder], base, dcfg, m.emb)
+		why[GraphDecoder] += "; " + note
 	}
 	decWhy := why[GraphDecoder]
 	dso := graphOpts(&decWhy)

@@ -35,6 +35,14 @@ var presets = map[string]preset{
 		vHidden: 32, vLayers: 2, vHeads: 2, vMLP: 64, patch: 14, tile: 384, scale: 3,
 		longestEdge: 1536, realVocab: 49280, tiny: true,
 	},
+	// tiny384 with as many key/value heads as query heads, as
+	// SmolVLM2-2.2B has (32 on 32): no attention to regroup.
+	"tiny384mha": {
+		name: "tiny384mha", hidden: 64, layers: 2, heads: 4, kvHeads: 4, headDim: 16, mlp: 128,
+		ropeTheta: 273768, maxPos: 8192,
+		vHidden: 32, vLayers: 2, vHeads: 2, vMLP: 64, patch: 14, tile: 384, scale: 3,
+		longestEdge: 1536, realVocab: 49280, tiny: true,
+	},
 	// Real dimensions of SmolVLM2-256M-Video-Instruct.
 	"real256m": {
 		name: "real256m", hidden: 576, layers: 30, heads: 9, kvHeads: 3, headDim: 64, mlp: 1536,

@@ -27,27 +27,18 @@ func TestGQARewriteQuantizedDecoders(t *testing.T) {
 				t.Errorf("decoder computes every row's logits: %s", why)
 			}
 			plain := loadModel(t, "tiny512+all", Options{Dtype: dtype, TextOnly: true, PlainAttention: true})
-			ops, err := onnx.ReadFileOpTypes(m.Files()[GraphDecoder])
-			if err != nil {
-				t.Fatal(err)
-			}
-			src, err := onnx.ReadFileOpTypes(plain.Files()[GraphDecoder])
-			if err != nil {
-				t.Fatal(err)
-			}
+			ops, matmuls := decoderOps(t, m)
+			_, srcMatmuls := decoderOps(t, plain)
 			layers := 0
 			for op, n := range ops {
 				if strings.HasSuffix(op, ":GroupQueryAttention") {
 					layers += n
 				}
 			}
-			matmuls := func(ops map[string]int) int {
-				return ops["com.microsoft:MatMulNBits"] + ops["MatMulInteger"] + ops["com.microsoft:DynamicQuantizeMatMul"]
-			}
 			// The head stays a MatMulInteger of its own in the 8-bit
 			// variants (its rows are cut after its quantization).
-			if want := matmuls(src) - 3*layers; layers == 0 || matmuls(ops) != want || (dtype != "q4" && ops["MatMulInteger"] != 1) {
-				t.Errorf("rewritten decoder's matmuls %v over %d layers, want %d (the export's %d less 3 a layer)", ops, layers, want, matmuls(src))
+			if want := srcMatmuls - 3*layers; layers == 0 || matmuls != want || (dtype != "q4" && ops["MatMulInteger"] != 1) {
+				t.Errorf("rewritten decoder's matmuls %v over %d layers, want %d (the export's %d less 3 a layer)", ops, layers, want, srcMatmuls)
 			}
 			req := Request{Messages: []Message{UserMessage("Tell me a long story about a red square.")},
 				GenerateOptions: GenerateOptions{MaxNewTokens: 24}}
@@ -72,24 +63,14 @@ func TestHeadRewrite(t *testing.T) {
 				t.Fatalf("decoder runs %s: %s", m.Files()[GraphDecoder], why)
 			}
 			plain := loadModel(t, "tiny384mha+all", Options{Dtype: dtype, TextOnly: true, PlainAttention: true})
-			ops, err := onnx.ReadFileOpTypes(m.Files()[GraphDecoder])
-			if err != nil {
-				t.Fatal(err)
-			}
-			src, err := onnx.ReadFileOpTypes(plain.Files()[GraphDecoder])
-			if err != nil {
-				t.Fatal(err)
-			}
+			ops, matmuls := decoderOps(t, m)
+			src, want := decoderOps(t, plain)
 			layers := src["com.microsoft:MultiHeadAttention"]
-			matmuls := func(ops map[string]int) int {
-				return ops["com.microsoft:MatMulNBits"] + ops["MatMulInteger"] + ops["com.microsoft:DynamicQuantizeMatMul"]
-			}
 			// fp32's MatMuls stay apart: only the 8-bit and 4-bit ones fuse.
-			want := matmuls(src)
 			if dtype != "fp32" {
 				want -= 3 * layers
 			}
-			if layers == 0 || matmuls(ops) != want || ops["com.microsoft:MultiHeadAttention"] != layers {
+			if layers == 0 || matmuls != want || ops["com.microsoft:MultiHeadAttention"] != layers {
 				t.Errorf("rewritten decoder's ops %v over %d layers, want %d matmuls and the attention as exported", ops, layers, want)
 			}
 			req := Request{Messages: []Message{UserMessage("Tell me a long story about a red square.")},
@@ -99,6 +80,17 @@ func TestHeadRewrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decoderOps counts the operators of a model's decoder file, and its
+// weight matmuls of the quantized kinds.
+func decoderOps(t *testing.T, m *Model) (ops map[string]int, matmuls int) {
+	t.Helper()
+	ops, err := onnx.ReadFileOpTypes(m.Files()[GraphDecoder])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops, ops["com.microsoft:MatMulNBits"] + ops["MatMulInteger"] + ops["com.microsoft:DynamicQuantizeMatMul"]
 }
 
 // TestAttentionKernelChoice: the rewrite runs snapvlm's attention kernel

@@ -50,14 +50,6 @@ func FuseIntegerMatMuls(model []byte) ([]byte, int, error) {
 		members []member
 		drop    []int
 	}
-	tensor := func(name string) (rawTensor, bool) {
-		b, ok := g.inits[name]
-		if !ok {
-			return rawTensor{}, false
-		}
-		t, err := parseRawTensor(b)
-		return t, err == nil && t.data != nil
-	}
 	// only returns the single reader of value, if it has exactly one and
 	// the value is not a graph output.
 	only := func(value string) (int, bool) {
@@ -85,8 +77,8 @@ func FuseIntegerMatMuls(model []byte) ([]byte, int, error) {
 				ok = false
 				break
 			}
-			w, okW := tensor(m.inputs[1])
-			wz, okZ := tensor(m.inputs[3])
+			w, okW := g.initData(m.inputs[1])
+			wz, okZ := g.initData(m.inputs[3])
 			if !okW || !okZ || len(w.dims) != 2 || (w.dtype != Int8 && w.dtype != Uint8) || wz.dtype != w.dtype || len(wz.data) != 1 || (wType != 0 && w.dtype != wType) {
 				ok = false
 				break
@@ -120,7 +112,7 @@ func FuseIntegerMatMuls(model []byte) ([]byte, int, error) {
 				ok = false
 				break
 			}
-			ws, okWS := tensor(wsName)
+			ws, okWS := g.initData(wsName)
 			if !okWS || ws.dtype != Float || len(ws.data) != 4 {
 				ok = false
 				break
@@ -205,6 +197,16 @@ func FuseIntegerMatMuls(model []byte) ([]byte, int, error) {
 		return nil, 0, fmt.Errorf("fusing integer matmuls: %w", err)
 	}
 	return out, len(groups), nil
+}
+
+// initData returns the initializer name with its data inline, if it is one.
+func (g *gqaGraph) initData(name string) (rawTensor, bool) {
+	b, ok := g.inits[name]
+	if !ok {
+		return rawTensor{}, false
+	}
+	t, err := parseRawTensor(b)
+	return t, err == nil && t.data != nil
 }
 
 // rewrite writes model with the graph's nodes of replace swapped for the

@@ -48,15 +48,7 @@ func intGraph(t *testing.T, wt onnx.DataType, extra bool) []byte {
 	if extra {
 		b.OutputAs(b.Mul(dq[1], b.ScalarFloat(2)), "scale2", onnx.Float)
 	}
-	g, err := b.Graph()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := onnxbuild.Marshal(onnx.NewModel(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return marshal(t, b)
 }
 
 // runY runs a graph of input x [1, s, k] and outputs y0, y1, y2 on s rows.
@@ -158,15 +150,7 @@ func nbitsGraph(t *testing.T, zp bool, acc int64) []byte {
 		}
 		b.OutputAs(b.MS1("MatMulNBits", ins, attrs...), fmt.Sprint("y", j), onnx.Float, B, S, onnx.N(int(n)))
 	}
-	g, err := b.Graph()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := onnxbuild.Marshal(onnx.NewModel(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return marshal(t, b)
 }
 
 func TestFuseMatMulNBits(t *testing.T) {

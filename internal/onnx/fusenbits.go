@@ -34,14 +34,6 @@ func FuseMatMulNBits(model []byte) ([]byte, int, error) {
 	}
 	groups := map[string][]member{}
 	var order []string
-	tensor := func(name string) (rawTensor, bool) {
-		b, ok := g.inits[name]
-		if !ok {
-			return rawTensor{}, false
-		}
-		t, err := parseRawTensor(b)
-		return t, err == nil && t.data != nil
-	}
 nodes:
 	for i, n := range g.nodes {
 		if n.op != "MatMulNBits" || n.domain != MicrosoftDomain || len(n.inputs) < 3 || len(n.inputs) > 4 || len(n.outputs) != 1 {
@@ -59,14 +51,14 @@ nodes:
 			}
 		}
 		var ok bool
-		if m.b, ok = tensor(n.inputs[1]); !ok || len(m.b.dims) != 3 {
+		if m.b, ok = g.initData(n.inputs[1]); !ok || len(m.b.dims) != 3 {
 			continue
 		}
-		if m.s, ok = tensor(n.inputs[2]); !ok {
+		if m.s, ok = g.initData(n.inputs[2]); !ok {
 			continue
 		}
 		if len(n.inputs) == 4 && n.inputs[3] != "" {
-			if m.zp, ok = tensor(n.inputs[3]); !ok {
+			if m.zp, ok = g.initData(n.inputs[3]); !ok {
 				continue
 			}
 			m.hasZP = true

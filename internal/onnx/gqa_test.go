@@ -74,15 +74,7 @@ func attnGraph(t *testing.T, builderForm bool, change string) []byte {
 	b.OutputAs(b.MS1("MultiHeadAttention", ins, onnx.Int("num_heads", gqaN)), "out", onnx.Float, B, S, onnx.N(gqaN*gqaH))
 	b.Output("present.0.key", onnx.Float, B, onnx.N(gqaKV), T, onnx.N(gqaH))
 	b.Output("present.0.value", onnx.Float, B, onnx.N(gqaKV), T, onnx.N(gqaH))
-	g, err := b.Graph()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := onnxbuild.Marshal(onnx.NewModel(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return marshal(t, b)
 }
 
 // runAttn runs an attention graph on p past and s new positions.

@@ -56,15 +56,7 @@ func headGraph(t *testing.T, form string) []byte {
 		logits = b.Softmax(b.MatMul(n, b.Init(onnx.FloatTensor("lm_head.weight", []int64{headH, headV}, w))), -1)
 	}
 	b.OutputAs(logits, "logits", onnx.Float, B, S, onnx.N(headV))
-	g, err := b.Graph()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := onnxbuild.Marshal(onnx.NewModel(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return marshal(t, b)
 }
 
 // runHead runs a head graph on s rows of x; keep < 0 leaves out the input.

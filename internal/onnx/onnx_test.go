@@ -46,6 +46,20 @@ func runFloat(t *testing.T, data []byte, path string, inNames []string, ins []*o
 	return res
 }
 
+// marshal serializes the model a test built.
+func marshal(t *testing.T, b *onnxbuild.Builder) []byte {
+	t.Helper()
+	g, err := b.Graph()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := onnxbuild.Marshal(onnx.NewModel(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 func tensor(t *testing.T, dims []int64, data []float32) *ort.Tensor[float32] {
 	t.Helper()
 	x, err := ort.NewTensor(ort.NewShape(dims...), data)
@@ -151,14 +165,7 @@ func TestAttributesAndTypes(t *testing.T) {
 		names[i] = "out" + string(rune('0'+i))
 		b.OutputAs(o, names[i], onnx.Float)
 	}
-	g, err := b.Graph()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := onnxbuild.Marshal(onnx.NewModel(g))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := marshal(t, b)
 	got := runFloat(t, data, "", []string{"x"}, []*ort.Tensor[float32]{tensor(t, []int64{2, 3}, []float32{1, -2, 3, -4, 5, -6})}, names)
 	want := [][]float32{
 		{1, -4, -2, 5, 3, -6},

@@ -32,14 +32,7 @@ func TestQuantizeMatMulsInt8(t *testing.T) {
 	b.OutputAs(y2, "y2", onnx.Float, onnx.N(R), onnx.N(C))
 	b.OutputAs(b.MatMul(y1, b.Transpose(y2, 1, 0)), "y3", onnx.Float, onnx.N(R), onnx.N(R))
 	b.OutputAs(shared, "s", onnx.Float, onnx.N(K), onnx.N(C))
-	g, err := b.Graph()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := onnxbuild.Marshal(onnx.NewModel(g))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := marshal(t, b)
 	out, n, err := onnx.QuantizeMatMulsInt8(src)
 	if err != nil {
 		t.Fatal(err)

@@ -105,25 +105,14 @@ func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOpt
 		if !fuse {
 			return out, nil
 		}
-		// After the head's rows are cut between its quantization and its
-		// matmul, so the head is left as it is and keeps its bits.
-		if out, _, err = onnx.FuseIntegerMatMuls(out); err != nil {
-			return nil, err
-		}
-		out, _, err = onnx.FuseMatMulNBits(out)
-		return out, err
+		return fuseMatMuls(out)
 	})
 	if err != nil {
 		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err), false
 	}
-	probe, err := probeGQA(ctx, env, src, dst, so, cfg, emb)
-	if err != nil {
-		return src, fmt.Sprintf("warning: attention rewrite of %s not used: %v", filepath.Base(src), err), false
-	}
-	limit := gqaProbeLimit(src)
-	if !probe.SameIDs || probe.MaxDelta > limit {
-		return src, fmt.Sprintf("warning: attention rewrite of %s rejected: probe max |Δlogit| %.3g of the largest (limit %.3g), same greedy tokens %v",
-			filepath.Base(src), probe.MaxDelta, limit, probe.SameIDs), false
+	probe, warn := checkRewrite(ctx, env, src, dst, so, cfg, emb, "attention")
+	if warn != "" {
+		return src, warn, false
 	}
 	return dst, fmt.Sprintf("attention on the %d kv heads (GroupQueryAttention rewrite; probe: %d steps, same greedy tokens, max |Δlogit| %.2g of the largest)",
 		cfg.KVHeads, probe.Steps, probe.MaxDelta), true
@@ -144,24 +133,44 @@ func headDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.Sessi
 		if err != nil {
 			return nil, err
 		}
-		if out, _, err = onnx.FuseIntegerMatMuls(out); err != nil {
-			return nil, err
-		}
-		out, _, err = onnx.FuseMatMulNBits(out)
-		return out, err
+		return fuseMatMuls(out)
 	})
 	if err != nil {
 		return src, fmt.Sprintf("warning: %s kept as exported (%v)", filepath.Base(src), err)
 	}
-	probe, err := probeGQA(ctx, env, src, dst, so, cfg, emb)
-	if err != nil {
-		return src, fmt.Sprintf("warning: head rewrite of %s not used: %v", filepath.Base(src), err)
-	}
-	if limit := gqaProbeLimit(src); !probe.SameIDs || probe.MaxDelta > limit {
-		return src, fmt.Sprintf("warning: head rewrite of %s rejected: probe max |Δlogit| %.3g of the largest (limit %.3g), same greedy tokens %v",
-			filepath.Base(src), probe.MaxDelta, limit, probe.SameIDs)
+	probe, warn := checkRewrite(ctx, env, src, dst, so, cfg, emb, "head")
+	if warn != "" {
+		return src, warn
 	}
 	return dst, fmt.Sprintf("head and matmul rewrite (probe: %d steps, same greedy tokens, max |Δlogit| %.2g of the largest)", probe.Steps, probe.MaxDelta)
+}
+
+// fuseMatMuls runs onnx.FuseIntegerMatMuls and onnx.FuseMatMulNBits. In
+// the rewrites it runs after onnx.KeepLastLogits, which cuts an 8-bit
+// head's rows between its quantization and its matmul, so the head is
+// left as it is and keeps its bits.
+func fuseMatMuls(model []byte) ([]byte, error) {
+	out, _, err := onnx.FuseIntegerMatMuls(model)
+	if err != nil {
+		return nil, err
+	}
+	out, _, err = onnx.FuseMatMulNBits(out)
+	return out, err
+}
+
+// checkRewrite probes the rewrite dst of src (what names it in the
+// warning) and returns the probe, or a warning when it failed or differs
+// by more than the limit for src.
+func checkRewrite(ctx context.Context, env *ort.Env, src, dst string, so ort.SessionOptions, cfg decoder.Config, emb *embed.Embedder, what string) (gqaProbe, string) {
+	probe, err := probeGQA(ctx, env, src, dst, so, cfg, emb)
+	if err != nil {
+		return probe, fmt.Sprintf("warning: %s rewrite of %s not used: %v", what, filepath.Base(src), err)
+	}
+	if limit := gqaProbeLimit(src); !probe.SameIDs || probe.MaxDelta > limit {
+		return probe, fmt.Sprintf("warning: %s rewrite of %s rejected: probe max |Δlogit| %.3g of the largest (limit %.3g), same greedy tokens %v",
+			what, filepath.Base(src), probe.MaxDelta, limit, probe.SameIDs)
+	}
+	return probe, ""
 }
 
 // gqaProbeLimit is the probe's limit for the decoder file src.

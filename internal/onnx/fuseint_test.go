@@ -1,6 +1,7 @@
 package onnx_test
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"slices"
@@ -180,6 +181,34 @@ func TestFuseMatMulNBits(t *testing.T) {
 						t.Fatalf("%d rows: y%d = %v, want the original's %v", s, j, got[j], want[j])
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestUseMatMulQ4: the MatMulNBits nodes of the kernel's layout become the
+// kernel's op with their inputs, K and N; nodes with zero points stay. (The
+// kernel's product is tested against MatMulNBits in internal/ort.)
+func TestUseMatMulQ4(t *testing.T) {
+	for _, c := range []struct {
+		zp   bool
+		acc  int64
+		want int
+	}{{false, 0, 3}, {false, 4, 3}, {true, 0, 0}} {
+		t.Run(fmt.Sprintf("zp=%v/accuracy=%d", c.zp, c.acc), func(t *testing.T) {
+			dst, n, err := onnx.UseMatMulQ4(nbitsGraph(t, c.zp, c.acc), "ai.test", "Q4")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops, err := onnx.ReadOpTypes(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != c.want || ops["ai.test:Q4"] != c.want || ops["com.microsoft:MatMulNBits"] != 3-c.want {
+				t.Fatalf("%d replaced, nodes %v; want %d", n, ops, c.want)
+			}
+			if n > 0 && !bytes.Contains(dst, []byte("ai.test")) {
+				t.Fatal("the domain is not imported")
 			}
 		})
 	}

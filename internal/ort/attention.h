@@ -13,7 +13,7 @@
 #define SNAPVLM_ATTENTION_DOMAIN "ai.snapvlm"
 
 // snapvlm_attention_domain returns the custom-op domain holding the
-// kernel, made from the library at path, or NULL with err set when the
+// kernel and the 4-bit matmul (matmulq4.h), made from the library at path, or NULL with err set when the
 // library's C API is too old (the kernel needs API 17) or the domain
 // cannot be made.
 void* snapvlm_attention_domain(const char* path, char* err, size_t errlen);

@@ -7,6 +7,7 @@ package ort
 #cgo LDFLAGS: -ldl -lm
 #include <stdlib.h>
 #include "attention.h"
+#include "matmulq4.h"
 */
 import "C"
 
@@ -55,3 +56,22 @@ func sessionOptionsPtr(opts *ortgo.SessionOptions) unsafe.Pointer {
 
 // attentionDomainC is the domain name attention.c registers.
 const attentionDomainC = C.SNAPVLM_ATTENTION_DOMAIN
+
+// MatMulQ4Op is the name, in AttentionDomain, of snapvlm's 4-bit matmul
+// (matmulq4.c): com.microsoft MatMulNBits's inputs and K and N attributes
+// for bits 4, block_size 32 and no zero points, float32, with the
+// activations quantized to int8 per row and block of 32 (as accuracy_level
+// 4 does), summed in one order whatever the number of rows, so that each
+// row's result is the one it would get alone.
+const MatMulQ4Op = C.SNAPVLM_MATMUL_Q4_OP
+
+// MatMulQ4Vector reports whether this CPU runs the 4-bit matmul's AVX-512
+// VNNI path. Elsewhere the operator runs a portable loop, correct but far
+// slower than ONNX Runtime's MatMulNBits.
+func MatMulQ4Vector() bool { return C.snapvlm_matmul_q4_vector() != 0 }
+
+// MatMulQ4Tiles reports whether this process runs the 4-bit matmul's AMX
+// path too, which computes many rows at once (prefills) about 3x faster
+// than ONNX Runtime's accuracy_level 4 kernel. The paths give the same
+// bits.
+func MatMulQ4Tiles() bool { return C.snapvlm_matmul_q4_tiles() != 0 }

@@ -353,7 +353,7 @@ func TestSessionOptionsLayout(t *testing.T) {
 }
 
 // TestAttentionAPIIndices compiles the binding's onnxruntime_c_api.h with
-// the C compiler and checks that every OrtApi index attention.c uses, and
+// the C compiler and checks that every OrtApi index ortop.h lists, and
 // its OrtCustomOp layout, are the header's.
 func TestAttentionAPIIndices(t *testing.T) {
 	cc, err := exec.LookPath("gcc")
@@ -364,7 +364,7 @@ func TestAttentionAPIIndices(t *testing.T) {
 	if err != nil {
 		t.Skipf("go list: %v", err)
 	}
-	src, err := os.ReadFile("attention.c")
+	src, err := os.ReadFile("ortop.h")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestAttentionAPIIndices(t *testing.T) {
 		fmt.Fprintf(&prog, "printf(\"%s %%zu\\n\", offsetof(OrtApi, %s) / sizeof(void*));\n", m[1], m[1])
 	}
 	if len(want) < 15 {
-		t.Fatalf("found %d indices in attention.c", len(want))
+		t.Fatalf("found %d indices in ortop.h", len(want))
 	}
 	prog.WriteString("printf(\"KernelComputeV2 %zu\\n\", offsetof(OrtCustomOp, KernelComputeV2) / sizeof(void*));\n")
 	prog.WriteString("printf(\"ORT_API_VERSION %d\\n\", ORT_API_VERSION);\nreturn 0; }\n")
@@ -399,7 +399,7 @@ func TestAttentionAPIIndices(t *testing.T) {
 			continue
 		}
 		if want[name] != got {
-			t.Errorf("OrtApi %s is entry %s in the header, attention.c uses %s", name, got, want[name])
+			t.Errorf("OrtApi %s is entry %s in the header, ortop.h uses %s", name, got, want[name])
 		}
 	}
 }

@@ -1,7 +1,10 @@
 // Package ort runs ONNX graphs on ONNX Runtime: it finds and loads the shared
 // library, checks its version, and wraps sessions and tensors of
 // github.com/yalue/onnxruntime_go with what the pipeline needs (named I/O
-// metadata, float16 tensors, pre-allocated outputs, cancellation).
+// metadata, float16 tensors, pre-allocated outputs, cancellation). Its C
+// files are snapvlm's own CPU kernels, registered as custom operators in
+// AttentionDomain: the decoder's attention (attention.c) and its 4-bit
+// matmuls (matmulq4.c).
 //
 // The ONNX Runtime environment is process-wide in the C library; Open
 // initialises it once and returns the same Env afterwards.

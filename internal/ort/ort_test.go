@@ -76,7 +76,7 @@ func node(op string, in []string, out []string) []byte {
 }
 
 // writeModel writes a one-graph model: nodes, inputs, outputs (opset 17).
-func writeModel(t *testing.T, nodes, inputs, outputs [][]byte) string {
+func writeModel(t testing.TB, nodes, inputs, outputs [][]byte) string {
 	t.Helper()
 	var g []byte
 	for _, n := range nodes {

@@ -1,8 +1,11 @@
-// Command matmul measures ONNX Runtime's matrix-multiply throughput on this
-// machine, the compute limit bench-report sets prefill against: a float32
-// MatMul and the 8-bit DynamicQuantizeMatMul snapvlm's default decoder runs,
-// both of one SmolVLM2-500M MLP projection's shape (M rows of K = 960 by
-// N = 2560), the best of several runs, printed as JSON.
+// Command matmul measures matrix-multiply throughput on this machine, the
+// compute limit bench-report sets prefill against: ONNX Runtime's float32
+// MatMul, its 8-bit DynamicQuantizeMatMul (the int8 decoder files), its
+// 4-bit MatMulNBits exact (q4) and with int8 activations (q4i8,
+// accuracy_level 4), and snapvlm's 4-bit kernel (q4snapvlm, ort.MatMulQ4Op),
+// all of one SmolVLM2-500M MLP projection's shape (M rows of K = 960 by
+// N = 2560), the best of several runs, printed as JSON as GOP/s (two
+// operations per multiply-add).
 //
 // usage: go run ./scripts/bench/matmul [-threads N] [-m ROWS] [-runs N]
 package main
@@ -15,6 +18,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/snapvlm/snapvlm/internal/onnx"
@@ -49,7 +53,7 @@ func run(threads, m, runs int) error {
 	}
 	defer os.RemoveAll(dir)
 	res := map[string]any{"m": m, "k": k, "n": n, "threads": threads, "onnxruntime": env.Version()}
-	for _, kind := range []string{"fp32", "int8"} {
+	for _, kind := range []string{"fp32", "int8", "q4", "q4i8", "q4snapvlm"} {
 		path := filepath.Join(dir, kind+".onnx")
 		if err := writeGraph(path, kind); err != nil {
 			return err
@@ -75,6 +79,27 @@ func writeGraph(path, kind string) error {
 			w[i] = float32(math.Sin(float64(i))) * 0.05
 		}
 		y = b.MatMul(x, b.Init(onnx.FloatTensor("w", []int64{k, n}, w)))
+	} else if strings.HasPrefix(kind, "q4") {
+		const blk = 32
+		packed, scales := make([]byte, n*k/2), make([]float32, n*k/blk)
+		for i := range packed {
+			packed[i] = byte(i*37 + i/n)
+		}
+		for i := range scales {
+			scales[i] = 0.004
+		}
+		acc := int64(0)
+		if kind == "q4i8" {
+			acc = 4
+		}
+		in := []string{x,
+			b.Init(&onnx.Tensor{Name: "w", Type: onnx.Uint8, Dims: []int64{n, k / blk, blk / 2}, Raw: packed}),
+			b.Init(onnx.FloatTensor("scales", []int64{n * k / blk}, scales))}
+		if kind == "q4snapvlm" {
+			y = b.DomainOp(ort.AttentionDomain, ort.MatMulQ4Op, in, 1, onnx.Int("K", k), onnx.Int("N", n))[0]
+		} else {
+			y = b.MS1("MatMulNBits", in, onnx.Int("K", k), onnx.Int("N", n), onnx.Int("bits", 4), onnx.Int("block_size", blk), onnx.Int("accuracy_level", acc))
+		}
 	} else {
 		q, scales := make([]byte, k*n), make([]float32, n)
 		for i := range q {
@@ -93,7 +118,9 @@ func writeGraph(path, kind string) error {
 	if err != nil {
 		return err
 	}
-	return onnxbuild.WriteFile(onnx.NewModel(g), path, onnxbuild.WriteOptions{})
+	m := onnx.NewModel(g)
+	m.Opsets = append(m.Opsets, onnx.OpsetID{Domain: ort.AttentionDomain, Version: 1})
+	return onnxbuild.WriteFile(m, path, onnxbuild.WriteOptions{})
 }
 
 // timeGraph returns the fastest of runs runs on m rows, after a warm-up.

@@ -1,0 +1,98 @@
+package onnx
+
+import (
+	"fmt"
+	"slices"
+)
+
+// UseMatMulQ4 returns a copy of a serialized model in which the com.microsoft
+// MatMulNBits nodes of the layout snapvlm's 4-bit kernel takes (bits 4,
+// block_size 32, no zero points, group index or bias, float32 scales, inline
+// uint8 weights [N, ceil(K/32), 16]) run as op in domain instead, with
+// their weights and scales repacked for it (PackQ4) and their K and N. The
+// kernel computes their product with the activations quantized to int8 per
+// row and block of 32 (ort.MatMulQ4Op); other MatMulNBits nodes are left
+// as they are. The domain is imported at version 1. It returns the new
+// model and the number of nodes replaced.
+func UseMatMulQ4(model []byte, domain, op string) ([]byte, int, error) {
+	g, graph, err := indexGraph(model)
+	if err != nil {
+		return nil, 0, fmt.Errorf("using the 4-bit kernel: %w", err)
+	}
+	replace := map[int][]Node{}
+	drop := map[int]bool{}
+	var inits []*Tensor
+nodes:
+	for i, n := range g.nodes {
+		if n.op != "MatMulNBits" || n.domain != MicrosoftDomain || len(n.inputs) != 3 || len(n.outputs) != 1 {
+			continue
+		}
+		for name := range n.ints {
+			if !slices.Contains(nbitsAttrs, name) {
+				continue nodes
+			}
+		}
+		attr := func(name string) int64 {
+			if v, ok := n.ints[name]; ok && len(v) == 1 {
+				return v[0]
+			}
+			return -1
+		}
+		k, nn := attr("K"), attr("N")
+		if attr("bits") != 4 || attr("block_size") != 32 || k <= 0 || nn <= 0 {
+			continue
+		}
+		nblk := (k + 31) / 32
+		b, ok := g.initData(n.inputs[1])
+		if !ok || b.dtype != Uint8 || !slices.Equal(b.dims, []int64{nn, nblk, 16}) {
+			continue
+		}
+		s, ok := g.initData(n.inputs[2])
+		if !ok || s.dtype != Float || int64(len(s.data)) != nn*nblk*4 {
+			continue
+		}
+		pb, ps := PackQ4(b.data, s.data, int(nn), int(k))
+		base := fmt.Sprintf("snapvlm_q4/%d/", len(replace))
+		bT := &Tensor{Name: base + "B", Type: Uint8, Dims: []int64{(nn + 15) / 16, nblk, 8, 32}, Raw: pb}
+		sT := &Tensor{Name: base + "scales", Type: Float, Dims: []int64{(nn + 15) / 16, nblk, 16}, Raw: ps}
+		inits = append(inits, bT, sT)
+		replace[i] = []Node{{Name: n.name, OpType: op, Domain: domain, Inputs: []string{n.inputs[0], bT.Name, sT.Name}, Outputs: n.outputs,
+			Attrs: []Attr{Int("K", k), Int("N", nn)}}}
+		// The original weights go with the node when nothing else reads them.
+		drop[i] = true
+	}
+	if len(replace) == 0 {
+		return model, 0, nil
+	}
+	out, err := g.rewrite(model, graph, replace, drop, inits)
+	if err != nil {
+		return nil, 0, fmt.Errorf("using the 4-bit kernel: %w", err)
+	}
+	return importOpset(out, domain), len(replace), nil
+}
+
+// PackQ4 repacks MatMulNBits' 4-bit weights ([n][ceil(k/32)][16] bytes, two
+// values of k per byte, low nibble first) and float32 block scales
+// ([n][ceil(k/32)], little-endian) for snapvlm's kernel: in groups of 16
+// columns, per block of 32 and group of 4 values of k, the 2 bytes of each
+// of the 16 columns ([n/16][block][k/4][16][2]), so that one 32-byte load
+// holds 4 values of k for 16 columns; and the scales per group and block
+// ([n/16][block][16]). Columns past n in the last group are zero.
+func PackQ4(b, scales []byte, n, k int) (packed, packedScales []byte) {
+	nblk := (k + 31) / 32
+	groups := (n + 15) / 16
+	packed = make([]byte, groups*nblk*8*32)
+	packedScales = make([]byte, groups*nblk*16*4)
+	for c := range n {
+		g, col := c/16, c%16
+		for blk := range nblk {
+			src := b[(c*nblk+blk)*16:]
+			for kk := range 8 {
+				dst := ((g*nblk+blk)*8+kk)*32 + col*2
+				packed[dst], packed[dst+1] = src[2*kk], src[2*kk+1]
+			}
+			copy(packedScales[((g*nblk+blk)*16+col)*4:][:4], scales[(c*nblk+blk)*4:])
+		}
+	}
+	return packed, packedScales
+}

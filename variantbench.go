@@ -270,7 +270,7 @@ func (b *variantBench) decoders(embeds []float32, emb *embed.Embedder) {
 	ds := b.list(GraphDecoder)
 	if slices.ContainsFunc(ds, func(v benchVariant) bool { return v.name == "q4" }) {
 		o := b.so
-		o.MatMulNBitsAccuracy = 4
+		o.MatMulNBitsAccuracy, o.MatMulQ4 = 4, true
 		ds = append(ds, benchVariant{"q4 + int8 activations (Options.DecoderInt8)", b.file(GraphDecoder, "q4"), o})
 	}
 	var refLogits [][]float32

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
 // TestRefuseVariant checks the message for a graph ONNX Runtime has no
@@ -67,12 +69,19 @@ func TestDefaultVisionBatch(t *testing.T) {
 // graph runs the measured default (README, "Choosing a variant"), and
 // FileReasons says so; a per-graph option still wins.
 func TestDefaultOrder(t *testing.T) {
+	// Where snapvlm's 4-bit kernel runs, the default decoder is q4 with
+	// int8 activations on it.
+	dec, decWhy := "int8", "default: first present of "
+	if ort.MatMulQ4Vector() {
+		dec, decWhy = "q4", "default: q4 with int8 activations on snapvlm's 4-bit kernel"
+	}
 	cases := []struct {
 		opts Options
 		want map[string]string
 	}{
-		{Options{}, map[string]string{GraphVision: "int8", GraphEmbed: "q4", GraphDecoder: "int8"}},
+		{Options{}, map[string]string{GraphVision: "int8", GraphEmbed: "q4", GraphDecoder: dec}},
 		{Options{Dtype: "fp32", DecoderDtype: "q4"}, map[string]string{GraphVision: "fp32", GraphEmbed: "fp32", GraphDecoder: "q4"}},
+		{Options{DecoderDtype: "int8"}, map[string]string{GraphVision: "int8", GraphEmbed: "q4", GraphDecoder: "int8"}},
 	}
 	for _, c := range cases {
 		m := loadModel(t, "tiny512+all", c.opts)
@@ -80,9 +89,15 @@ func TestDefaultOrder(t *testing.T) {
 			if got := dtypeOfFile(m.Files()[g], g); got != d {
 				t.Errorf("%+v: %s runs %s, want %s", c.opts, g, got, d)
 			}
-			why := m.FileReasons()[g]
-			if (c.opts.Dtype == "") != strings.HasPrefix(why, "default: first present of ") {
+			why, want := m.FileReasons()[g], "default: first present of "
+			if g == GraphDecoder {
+				want = decWhy
+			}
+			if asked := c.opts.Dtype != "" || (g == GraphDecoder && c.opts.DecoderDtype != ""); asked == strings.HasPrefix(why, want) {
 				t.Errorf("%+v: %s: reason %q", c.opts, g, why)
+			}
+			if g == GraphDecoder && dec == "q4" && c.opts.DecoderDtype == "" && c.opts.Dtype == "" && !strings.Contains(why, "on snapvlm's kernel") {
+				t.Errorf("the default q4 decoder does not run snapvlm's kernel: %q", why)
 			}
 		}
 	}

@@ -35,10 +35,10 @@ var shared struct {
 	capitest string
 	asan     bool
 	model    string
-	// decoders is the decoder file a load of each model directory uses
+	// decoders are the decoder files of each model directory (decoderFile)
 	// (the attention rewrite in the cache dir), loaded once here so the C
 	// program's loads find the rewrite made and checked.
-	decoders map[string]string
+	decoders map[string][2]string
 }
 
 func TestMain(m *testing.M) {
@@ -62,26 +62,31 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// decoderFile loads the q4 model at dir once and returns the decoder file
-// its loads use.
-func decoderFile(t *testing.T, dir string) string {
+// decoderFile loads the q4 model at dir once, as the C program does (no
+// options) and asking for q4, and returns the decoder file the first runs
+// (where snapvlm's 4-bit kernel runs, a rewrite of the second for it) and
+// the second, the attention rewrite.
+func decoderFile(t *testing.T, dir string) (runs, rewrite string) {
 	t.Helper()
 	shared.Lock()
 	defer shared.Unlock()
 	if f, ok := shared.decoders[dir]; ok {
-		return f
+		return f[0], f[1]
 	}
-	m, err := snapvlm.Load(context.Background(), dir, snapvlm.Options{Dtype: "q4"})
-	if err != nil {
-		t.Fatal(err)
+	var f [2]string
+	for i, o := range []snapvlm.Options{{}, {Dtype: "q4"}} {
+		m, err := snapvlm.Load(context.Background(), dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f[i] = m.Files()[snapvlm.GraphDecoder]
+		m.Close()
 	}
-	f := m.Files()[snapvlm.GraphDecoder]
-	m.Close()
 	if shared.decoders == nil {
-		shared.decoders = map[string]string{}
+		shared.decoders = map[string][2]string{}
 	}
 	shared.decoders[dir] = f
-	return f
+	return f[0], f[1]
 }
 
 // requireCC skips without a C compiler, or fails when the run requires one
@@ -189,11 +194,11 @@ func capitest(t *testing.T, exe, modelDir string, opens int, args ...string) []b
 	}
 	// A model that exists now is loaded here first (see decoderFile); one
 	// the program downloads is rewritten and probed by the program itself.
-	var decoder string
+	var decoder, rewrite string
 	_, err := os.Stat(modelDir)
 	prepared := opens > 0 && err == nil
 	if prepared {
-		decoder = decoderFile(t, modelDir)
+		decoder, rewrite = decoderFile(t, modelDir)
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), "ASAN_OPTIONS=detect_leaks=1:exitcode=23", "LSAN_OPTIONS=suppressions="+supp+":print_suppressions=0")
@@ -203,9 +208,10 @@ func capitest(t *testing.T, exe, modelDir string, opens int, args ...string) []b
 	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 23 {
 		probed := false
 		if !prepared && opens > 0 {
-			decoder, probed = decoderFile(t, modelDir), true
+			decoder, rewrite = decoderFile(t, modelDir)
+			probed = true
 		}
-		if leakCheck(t, stderr.String(), modelDir, decoder, opens, probed) {
+		if leakCheck(t, stderr.String(), modelDir, decoder, rewrite, opens, probed) {
 			err = nil
 		}
 	}
@@ -228,10 +234,10 @@ var knownLeak = regexp.MustCompile(`(?m)^Direct leak of (\d+) byte\(s\) in (\d+)
 // other leak — of capi.c, a handle block, a returned string, or another
 // C.malloc in Go code, which would change the count — fails the test.
 //
-// decoder is the decoder file the loads use (the attention rewrite); probed
-// says the program made and checked it, opening the original and the
-// rewrite once more.
-func leakCheck(t *testing.T, report, modelDir, decoder string, opens int, probed bool) bool {
+// decoder is the decoder file the loads use, rewrite the attention rewrite;
+// probed says the program made and checked the latter, opening the original
+// and the rewrite once more.
+func leakCheck(t *testing.T, report, modelDir, decoder, rewrite string, opens int, probed bool) bool {
 	t.Helper()
 	wantBytes := len(decoder) + 1
 	for _, g := range []string{"vision_encoder_q4", "embed_tokens_q4"} {
@@ -240,7 +246,7 @@ func leakCheck(t *testing.T, report, modelDir, decoder string, opens int, probed
 	wantBytes *= opens
 	wantAllocs := 3 * opens
 	if probed {
-		wantBytes += len(filepath.Join(modelDir, "onnx", "decoder_model_merged_q4.onnx")) + 1 + len(decoder) + 1
+		wantBytes += len(filepath.Join(modelDir, "onnx", "decoder_model_merged_q4.onnx")) + 1 + len(rewrite) + 1
 		wantAllocs += 2
 	}
 	m := knownLeak.FindAllStringSubmatch(report, -1)

@@ -151,7 +151,8 @@ func TestAndroidBinding(t *testing.T) {
 		}
 	}
 
-	m, err := snapvlm.Load(context.Background(), model, snapvlm.Options{})
+	// The binding's Settings ask for q4 (and one thread, which changes no bits).
+	m, err := snapvlm.Load(context.Background(), model, snapvlm.Options{Dtype: "q4"})
 	if err != nil {
 		t.Fatal(err)
 	}

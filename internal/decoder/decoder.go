@@ -242,6 +242,10 @@ func (d *Decoder) KVType() ort.DType { return d.kvType }
 // Close releases the session.
 func (d *Decoder) Close() error { return d.s.Close() }
 
+// Path is the file the decoder's session was created from (a rewrite's
+// cached copy when the session options rewrote the graph).
+func (d *Decoder) Path() string { return d.s.Path() }
+
 // State is one generation's cache and reusable tensors. Not safe for
 // concurrent use.
 type State struct {

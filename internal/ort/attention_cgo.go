@@ -65,9 +65,9 @@ const attentionDomainC = C.SNAPVLM_ATTENTION_DOMAIN
 // row's result is the one it would get alone.
 const MatMulQ4Op = C.SNAPVLM_MATMUL_Q4_OP
 
-// MatMulQ4Vector reports whether this CPU runs the 4-bit matmul's AVX-512
-// VNNI path. Elsewhere the operator runs a portable loop, correct but far
-// slower than ONNX Runtime's MatMulNBits.
+// MatMulQ4Vector reports whether this CPU runs the 4-bit matmul's vector
+// path (AVX-512 with VNNI and VBMI). Elsewhere the operator runs a portable
+// loop, correct but far slower than ONNX Runtime's MatMulNBits.
 func MatMulQ4Vector() bool { return C.snapvlm_matmul_q4_vector() != 0 }
 
 // MatMulQ4Tiles reports whether this process runs the 4-bit matmul's AMX

@@ -41,6 +41,7 @@ const (
 	tensorDataType     = 2
 	tensorName         = 8
 	tensorRawData      = 9
+	tensorExternalData = 13
 	tensorDataLocation = 14
 
 	valueInfoName = 1

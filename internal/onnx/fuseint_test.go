@@ -196,7 +196,7 @@ func TestUseMatMulQ4(t *testing.T) {
 		want int
 	}{{false, 0, 3}, {false, 4, 3}, {true, 0, 0}} {
 		t.Run(fmt.Sprintf("zp=%v/accuracy=%d", c.zp, c.acc), func(t *testing.T) {
-			dst, n, err := onnx.UseMatMulQ4(nbitsGraph(t, c.zp, c.acc), "ai.test", "Q4")
+			dst, n, err := onnx.UseMatMulQ4(nbitsGraph(t, c.zp, c.acc), "ai.test", "Q4", "")
 			if err != nil {
 				t.Fatal(err)
 			}

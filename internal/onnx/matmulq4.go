@@ -2,19 +2,27 @@ package onnx
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // UseMatMulQ4 returns a copy of a serialized model in which the com.microsoft
 // MatMulNBits nodes of the layout snapvlm's 4-bit kernel takes (bits 4,
 // block_size 32, no zero points, group index or bias, float32 scales, inline
-// uint8 weights [N, ceil(K/32), 16]) run as op in domain instead, with
+// or external uint8 weights [N, ceil(K/32), 16]) run as op in domain instead, with
 // their weights and scales repacked for it (PackQ4) and their K and N. The
 // kernel computes their product with the activations quantized to int8 per
 // row and block of 32 (ort.MatMulQ4Op); other MatMulNBits nodes are left
 // as they are. The domain is imported at version 1. It returns the new
 // model and the number of nodes replaced.
-func UseMatMulQ4(model []byte, domain, op string) ([]byte, int, error) {
+//
+// dir, when not empty, is the directory of the model's file: weights in
+// external data files are read from there (the new ones are inline).
+func UseMatMulQ4(model []byte, domain, op, dir string) ([]byte, int, error) {
 	g, graph, err := indexGraph(model)
 	if err != nil {
 		return nil, 0, fmt.Errorf("using the 4-bit kernel: %w", err)
@@ -43,11 +51,11 @@ nodes:
 			continue
 		}
 		nblk := (k + 31) / 32
-		b, ok := g.initData(n.inputs[1])
-		if !ok || b.dtype != Uint8 || !slices.Equal(b.dims, []int64{nn, nblk, 16}) {
+		b, ok := g.initFrom(n.inputs[1], dir)
+		if !ok || b.dtype != Uint8 || !slices.Equal(b.dims, []int64{nn, nblk, 16}) || int64(len(b.data)) != nn*nblk*16 {
 			continue
 		}
-		s, ok := g.initData(n.inputs[2])
+		s, ok := g.initFrom(n.inputs[2], dir)
 		if !ok || s.dtype != Float || int64(len(s.data)) != nn*nblk*4 {
 			continue
 		}
@@ -95,4 +103,69 @@ func PackQ4(b, scales []byte, n, k int) (packed, packedScales []byte) {
 		}
 	}
 	return packed, packedScales
+}
+
+// initFrom returns the initializer name with its data, inline or, when dir
+// is not empty, read from its external data file in dir.
+func (g *gqaGraph) initFrom(name, dir string) (rawTensor, bool) {
+	if t, ok := g.initData(name); ok || dir == "" {
+		return t, ok
+	}
+	b, ok := g.inits[name]
+	if !ok {
+		return rawTensor{}, false
+	}
+	t, err := parseRawTensor(b)
+	if err != nil {
+		return rawTensor{}, false
+	}
+	var loc string
+	var off, n int64 = 0, -1
+	err = eachRaw(b, func(num protowire.Number, typ protowire.Type, _, v []byte) error {
+		if num != tensorExternalData || typ != protowire.BytesType {
+			return nil
+		}
+		var key, val string
+		if err := eachField(v, func(num protowire.Number, _ protowire.Type, b []byte, _ uint64) error {
+			switch num {
+			case 1:
+				key = string(b)
+			case 2:
+				val = string(b)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		var err error
+		switch key {
+		case "location":
+			loc = val
+		case "offset":
+			off, err = strconv.ParseInt(val, 10, 64)
+		case "length":
+			n, err = strconv.ParseInt(val, 10, 64)
+		}
+		return err
+	})
+	if n < 0 { // no length: the tensor's size
+		n = int64(t.dtype.Size())
+		for _, d := range t.dims {
+			n *= d
+		}
+	}
+	// Only a plain file name beside the model: no path out of dir.
+	if err != nil || loc == "" || loc != filepath.Base(loc) || off < 0 || n < 0 {
+		return rawTensor{}, false
+	}
+	f, err := os.Open(filepath.Join(dir, loc))
+	if err != nil {
+		return rawTensor{}, false
+	}
+	defer f.Close()
+	t.data = make([]byte, n)
+	if _, err := f.ReadAt(t.data, off); err != nil {
+		return rawTensor{}, false
+	}
+	return t, true
 }

@@ -175,7 +175,7 @@ func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, erro
 		n := 0
 		if useQ4 {
 			var err error
-			if data, n, err = onnx.UseMatMulQ4(data, AttentionDomain, MatMulQ4Op); err != nil {
+			if data, n, err = onnx.UseMatMulQ4(data, AttentionDomain, MatMulQ4Op, filepath.Dir(path)); err != nil {
 				return nil, 0, err
 			}
 		}

@@ -140,7 +140,8 @@ void snapvlm_cancel_free(snapvlm_cancel *c);
  * options_json (all optional):
  *   "dtype": "q4"            variant of all three graphs (fp32, fp16, q4,
  *                            q4f16, int8, uint8, quantized, bnb4; default:
- *                            q4 when present, else fp32)
+ *                            per graph, the fastest present, as the Go
+ *                            library picks it: README, Choosing a variant)
  *   "vision_dtype", "embed_dtype", "decoder_dtype": per-graph overrides
  *   "threads": 0             ONNX Runtime intra-op threads (0 = cores)
  *   "provider": ""           execution provider ("" = CPU; "XNNPACK",

@@ -48,12 +48,12 @@ type SessionOptions struct {
 	// about 2.5x faster than the exports' default (float) path but can flip
 	// near-tie tokens. The model is rewritten in memory; the file is untouched.
 	MatMulNBitsAccuracy int
-	// MatMulQ4, on a CPU with AMX (MatMulQ4Vector), runs the 4-bit
-	// MatMulNBits nodes snapvlm's kernel takes (onnx.UseMatMulQ4) on that
-	// kernel: int8 activations with one scale per row, so a row's result
-	// does not depend on the other rows, and prefills and batches of rows
-	// run several times faster than ONNX Runtime's accuracy_level 4 path.
-	// Other nodes keep MatMulNBitsAccuracy. The model is rewritten as for
+	// MatMulQ4, where MatMulQ4Vector, runs the 4-bit MatMulNBits nodes
+	// snapvlm's kernel takes (onnx.UseMatMulQ4) on that kernel: int8
+	// activations with a scale per row and block of 32, a row's result
+	// independent of the other rows, and prefills and batches of rows
+	// several times faster than ONNX Runtime's accuracy_level 4 path. Other
+	// nodes keep MatMulNBitsAccuracy. The model is rewritten as for
 	// MatMulNBitsAccuracy.
 	MatMulQ4 bool
 	// OptimizedCache keeps the graph ONNX Runtime optimised in the user

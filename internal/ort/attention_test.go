@@ -36,6 +36,18 @@ func attr(name string, i int64, f float32, kind int) []byte {
 	return protowire.AppendVarint(a, uint64(kind))
 }
 
+// importDomain appends to a serialized model the import of domain at
+// version 1 (writeModel imports only the default opset).
+func importDomain(m []byte, domain string) []byte {
+	var opset []byte
+	opset = protowire.AppendTag(opset, 1, protowire.BytesType)
+	opset = protowire.AppendString(opset, domain)
+	opset = protowire.AppendTag(opset, 2, protowire.VarintType)
+	opset = protowire.AppendVarint(opset, 1)
+	m = protowire.AppendTag(m, 8, protowire.BytesType)
+	return protowire.AppendBytes(m, opset)
+}
+
 // writeGQAModel writes one GroupQueryAttention node of domain with its
 // int32 length inputs cast from int64 graph inputs.
 func writeGQAModel(t *testing.T, domain string, heads, kvHeads, headDim int, scale float32) string {
@@ -70,14 +82,7 @@ func writeGQAModel(t *testing.T, domain string, heads, kvHeads, headDim int, sca
 	if err != nil {
 		t.Fatal(err)
 	}
-	var opset []byte
-	opset = protowire.AppendTag(opset, 1, protowire.BytesType)
-	opset = protowire.AppendString(opset, domain)
-	opset = protowire.AppendTag(opset, 2, protowire.VarintType)
-	opset = protowire.AppendVarint(opset, 1)
-	m = protowire.AppendTag(m, 8, protowire.BytesType)
-	m = protowire.AppendBytes(m, opset)
-	if err := os.WriteFile(path, m, 0o644); err != nil {
+	if err := os.WriteFile(path, importDomain(m, domain), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -80,14 +80,7 @@ func writeQ4Model(t testing.TB, domain string, k, n int, packed []byte, scales [
 	g = protowire.AppendBytes(g, rawInitializer("s", 1, sDims, sraw))
 	m = protowire.AppendTag(m, 7, protowire.BytesType)
 	m = protowire.AppendBytes(m, g) // a second GraphProto field merges into the first
-	var opset []byte
-	opset = protowire.AppendTag(opset, 1, protowire.BytesType)
-	opset = protowire.AppendString(opset, domain)
-	opset = protowire.AppendTag(opset, 2, protowire.VarintType)
-	opset = protowire.AppendVarint(opset, 1)
-	m = protowire.AppendTag(m, 8, protowire.BytesType)
-	m = protowire.AppendBytes(m, opset)
-	if err := os.WriteFile(path, m, 0o644); err != nil {
+	if err := os.WriteFile(path, importDomain(m, domain), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

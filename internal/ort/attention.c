@@ -357,17 +357,7 @@ static status op_compute(void* kp, void* ctx) {
 	return st;
 }
 
-static void op_compute_v1(void* k, void* ctx) {
-	status st = op_compute(k, ctx);
-	if (st) FN(((kernel*)k)->api, iReleaseStatus, release_fn)(st);
-}
-
-static void* op_create_v1(const custom_op* op, const void* api, const void* info) {
-	void* k = NULL;
-	status st = op_create(op, api, info, &k);
-	if (st) FN(api, iReleaseStatus, release_fn)(st);
-	return k;
-}
+SNAPVLM_OP_V1(op)
 
 static const custom_op attention_op = {
 	.version = 16,

@@ -443,17 +443,7 @@ static status q4_compute(void* kp, void* ctx) {
 	return st;
 }
 
-static void q4_compute_v1(void* k, void* ctx) {
-	status st = q4_compute(k, ctx);
-	if (st) FN(((q4kernel*)k)->api, iReleaseStatus, release_fn)(st);
-}
-
-static void* q4_create_v1(const custom_op* op, const void* api, const void* info) {
-	void* k = NULL;
-	status st = q4_create(op, api, info, &k);
-	if (st) FN(api, iReleaseStatus, release_fn)(st);
-	return k;
-}
+SNAPVLM_OP_V1(q4)
 
 const custom_op snapvlm_matmul_q4_op = {
 	.version = 16,

@@ -90,6 +90,22 @@ typedef struct custom_op {
 } custom_op;
 
 enum { typeFloat = 1, typeUint8 = 2, typeInt32 = 6 };
+
+// SNAPVLM_OP_V1 defines P##_compute_v1 and P##_create_v1, the version-1
+// entry points of an operator over its P##_compute and P##_create (which
+// return a status); the version-1 interface cannot return one, so it is
+// released. The kernel's first field must be the API.
+#define SNAPVLM_OP_V1(P)                                                            \
+	static void P##_compute_v1(void* k, void* ctx) {                                \
+		status st = P##_compute(k, ctx);                                            \
+		if (st) FN(*(const void* const*)k, iReleaseStatus, release_fn)(st);        \
+	}                                                                               \
+	static void* P##_create_v1(const custom_op* op, const void* api, const void* info) { \
+		void* k = NULL;                                                             \
+		status st = P##_create(op, api, info, &k);                                  \
+		if (st) FN(api, iReleaseStatus, release_fn)(st);                            \
+		return k;                                                                   \
+	}
 enum { ortFail = 1, ortInvalidArgument = 2 };
 
 #endif

@@ -35,6 +35,34 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 static inline v8f load8(const float* p) { return *(const v8u*)p; }
 static inline void store8(float* p, v8f v) { *(v8u*)p = v; }
 
+// A cache of float16 rows (GroupQueryAttention16) is read eight values at
+// a time, widened to float32: one instruction where the CPU has F16C (the
+// x86-64-v3 and v4 clones of attend_row), a library call elsewhere.
+#ifdef SNAPVLM_HALF
+typedef _Float16 v8h __attribute__((vector_size(16), aligned(2), may_alias));
+typedef _Float16 half;
+#else
+typedef uint16_t half; // never read: the float16 op is not registered
+#endif
+
+// loadkv reads eight cache values from element i of p, float16 when half.
+static inline __attribute__((always_inline)) v8f loadkv(const void* p, int64_t i, const int half_) {
+#ifdef SNAPVLM_HALF
+	if (half_) return __builtin_convertvector(*(const v8h*)((const half*)p + i), v8f);
+#endif
+	(void)half_;
+	return load8((const float*)p + i);
+}
+
+// kvat reads one cache value.
+static inline float kvat(const void* p, int64_t i, const int half_) {
+#ifdef SNAPVLM_HALF
+	if (half_) return (float)((const half*)p)[i];
+#endif
+	(void)half_;
+	return ((const float*)p)[i];
+}
+
 // Scores below the row's maximum by more than this are taken as zero: they
 // weigh under e^-60 ≈ 1e-26 of the largest, and left in they would be
 // subnormal numbers, which this CPU multiplies some 25 times slower.
@@ -95,8 +123,8 @@ static inline float hmax(v8f v) {
 
 // attend_vec is attend_row for head sizes of C×8; inlined with C constant
 // for the common sizes, so that q and the sums stay in registers.
-static inline __attribute__((always_inline)) void attend_vec(const float* q, const float* K, const float* V, float* out,
-                                                             int64_t n, float scale, const int64_t C) {
+static inline __attribute__((always_inline)) void attend_vec(const float* q, const void* K, const void* V, float* out,
+                                                             int64_t n, float scale, const int64_t C, const int half_) {
 	const int64_t D = 8 * C;
 	v8f qv[SNAPVLM_MAXD / 8], acc[SNAPVLM_MAXD / 8];
 	for (int64_t c = 0; c < C; c++) {
@@ -106,16 +134,15 @@ static inline __attribute__((always_inline)) void attend_vec(const float* q, con
 	float m = -INFINITY, l = 0;
 	for (int64_t t0 = 0; t0 < n; t0 += 8) {
 		const int64_t cnt = n - t0 < 8 ? n - t0 : 8;
-		const float* k = K + t0 * D;
-		const float* v = V + t0 * D;
+		const int64_t k = t0 * D, v = t0 * D; // element offsets of the block's rows
 		v8f dot[8];
 		for (int j = 0; j < 8; j++) dot[j] = (v8f){0};
 		if (cnt == 8) {
 			for (int64_t c = 0; c < C; c++)
-				for (int j = 0; j < 8; j++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
+				for (int j = 0; j < 8; j++) dot[j] += qv[c] * loadkv(K, k + j * D + 8 * c, half_);
 		} else {
 			for (int j = 0; j < cnt; j++)
-				for (int64_t c = 0; c < C; c++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
+				for (int64_t c = 0; c < C; c++) dot[j] += qv[c] * loadkv(K, k + j * D + 8 * c, half_);
 		}
 		v8f s = sum8(dot);
 		if (cnt < 8) {
@@ -140,12 +167,12 @@ static inline __attribute__((always_inline)) void attend_vec(const float* q, con
 		if (cnt == 8) {
 			for (int j = 0; j < 8; j++) {
 				const float pj = p[j];
-				for (int64_t c = 0; c < C; c++) acc[c] += pj * load8(v + j * D + 8 * c);
+				for (int64_t c = 0; c < C; c++) acc[c] += pj * loadkv(V, v + j * D + 8 * c, half_);
 			}
 		} else {
 			for (int j = 0; j < cnt; j++) {
 				const float pj = p[j];
-				for (int64_t c = 0; c < C; c++) acc[c] += pj * load8(v + j * D + 8 * c);
+				for (int64_t c = 0; c < C; c++) acc[c] += pj * loadkv(V, v + j * D + 8 * c, half_);
 			}
 		}
 	}
@@ -154,65 +181,73 @@ static inline __attribute__((always_inline)) void attend_vec(const float* q, con
 }
 
 // attend_row is one query row against the first n rows of one head's key
-// and value cache (row stride D): out = softmax(scale·q·Kᵀ)·V. On x86-64
-// with GCC and glibc (ifunc) it is compiled for AVX-512, AVX2 and the
-// baseline, picked at load by the CPU.
+// and value cache (row stride D, float16 when half_): out =
+// softmax(scale·q·Kᵀ)·V. On x86-64 with GCC and glibc (ifunc) it is
+// compiled for AVX-512, AVX2 and the baseline, picked at load by the CPU.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
-static void attend_row(const float* q, const float* K, const float* V, float* out, int64_t n, int64_t D, float scale) {
+static void attend_row(const float* q, const void* K, const void* V, float* out, int64_t n, int64_t D, float scale, int half_) {
+	// Each case inlines attend_vec with constants, so q and the sums stay
+	// in registers and the element type is known.
+#define SNAPVLM_ROW(C)                                         \
+	do {                                                       \
+		if (half_)                                             \
+			attend_vec(q, K, V, out, n, scale, C, 1);          \
+		else                                                   \
+			attend_vec(q, K, V, out, n, scale, C, 0);          \
+		return;                                                \
+	} while (0)
 	switch (D) {
 	case 64: // every SmolVLM size
-		attend_vec(q, K, V, out, n, scale, 8);
-		return;
+		SNAPVLM_ROW(8);
 	case 128:
-		attend_vec(q, K, V, out, n, scale, 16);
-		return;
+		SNAPVLM_ROW(16);
 	}
-	if (D % 8 == 0 && D <= SNAPVLM_MAXD) {
-		attend_vec(q, K, V, out, n, scale, D / 8);
-		return;
-	}
+	if (D % 8 == 0 && D <= SNAPVLM_MAXD) SNAPVLM_ROW(D / 8);
+#undef SNAPVLM_ROW
 	// Plain two-pass version for head sizes the vector path does not take.
 	float m = -INFINITY;
 	for (int64_t t = 0; t < n; t++) {
 		float s = 0;
-		for (int64_t d = 0; d < D; d++) s += q[d] * K[t * D + d];
+		for (int64_t d = 0; d < D; d++) s += q[d] * kvat(K, t * D + d, half_);
 		if (s * scale > m) m = s * scale;
 	}
 	float l = 0;
 	for (int64_t d = 0; d < D; d++) out[d] = 0;
 	for (int64_t t = 0; t < n; t++) {
 		float s = 0;
-		for (int64_t d = 0; d < D; d++) s += q[d] * K[t * D + d];
+		for (int64_t d = 0; d < D; d++) s += q[d] * kvat(K, t * D + d, half_);
 		float x = s * scale - m;
 		if (x < SNAPVLM_CUT) continue;
 		float p = expf(x);
 		l += p;
-		for (int64_t d = 0; d < D; d++) out[d] += p * V[t * D + d];
+		for (int64_t d = 0; d < D; d++) out[d] += p * kvat(V, t * D + d, half_);
 	}
 	for (int64_t d = 0; d < D; d++) out[d] /= l;
 }
 
 // A task is one query head of one sequence over a block of query rows.
 typedef struct {
-	const float *q, *kc, *vc;
+	const float* q;
+	const void *kc, *vc; // float, or float16 when half
 	float* out;
 	const int64_t* past;
-	int64_t S, H, KVH, L, D, block, blocks;
+	int64_t S, H, KVH, L, D, block, blocks, es;
 	float scale;
+	int half;
 } job;
 
 static void run_task(void* arg, size_t i) {
 	const job* j = arg;
 	int64_t blk = (int64_t)i % j->blocks, h = (int64_t)i / j->blocks % j->H, b = (int64_t)i / j->blocks / j->H;
 	int64_t kvh = h / (j->H / j->KVH);
-	const float* K = j->kc + (b * j->KVH + kvh) * j->L * j->D;
-	const float* V = j->vc + (b * j->KVH + kvh) * j->L * j->D;
+	const char* K = (const char*)j->kc + (b * j->KVH + kvh) * j->L * j->D * j->es;
+	const char* V = (const char*)j->vc + (b * j->KVH + kvh) * j->L * j->D * j->es;
 	int64_t s1 = (blk + 1) * j->block < j->S ? (blk + 1) * j->block : j->S;
 	for (int64_t s = blk * j->block; s < s1; s++) {
 		int64_t row = (b * j->S + s) * j->H + h;
-		attend_row(j->q + row * j->D, K, V, j->out + row * j->D, j->past[b] + s + 1, j->D, j->scale);
+		attend_row(j->q + row * j->D, K, V, j->out + row * j->D, j->past[b] + s + 1, j->D, j->scale, j->half);
 	}
 }
 
@@ -222,23 +257,36 @@ typedef struct {
 	const void* api;
 	int64_t heads, kv_heads;
 	float scale;
+	int half; // the cache (past and present) is float16
 } kernel;
 
-static const char* op_name(const custom_op* op) { (void)op; return "GroupQueryAttention"; }
+// Two operators share the kernel: GroupQueryAttention, all float32, and
+// GroupQueryAttention16, whose past and present are float16 (the new rows
+// are rounded to float16 as they are appended; the sums are float32). The
+// second halves the bytes a long context reads per step, and lets a
+// float16-cache export attend in place instead of casting its whole cache
+// up and down every step.
+static const custom_op attention_op, attention16_op;
+
+static int is_half(const custom_op* op) { return op == &attention16_op; }
+static const char* op_name(const custom_op* op) { return is_half(op) ? SNAPVLM_ATTENTION16_OP : "GroupQueryAttention"; }
 static const char* op_provider(const custom_op* op) { (void)op; return "CPUExecutionProvider"; }
-static int op_input_type(const custom_op* op, size_t i) { (void)op; return i < 5 ? typeFloat : typeInt32; }
+static int op_input_type(const custom_op* op, size_t i) {
+	if (i >= 5) return typeInt32;
+	return i >= 3 && is_half(op) ? typeFloat16 : typeFloat;
+}
 static size_t op_inputs(const custom_op* op) { (void)op; return 7; }
-static int op_output_type(const custom_op* op, size_t i) { (void)op; (void)i; return typeFloat; }
+static int op_output_type(const custom_op* op, size_t i) { return i >= 1 && is_half(op) ? typeFloat16 : typeFloat; }
 static size_t op_outputs(const custom_op* op) { (void)op; return 3; }
 static int op_required(const custom_op* op, size_t i) { (void)op; (void)i; return 1; } // INPUT_OUTPUT_REQUIRED
 static int op_mem_default(const custom_op* op, size_t i) { (void)op; (void)i; return 0; }
 static int op_one(const custom_op* op) { (void)op; return 1; }
 
 static status op_create(const custom_op* op, const void* api, const void* info, void** out) {
-	(void)op;
 	kernel* k = calloc(1, sizeof(kernel));
 	if (!k) return FN(api, iCreateStatus, create_status_fn)(ortFail, "snapvlm attention: out of memory");
 	k->api = api;
+	k->half = is_half(op);
 	status st = FN(api, iKernelInfoGetAttribute_int64, attr_int64_fn)(info, "num_heads", &k->heads);
 	if (!st) st = FN(api, iKernelInfoGetAttribute_int64, attr_int64_fn)(info, "kv_num_heads", &k->kv_heads);
 	if (st) {
@@ -270,6 +318,20 @@ static status shape(const void* api, const void* v, int64_t dims[4], size_t* n) 
 	if (!st) st = FN(api, iGetDimensions, dims_fn)(info, dims, *n);
 	FN(api, iReleaseTensorTypeAndShapeInfo, release_fn)(info);
 	return st;
+}
+
+// append_row stores one new key or value row of D floats at dst, rounded
+// to float16 (to nearest, as ONNX's Cast) when half_.
+static void append_row(void* dst, const float* src, int64_t D, int half_) {
+#ifdef SNAPVLM_HALF
+	if (half_) {
+		half* d = dst;
+		for (int64_t i = 0; i < D; i++) d[i] = (half)src[i];
+		return;
+	}
+#endif
+	(void)half_;
+	memcpy(dst, src, (size_t)D * sizeof(float));
 }
 
 static status fail(const void* api, const char* msg) { return FN(api, iCreateStatus, create_status_fn)(ortInvalidArgument, msg); }
@@ -304,7 +366,9 @@ static status op_compute(void* kp, void* ctx) {
 	status st;
 	for (size_t i = 0; i < 7; i++)
 		if ((st = FN(api, iGetTensorMutableData, mutable_data_fn)((void*)in[i], &data[i]))) return st;
-	const float *q = data[0], *kf = data[1], *vf = data[2], *pkf = data[3], *pvf = data[4];
+	const float *q = data[0], *kf = data[1], *vf = data[2];
+	const char *pkf = data[3], *pvf = data[4];
+	const size_t es = k->half ? sizeof(half) : sizeof(float); // bytes per cache value
 	const int32_t* lens = data[5];
 	const int32_t total = *(const int32_t*)data[6];
 	// As GroupQueryAttention: the present holds max(total, past length)
@@ -334,16 +398,18 @@ static status op_compute(void* kp, void* ctx) {
 		}
 	}
 	// Append the new rows (after copying the past when it is a separate buffer).
-	float *kc = ok, *vc = ov;
+	char *kc = ok, *vc = ov;
 	for (int64_t b = 0; b < B; b++) {
 		for (int64_t h = 0; h < KVH; h++) {
-			float* kd = kc + (b * KVH + h) * L * D;
-			float* vd = vc + (b * KVH + h) * L * D;
-			if (kc != pkf && past[b] > 0) memcpy(kd, pkf + (b * KVH + h) * Lp * D, (size_t)(past[b] * D) * sizeof(float));
-			if (vc != pvf && past[b] > 0) memcpy(vd, pvf + (b * KVH + h) * Lp * D, (size_t)(past[b] * D) * sizeof(float));
+			char* kd = kc + (b * KVH + h) * L * D * es;
+			char* vd = vc + (b * KVH + h) * L * D * es;
+			if (kc != pkf && past[b] > 0) memcpy(kd, pkf + (b * KVH + h) * Lp * D * es, (size_t)(past[b] * D) * es);
+			if (vc != pvf && past[b] > 0) memcpy(vd, pvf + (b * KVH + h) * Lp * D * es, (size_t)(past[b] * D) * es);
 			for (int64_t s = 0; s < S; s++) {
-				memcpy(kd + (past[b] + s) * D, kf + ((b * S + s) * KVH + h) * D, (size_t)D * sizeof(float));
-				memcpy(vd + (past[b] + s) * D, vf + ((b * S + s) * KVH + h) * D, (size_t)D * sizeof(float));
+				const float* kn = kf + ((b * S + s) * KVH + h) * D;
+				const float* vn = vf + ((b * S + s) * KVH + h) * D;
+				append_row(kd + (past[b] + s) * D * es, kn, D, k->half);
+				append_row(vd + (past[b] + s) * D * es, vn, D, k->half);
 			}
 		}
 	}
@@ -351,7 +417,7 @@ static status op_compute(void* kp, void* ctx) {
 	// Decoding steps are one task per head; prefills, blocks of 16 rows.
 	const int64_t block = S < 16 ? S : 16;
 	job j = {.q = q, .kc = kc, .vc = vc, .out = o, .past = past, .S = S, .H = H, .KVH = KVH, .L = L, .D = D,
-	         .block = block, .blocks = (S + block - 1) / block, .scale = scale};
+	         .block = block, .blocks = (S + block - 1) / block, .es = (int64_t)es, .scale = scale, .half = k->half};
 	st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * H * j.blocks), 0, &j);
 	if (past != pastbuf) free(past);
 	return st;
@@ -380,6 +446,38 @@ static const custom_op attention_op = {
 	.CreateKernelV2 = op_create,
 	.KernelComputeV2 = op_compute,
 };
+
+// attention16_op is attention_op with a float16 cache (op_input_type and
+// op_output_type tell them apart).
+static const custom_op attention16_op = {
+	.version = 16,
+	.CreateKernel = op_create_v1,
+	.GetName = op_name,
+	.GetExecutionProviderType = op_provider,
+	.GetInputType = op_input_type,
+	.GetInputTypeCount = op_inputs,
+	.GetOutputType = op_output_type,
+	.GetOutputTypeCount = op_outputs,
+	.KernelCompute = op_compute_v1,
+	.KernelDestroy = op_destroy,
+	.GetInputCharacteristic = op_required,
+	.GetOutputCharacteristic = op_required,
+	.GetInputMemoryType = op_mem_default,
+	.GetVariadicInputMinArity = op_one,
+	.GetVariadicInputHomogeneity = op_one,
+	.GetVariadicOutputMinArity = op_one,
+	.GetVariadicOutputHomogeneity = op_one,
+	.CreateKernelV2 = op_create,
+	.KernelComputeV2 = op_compute,
+};
+
+int snapvlm_attention_half(void) {
+#ifdef SNAPVLM_HALF
+	return 1;
+#else
+	return 0;
+#endif
+}
 
 static const void* the_api;
 
@@ -410,6 +508,9 @@ void* snapvlm_attention_domain(const char* path, char* err, size_t errlen) {
 	status st = FN(api, iCreateCustomOpDomain, create_domain_fn)(SNAPVLM_ATTENTION_DOMAIN, &d);
 	if (!st) st = FN(api, iCustomOpDomain_Add, domain_add_fn)(d, &attention_op);
 	if (!st) st = FN(api, iCustomOpDomain_Add, domain_add_fn)(d, &snapvlm_matmul_q4_op);
+#ifdef SNAPVLM_HALF
+	if (!st) st = FN(api, iCustomOpDomain_Add, domain_add_fn)(d, &attention16_op);
+#endif
 	if (st) {
 		copy_status(api, st, err, errlen);
 		return NULL;

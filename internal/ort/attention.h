@@ -12,6 +12,17 @@
 // The operator domain of the kernel (ort.AttentionDomain).
 #define SNAPVLM_ATTENTION_DOMAIN "ai.snapvlm"
 
+// The kernel's operator with a float16 cache (ort.Attention16Op), built
+// where the compiler has _Float16.
+#define SNAPVLM_ATTENTION16_OP "GroupQueryAttention16"
+#if defined(__FLT16_MAX__)
+#define SNAPVLM_HALF 1
+#endif
+
+// snapvlm_attention_half reports whether the domain has the float16-cache
+// operator.
+int snapvlm_attention_half(void);
+
 // snapvlm_attention_domain returns the custom-op domain holding the
 // kernel and the 4-bit matmul (matmulq4.h), made from the library at path, or NULL with err set when the
 // library's C API is too old (the kernel needs API 17) or the domain

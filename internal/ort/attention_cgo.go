@@ -57,6 +57,17 @@ func sessionOptionsPtr(opts *ortgo.SessionOptions) unsafe.Pointer {
 // attentionDomainC is the domain name attention.c registers.
 const attentionDomainC = C.SNAPVLM_ATTENTION_DOMAIN
 
+// Attention16Op is the name, in AttentionDomain, of the attention kernel
+// with a float16 cache: GroupQueryAttention's contract with past_key,
+// past_value and both present outputs float16 (query, key, value and
+// output stay float32). New rows are rounded to float16 as they are
+// appended, as a float16-cache export's Cast does; the sums are float32.
+const Attention16Op = C.SNAPVLM_ATTENTION16_OP
+
+// AttentionHalf reports whether AttentionDomain has Attention16Op (the C
+// compiler had _Float16).
+func AttentionHalf() bool { return C.snapvlm_attention_half() != 0 }
+
 // MatMulQ4Op is the name, in AttentionDomain, of snapvlm's 4-bit matmul
 // (matmulq4.c): com.microsoft MatMulNBits's inputs and K and N attributes
 // for bits 4, block_size 32 and no zero points, float32, with the

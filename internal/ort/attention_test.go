@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/snapvlm/snapvlm/internal/float16"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	ortgo "github.com/yalue/onnxruntime_go"
@@ -51,13 +52,19 @@ func importDomain(m []byte, domain string) []byte {
 // writeGQAModel writes one GroupQueryAttention node of domain with its
 // int32 length inputs cast from int64 graph inputs.
 func writeGQAModel(t *testing.T, domain string, heads, kvHeads, headDim int, scale float32) string {
+	return writeAttentionModel(t, domain, "GroupQueryAttention", 1, heads, kvHeads, headDim, scale)
+}
+
+// writeAttentionModel is writeGQAModel for the operator op whose past and
+// present are of ONNX element type cache (1 float, 10 float16).
+func writeAttentionModel(t *testing.T, domain, op string, cache, heads, kvHeads, headDim int, scale float32) string {
 	t.Helper()
 	cast := func(in, out string) []byte {
 		n := node("Cast", []string{in}, []string{out})
 		n = protowire.AppendTag(n, 5, protowire.BytesType)
 		return protowire.AppendBytes(n, attr("to", 6, 0, 2))
 	}
-	gqa := node("GroupQueryAttention",
+	gqa := node(op,
 		[]string{"q", "k", "v", "past_key", "past_value", "seqlens_k", "total"},
 		[]string{"out", "present_key", "present_value"})
 	gqa = protowire.AppendTag(gqa, 7, protowire.BytesType)
@@ -70,12 +77,12 @@ func writeGQAModel(t *testing.T, domain string, heads, kvHeads, headDim int, sca
 		[][]byte{cast("lens", "seqlens_k"), cast("total64", "total"), gqa},
 		[][]byte{
 			valueInfo("q", 1, "b", "s", heads*headDim), valueInfo("k", 1, "b", "s", kvHeads*headDim), valueInfo("v", 1, "b", "s", kvHeads*headDim),
-			valueInfo("past_key", 1, "b", kvHeads, "p", headDim), valueInfo("past_value", 1, "b", kvHeads, "p", headDim),
+			valueInfo("past_key", cache, "b", kvHeads, "p", headDim), valueInfo("past_value", cache, "b", kvHeads, "p", headDim),
 			valueInfo("lens", 7, "b"), valueInfo("total64", 7, 1),
 		},
 		[][]byte{
 			valueInfo("out", 1, "b", "s", heads*headDim),
-			valueInfo("present_key", 1, "b", kvHeads, "t", headDim), valueInfo("present_value", 1, "b", kvHeads, "t", headDim),
+			valueInfo("present_key", cache, "b", kvHeads, "t", headDim), valueInfo("present_value", cache, "b", kvHeads, "t", headDim),
 		})
 	// writeModel imports only the default opset; add the node's domain.
 	m, err := os.ReadFile(path)
@@ -120,116 +127,171 @@ func TestAttentionMatchesGroupQueryAttention(t *testing.T) {
 		{"more sequences than the kernel's stack array", 2, 1, 8, 1, pastLengths(70), 12, 1},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(len(c.name)), 7))
-			rnd := func(n int, spread float32) []float32 {
-				x := make([]float32, n)
-				for i := range x {
-					x[i] = (rng.Float32()*2 - 1) * spread
+		for _, half := range []bool{false, true} {
+			name := c.name
+			if half {
+				if !AttentionHalf() {
+					t.Fatal("the attention domain has no float16-cache operator (built without _Float16)")
 				}
-				return x
+				name += "/float16 cache"
 			}
-			b, s, d := len(c.past), c.seq, c.dim
-			maxPast := 0
-			for _, p := range c.past {
-				maxPast = max(maxPast, p)
-			}
-			total := maxPast + s
-			q := rnd(b*s*c.heads*d, c.spread)
-			k := rnd(b*s*c.kvHeads*d, c.spread)
-			v := rnd(b*s*c.kvHeads*d, 1)
-			lens := make([]int64, b)
-			for i, p := range c.past {
-				lens[i] = int64(p + s - 1)
-			}
-			pastLen, presLen := c.capacity, c.capacity
-			if c.capacity == 0 {
-				pastLen, presLen = maxPast, total
-			}
-			cache := rnd(2*b*c.kvHeads*pastLen*d, c.spread)
-			run := func(domain string) (out, pk, pv []float32) {
-				path := writeGQAModel(t, domain, c.heads, c.kvHeads, d, 1/float32(math.Sqrt(float64(d))))
-				sess, err := env.NewSession(path, SessionOptions{IntraOpThreads: 2})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer sess.Close()
-				half := b * c.kvHeads * pastLen * d
-				pastK, _ := NewBuffer(Float32, max(half, 1))
-				pastV, _ := NewBuffer(Float32, max(half, 1))
-				copy(pastK.F32, cache[:half])
-				copy(pastV.F32, cache[half:])
-				presK, presV := pastK, pastV
-				if c.capacity == 0 {
-					presK, _ = NewBuffer(Float32, b*c.kvHeads*presLen*d)
-					presV, _ = NewBuffer(Float32, b*c.kvHeads*presLen*d)
-				}
-				outBuf := make([]float32, b*s*c.heads*d)
-				kvShape := func(n int) []int64 { return []int64{int64(b), int64(c.kvHeads), int64(n), int64(d)} }
-				var ts []*Tensor
-				keep := func(x *Tensor, err error) *Tensor {
-					if err != nil {
-						t.Fatal(err)
-					}
-					ts = append(ts, x)
-					return x
-				}
-				defer func() {
-					for _, x := range ts {
-						x.Close()
-					}
-				}()
-				in := []*Tensor{
-					keep(NewFloat32([]int64{int64(b), int64(s), int64(c.heads * d)}, q)),
-					keep(NewFloat32([]int64{int64(b), int64(s), int64(c.kvHeads * d)}, k)),
-					keep(NewFloat32([]int64{int64(b), int64(s), int64(c.kvHeads * d)}, v)),
-					keep(pastK.Tensor(kvShape(pastLen))),
-					keep(pastV.Tensor(kvShape(pastLen))),
-					keep(NewInt64([]int64{int64(b)}, lens)),
-					keep(NewInt64([]int64{1}, []int64{int64(total)})),
-				}
-				outs := []*Tensor{
-					keep(NewFloat32([]int64{int64(b), int64(s), int64(c.heads * d)}, outBuf)),
-					keep(presK.Tensor(kvShape(presLen))),
-					keep(presV.Tensor(kvShape(presLen))),
-				}
-				if err := sess.Run(context.Background(), in, outs); err != nil {
-					t.Fatalf("%s: %v", domain, err)
-				}
-				return outBuf, presK.F32, presV.F32
-			}
-			gotOut, gotK, gotV := run(AttentionDomain)
-			// Scores of large inputs carry rounding of their size into exp.
-			tol := 2e-5 * float64(c.spread*c.spread)
-			ref := naiveAttention(q, k, v, cache, c.past, s, c.heads, c.kvHeads, pastLen, d)
-			if worst := maxDiff(gotOut, ref); worst > tol {
-				t.Fatalf("output differs from float64 attention by up to %.3g", worst)
-			}
-			if d%8 != 0 {
-				return // com.microsoft's kernel takes head sizes of multiples of 8 only
-			}
-			wantOut, wantK, wantV := run("com.microsoft")
-			for r, past := range c.past {
-				per := presLen * d
-				for h := range c.kvHeads {
-					off := (r*c.kvHeads + h) * per
-					n := (past + s) * d // rows written; the rest of a shared buffer is the caller's
-					if !reflect.DeepEqual(gotK[off:off+n], wantK[off:off+n]) || !reflect.DeepEqual(gotV[off:off+n], wantV[off:off+n]) {
-						t.Fatalf("sequence %d kv head %d: present differs", r, h)
-					}
-				}
-			}
-			want64 := make([]float64, len(wantOut))
-			for i, x := range wantOut {
-				want64[i] = float64(x)
-			}
-			worst := maxDiff(gotOut, want64)
-			if worst > tol {
-				t.Fatalf("output differs by up to %.3g", worst)
-			}
-			t.Logf("max |Δ| %.2g", worst)
-		})
+			t.Run(name, func(t *testing.T) {
+				checkAttention(t, env, c.heads, c.kvHeads, c.dim, c.seq, c.past, c.capacity, c.spread, half)
+			})
+		}
 	}
+}
+
+// checkAttention is one case of TestAttentionMatchesGroupQueryAttention.
+// With half, the kernel runs with a float16 cache (Attention16Op) and
+// every reference on the same values rounded to float16 (the cache and
+// the new key and value rows): its output must be the float32 kernel's
+// on those values, bit for bit where the head size is a multiple of 8,
+// and its present their float16 bits.
+func checkAttention(t *testing.T, env *Env, heads, kvHeads, d, s int, pasts []int, capacity int, spread float32, half bool) {
+	rng := rand.New(rand.NewPCG(uint64(heads*1000+len(pasts)*100+s), uint64(pasts[0]+7)))
+	rnd := func(n int, spread float32) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = (rng.Float32()*2 - 1) * spread
+		}
+		return x
+	}
+	b := len(pasts)
+	maxPast := 0
+	for _, p := range pasts {
+		maxPast = max(maxPast, p)
+	}
+	total := maxPast + s
+	q := rnd(b*s*heads*d, spread)
+	k := rnd(b*s*kvHeads*d, spread)
+	v := rnd(b*s*kvHeads*d, 1)
+	lens := make([]int64, b)
+	for i, p := range pasts {
+		lens[i] = int64(p + s - 1)
+	}
+	pastLen, presLen := capacity, capacity
+	if capacity == 0 {
+		pastLen, presLen = maxPast, total
+	}
+	cache := rnd(2*b*kvHeads*pastLen*d, spread)
+	if half {
+		for _, x := range [][]float32{k, v, cache} {
+			for i := range x {
+				x[i] = float16.ToFloat32(float16.FromFloat32(x[i]))
+			}
+		}
+	}
+	run := func(domain string, half bool) (out, pk, pv []float32) {
+		op, dt, elem := "GroupQueryAttention", Float32, 1
+		if half {
+			op, dt, elem = Attention16Op, Float16, 10
+		}
+		path := writeAttentionModel(t, domain, op, elem, heads, kvHeads, d, 1/float32(math.Sqrt(float64(d))))
+		sess, err := env.NewSession(path, SessionOptions{IntraOpThreads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		n := b * kvHeads * pastLen * d
+		pastK, _ := NewBuffer(dt, max(n, 1))
+		pastV, _ := NewBuffer(dt, max(n, 1))
+		if half {
+			float16.FromFloat32s(pastK.F16, cache[:n])
+			float16.FromFloat32s(pastV.F16, cache[n:])
+		} else {
+			copy(pastK.F32, cache[:n])
+			copy(pastV.F32, cache[n:])
+		}
+		presK, presV := pastK, pastV
+		if capacity == 0 {
+			presK, _ = NewBuffer(dt, b*kvHeads*presLen*d)
+			presV, _ = NewBuffer(dt, b*kvHeads*presLen*d)
+		}
+		outBuf := make([]float32, b*s*heads*d)
+		kvShape := func(n int) []int64 { return []int64{int64(b), int64(kvHeads), int64(n), int64(d)} }
+		var ts []*Tensor
+		keep := func(x *Tensor, err error) *Tensor {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts = append(ts, x)
+			return x
+		}
+		defer func() {
+			for _, x := range ts {
+				x.Close()
+			}
+		}()
+		in := []*Tensor{
+			keep(NewFloat32([]int64{int64(b), int64(s), int64(heads * d)}, q)),
+			keep(NewFloat32([]int64{int64(b), int64(s), int64(kvHeads * d)}, k)),
+			keep(NewFloat32([]int64{int64(b), int64(s), int64(kvHeads * d)}, v)),
+			keep(pastK.Tensor(kvShape(pastLen))),
+			keep(pastV.Tensor(kvShape(pastLen))),
+			keep(NewInt64([]int64{int64(b)}, lens)),
+			keep(NewInt64([]int64{1}, []int64{int64(total)})),
+		}
+		outs := []*Tensor{
+			keep(NewFloat32([]int64{int64(b), int64(s), int64(heads * d)}, outBuf)),
+			keep(presK.Tensor(kvShape(presLen))),
+			keep(presV.Tensor(kvShape(presLen))),
+		}
+		if err := sess.Run(context.Background(), in, outs); err != nil {
+			t.Fatalf("%s %s: %v", domain, op, err)
+		}
+		if !half {
+			return outBuf, presK.F32, presV.F32
+		}
+		pk, pv = make([]float32, len(presK.F16)), make([]float32, len(presV.F16))
+		float16.ToFloat32s(pk, presK.F16)
+		float16.ToFloat32s(pv, presV.F16)
+		return outBuf, pk, pv
+	}
+	gotOut, gotK, gotV := run(AttentionDomain, half)
+	// Scores of large inputs carry rounding of their size into exp.
+	tol := 2e-5 * float64(spread*spread)
+	ref := naiveAttention(q, k, v, cache, pasts, s, heads, kvHeads, pastLen, d)
+	if worst := maxDiff(gotOut, ref); worst > tol {
+		t.Fatalf("output differs from float64 attention by up to %.3g", worst)
+	}
+	samePresent := func(wantK, wantV []float32, of string) {
+		t.Helper()
+		for r, past := range pasts {
+			per := presLen * d
+			for h := range kvHeads {
+				off := (r*kvHeads + h) * per
+				n := (past + s) * d // rows written; the rest of a shared buffer is the caller's
+				if !reflect.DeepEqual(gotK[off:off+n], wantK[off:off+n]) || !reflect.DeepEqual(gotV[off:off+n], wantV[off:off+n]) {
+					t.Fatalf("sequence %d kv head %d: present differs from %s", r, h, of)
+				}
+			}
+		}
+	}
+	if half {
+		out32, k32, v32 := run(AttentionDomain, false)
+		// The vector path (head sizes of multiples of 8) is written out
+		// operation by operation; the scalar fallback is left to the
+		// compiler, which may fuse its multiply-adds differently.
+		if d%8 == 0 && !reflect.DeepEqual(gotOut, out32) {
+			t.Fatal("output with a float16 cache differs from the float32 kernel's on the same values")
+		}
+		samePresent(k32, v32, "the float32 kernel's")
+	}
+	if d%8 != 0 {
+		return // com.microsoft's kernel takes head sizes of multiples of 8 only
+	}
+	wantOut, wantK, wantV := run("com.microsoft", false)
+	samePresent(wantK, wantV, "com.microsoft's")
+	want64 := make([]float64, len(wantOut))
+	for i, x := range wantOut {
+		want64[i] = float64(x)
+	}
+	worst := maxDiff(gotOut, want64)
+	if worst > tol {
+		t.Fatalf("output differs by up to %.3g", worst)
+	}
+	t.Logf("max |Δ| %.2g", worst)
 }
 
 // pastLengths is n cache lengths of 0 to 10.

@@ -89,7 +89,7 @@ typedef struct custom_op {
 	status (*KernelComputeV2)(void* kernel, void* context);
 } custom_op;
 
-enum { typeFloat = 1, typeUint8 = 2, typeInt32 = 6 };
+enum { typeFloat = 1, typeUint8 = 2, typeInt32 = 6, typeFloat16 = 10 };
 
 // SNAPVLM_OP_V1 defines P##_compute_v1 and P##_create_v1, the version-1
 // entry points of an operator over its P##_compute and P##_create (which

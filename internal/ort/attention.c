@@ -35,24 +35,14 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 static inline v8f load8(const float* p) { return *(const v8u*)p; }
 static inline void store8(float* p, v8f v) { *(v8u*)p = v; }
 
-// A cache of float16 rows (GroupQueryAttention16) is read eight values at
-// a time, widened to float32: one instruction where the CPU has F16C (the
-// x86-64-v3 and v4 clones of attend_row), a library call elsewhere.
+// A float16 cache (GroupQueryAttention16) is widened to float32 a chunk of
+// rows at a time (widen_rows) into a buffer the query heads of the chunk's
+// key/value head then read as they read a float32 cache.
 #ifdef SNAPVLM_HALF
-typedef _Float16 v8h __attribute__((vector_size(16), aligned(2), may_alias));
 typedef _Float16 half;
 #else
 typedef uint16_t half; // never read: the float16 op is not registered
 #endif
-
-// loadkv reads eight cache values from element i of p, float16 when half.
-static inline __attribute__((always_inline)) v8f loadkv(const void* p, int64_t i, const int half_) {
-#ifdef SNAPVLM_HALF
-	if (half_) return __builtin_convertvector(*(const v8h*)((const half*)p + i), v8f);
-#endif
-	(void)half_;
-	return load8((const float*)p + i);
-}
 
 // kvat reads one cache value.
 static inline float kvat(const void* p, int64_t i, const int half_) {
@@ -110,6 +100,10 @@ static inline v8f sum8(const v8f a[8]) {
 
 #define SNAPVLM_MAXD 256 // head sizes the vector path takes
 
+// SNAPVLM_CHUNK is the floats of key (and of value) rows a task holds at
+// once: 16 KiB each, so both stay in a 48 KiB first-level cache.
+#define SNAPVLM_CHUNK 4096
+
 // hmax is the largest lane of v.
 static inline float hmax(v8f v) {
 	v8f w = SHUF(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
@@ -121,92 +115,83 @@ static inline float hmax(v8f v) {
 	return v[0] > v[1] ? v[0] : v[1];
 }
 
-// attend_vec is attend_row for head sizes of C×8; inlined with C constant
-// for the common sizes, so that q and the sums stay in registers.
-static inline __attribute__((always_inline)) void attend_vec(const float* q, const void* K, const void* V, float* out,
-                                                             int64_t n, float scale, const int64_t C, const int half_) {
+// attend_span carries one query row's attention (one head; q unscaled)
+// over n more key/value rows (row stride D = 8×C, floats; n at most
+// SNAPVLM_CHUNK / 8) in the running state st = {max, sum, acc[D]}, in
+// three passes over the span: its scores (eight rows at a time), their
+// weights against the span's maximum (folded into the state first,
+// rescaling what was summed so far), and the weighed values. Per row that
+// is two multiply-adds per eight values of the head and little else: the
+// maximum, the exponentials and their sum are taken per span, not per
+// row. It is inlined with C constant for the common sizes, so that q and
+// the sums stay in registers. A row's result depends on where its spans
+// start, so every caller splits the rows at the same places (chunks of
+// one size from row 0).
+static inline __attribute__((always_inline)) void attend_span(const float* q, const float* K, const float* V, int64_t n,
+                                                              float scale, float* st, const int64_t C) {
 	const int64_t D = 8 * C;
-	v8f qv[SNAPVLM_MAXD / 8], acc[SNAPVLM_MAXD / 8];
-	for (int64_t c = 0; c < C; c++) {
-		qv[c] = load8(q + 8 * c) * scale;
-		acc[c] = (v8f){0};
-	}
-	float m = -INFINITY, l = 0;
+	const v8f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+	v8f qv[SNAPVLM_MAXD / 8];
+	for (int64_t c = 0; c < C; c++) qv[c] = load8(q + 8 * c) * scale;
+	float sc[SNAPVLM_CHUNK / 8] __attribute__((aligned(32))); // scores, then weights
+	v8f top = ninf;
 	for (int64_t t0 = 0; t0 < n; t0 += 8) {
 		const int64_t cnt = n - t0 < 8 ? n - t0 : 8;
-		const int64_t k = t0 * D, v = t0 * D; // element offsets of the block's rows
+		const float* k = K + t0 * D;
 		v8f dot[8];
 		for (int j = 0; j < 8; j++) dot[j] = (v8f){0};
 		if (cnt == 8) {
 			for (int64_t c = 0; c < C; c++)
-				for (int j = 0; j < 8; j++) dot[j] += qv[c] * loadkv(K, k + j * D + 8 * c, half_);
+				for (int j = 0; j < 8; j++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
 		} else {
 			for (int j = 0; j < cnt; j++)
-				for (int64_t c = 0; c < C; c++) dot[j] += qv[c] * loadkv(K, k + j * D + 8 * c, half_);
+				for (int64_t c = 0; c < C; c++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
 		}
 		v8f s = sum8(dot);
 		if (cnt < 8) {
 			const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
 			v8i in = lane < (int32_t)cnt;
-			const v8f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
 			s = (v8f)(((v8i)s & in) | ((v8i)ninf & ~in));
 		}
-		float bm = hmax(s);
-		if (bm > m) {
-			if (m != -INFINITY) {
-				float f = expf(m - bm);
-				l *= f;
-				for (int64_t c = 0; c < C; c++) acc[c] *= f;
-			}
-			m = bm;
-		}
-		v8f p = exp8(s - m);
-		v8f p2 = p + SHUF(p, p, 4, 5, 6, 7, 0, 1, 2, 3);
-		p2 += SHUF(p2, p2, 2, 3, 0, 1, 6, 7, 4, 5);
-		l += p2[0] + p2[1];
-		if (cnt == 8) {
-			for (int j = 0; j < 8; j++) {
-				const float pj = p[j];
-				for (int64_t c = 0; c < C; c++) acc[c] += pj * loadkv(V, v + j * D + 8 * c, half_);
-			}
-		} else {
-			for (int j = 0; j < cnt; j++) {
-				const float pj = p[j];
-				for (int64_t c = 0; c < C; c++) acc[c] += pj * loadkv(V, v + j * D + 8 * c, half_);
-			}
-		}
+		store8(sc + t0, s);
+		v8i gt = s > top;
+		top = (v8f)(((v8i)s & gt) | ((v8i)top & ~gt));
 	}
-	const float inv = 1 / l;
-	for (int64_t c = 0; c < C; c++) store8(out + 8 * c, acc[c] * inv);
+	v8f acc[SNAPVLM_MAXD / 8];
+	for (int64_t c = 0; c < C; c++) acc[c] = load8(st + 2 + 8 * c);
+	float m = st[0], l = st[1];
+	const float bm = hmax(top);
+	if (bm > m) {
+		if (m != -INFINITY) {
+			float f = expf(m - bm);
+			l *= f;
+			for (int64_t c = 0; c < C; c++) acc[c] *= f;
+		}
+		m = bm;
+	}
+	v8f sum = {0};
+	for (int64_t t0 = 0; t0 < n; t0 += 8) {
+		v8f p = exp8(load8(sc + t0) - m); // lanes past n were -inf: 0
+		store8(sc + t0, p);
+		sum += p;
+	}
+	sum += SHUF(sum, sum, 4, 5, 6, 7, 0, 1, 2, 3);
+	sum += SHUF(sum, sum, 2, 3, 0, 1, 6, 7, 4, 5);
+	l += sum[0] + sum[1];
+	for (int64_t t = 0; t < n; t++) {
+		const float pt = sc[t];
+		const float* v = V + t * D;
+		for (int64_t c = 0; c < C; c++) acc[c] += pt * load8(v + 8 * c);
+	}
+	st[0] = m, st[1] = l;
+	for (int64_t c = 0; c < C; c++) store8(st + 2 + 8 * c, acc[c]);
 }
 
 // attend_row is one query row against the first n rows of one head's key
-// and value cache (row stride D, float16 when half_): out =
-// softmax(scale·q·Kᵀ)·V. On x86-64 with GCC and glibc (ifunc) it is
-// compiled for AVX-512, AVX2 and the baseline, picked at load by the CPU.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
+// and value cache (row stride D, float16 when half_), for head sizes the
+// vector path does not take: out = softmax(scale·q·Kᵀ)·V in two plain
+// passes.
 static void attend_row(const float* q, const void* K, const void* V, float* out, int64_t n, int64_t D, float scale, int half_) {
-	// Each case inlines attend_vec with constants, so q and the sums stay
-	// in registers and the element type is known.
-#define SNAPVLM_ROW(C)                                         \
-	do {                                                       \
-		if (half_)                                             \
-			attend_vec(q, K, V, out, n, scale, C, 1);          \
-		else                                                   \
-			attend_vec(q, K, V, out, n, scale, C, 0);          \
-		return;                                                \
-	} while (0)
-	switch (D) {
-	case 64: // every SmolVLM size
-		SNAPVLM_ROW(8);
-	case 128:
-		SNAPVLM_ROW(16);
-	}
-	if (D % 8 == 0 && D <= SNAPVLM_MAXD) SNAPVLM_ROW(D / 8);
-#undef SNAPVLM_ROW
-	// Plain two-pass version for head sizes the vector path does not take.
 	float m = -INFINITY;
 	for (int64_t t = 0; t < n; t++) {
 		float s = 0;
@@ -227,7 +212,33 @@ static void attend_row(const float* q, const void* K, const void* V, float* out,
 	for (int64_t d = 0; d < D; d++) out[d] /= l;
 }
 
-// A task is one query head of one sequence over a block of query rows.
+// widen_rows converts n float16 values to float32.
+static void widen_rows(float* dst, const half* src, int64_t n) {
+	for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i];
+}
+
+// widen_rows_f16c is widen_rows with F16C, eight values per instruction,
+// for the key and the value rows of a chunk together (GCC on x86-64; the
+// caller checks the CPU).
+#if defined(SNAPVLM_HALF) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SNAPVLM_F16C 1
+#pragma GCC push_options
+#pragma GCC target("avx,f16c")
+#include <immintrin.h>
+static void widen_rows_f16c(float* dk, const half* sk, float* dv, const half* sv, int64_t n) {
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		_mm256_storeu_ps(dk + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(sk + i))));
+		_mm256_storeu_ps(dv + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(sv + i))));
+	}
+	for (; i < n; i++) dk[i] = (float)sk[i], dv[i] = (float)sv[i];
+}
+#pragma GCC pop_options
+#endif
+
+// A task is the query heads of one key/value head of one sequence over a
+// block of query rows: the heads share each chunk of key/value rows while
+// it is in the first-level cache (and, for a float16 cache, widened once).
 typedef struct {
 	const float* q;
 	const void *kc, *vc; // float, or float16 when half
@@ -235,20 +246,109 @@ typedef struct {
 	const int64_t* past;
 	int64_t S, H, KVH, L, D, block, blocks, es;
 	float scale;
-	int half;
+	int half, f16c; // a float16 cache; widen it with F16C
+	int failed;     // a task could not allocate its state (set atomically)
 } job;
 
-static void run_task(void* arg, size_t i) {
-	const job* j = arg;
-	int64_t blk = (int64_t)i % j->blocks, h = (int64_t)i / j->blocks % j->H, b = (int64_t)i / j->blocks / j->H;
-	int64_t kvh = h / (j->H / j->KVH);
-	const char* K = (const char*)j->kc + (b * j->KVH + kvh) * j->L * j->D * j->es;
-	const char* V = (const char*)j->vc + (b * j->KVH + kvh) * j->L * j->D * j->es;
-	int64_t s1 = (blk + 1) * j->block < j->S ? (blk + 1) * j->block : j->S;
-	for (int64_t s = blk * j->block; s < s1; s++) {
-		int64_t row = (b * j->S + s) * j->H + h;
-		attend_row(j->q + row * j->D, K, V, j->out + row * j->D, j->past[b] + s + 1, j->D, j->scale, j->half);
+// SNAPVLM_STATE is the floats of running state a task keeps on its stack;
+// more (many rows or heads of a big head size) is allocated.
+#define SNAPVLM_STATE 8192
+
+// group_rows is run_task for head sizes of C×8. On x86-64 with GCC and
+// glibc (ifunc) it is compiled for AVX-512, AVX2 and the baseline, picked
+// at load by the CPU.
+static inline __attribute__((always_inline)) void group_rows_c(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1,
+                                                                float* st, const int64_t C) {
+	const int64_t D = 8 * C, G = j->H / j->KVH, per = 2 + D;
+	const char* K = (const char*)j->kc + (b * j->KVH + g) * j->L * D * j->es;
+	const char* V = (const char*)j->vc + (b * j->KVH + g) * j->L * D * j->es;
+	for (int64_t i = 0; i < (s1 - s0) * G; i++) {
+		st[i * per] = -INFINITY, st[i * per + 1] = 0;
+		for (int64_t d = 0; d < D; d++) st[i * per + 2 + d] = 0;
 	}
+	// Chunks of a multiple of 8 rows from row 0: every query row's spans
+	// start at the same rows (see attend_span), whichever task runs it.
+	int64_t rows = SNAPVLM_CHUNK / D / 8 * 8;
+	if (rows < 8) rows = 8;
+	// The widened rows; the value rows 96 bytes off a 4 KiB multiple from
+	// the key rows, which the CPU would otherwise mistake for a conflict.
+	float wide[2 * SNAPVLM_CHUNK + 24] __attribute__((aligned(32)));
+	float *kbuf = wide, *vbuf = wide + SNAPVLM_CHUNK + 24;
+	const int64_t nmax = j->past[b] + s1;
+	for (int64_t c0 = 0; c0 < nmax; c0 += rows) {
+		const int64_t c1 = c0 + rows < nmax ? c0 + rows : nmax;
+		const float *kr = (const float*)K + c0 * D, *vr = (const float*)V + c0 * D;
+		if (j->half) {
+			const half *kh = (const half*)K + c0 * D, *vh = (const half*)V + c0 * D;
+#ifdef SNAPVLM_F16C
+			if (j->f16c) {
+				widen_rows_f16c(kbuf, kh, vbuf, vh, (c1 - c0) * D);
+			} else
+#endif
+			{
+				widen_rows(kbuf, kh, (c1 - c0) * D);
+				widen_rows(vbuf, vh, (c1 - c0) * D);
+			}
+			kr = kbuf, vr = vbuf;
+		}
+		for (int64_t s = s0; s < s1; s++) {
+			const int64_t n = j->past[b] + s + 1; // rows query row s attends to
+			if (n <= c0) continue;
+			const int64_t span = (n < c1 ? n : c1) - c0;
+			for (int64_t hg = 0; hg < G; hg++) {
+				const int64_t row = (b * j->S + s) * j->H + g * G + hg;
+				attend_span(j->q + row * D, kr, vr, span, j->scale, st + ((s - s0) * G + hg) * per, C);
+			}
+		}
+	}
+	for (int64_t s = s0; s < s1; s++)
+		for (int64_t hg = 0; hg < G; hg++) {
+			const float* x = st + ((s - s0) * G + hg) * per;
+			float* o = j->out + ((b * j->S + s) * j->H + g * G + hg) * D;
+			const float inv = 1 / x[1];
+			for (int64_t c = 0; c < C; c++) store8(o + 8 * c, load8(x + 2 + 8 * c) * inv);
+		}
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+static void group_rows(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1, float* st) {
+	switch (j->D) {
+	case 64: // every SmolVLM size
+		group_rows_c(j, b, g, s0, s1, st, 8);
+		return;
+	case 128:
+		group_rows_c(j, b, g, s0, s1, st, 16);
+		return;
+	}
+	group_rows_c(j, b, g, s0, s1, st, j->D / 8);
+}
+
+static void run_task(void* arg, size_t i) {
+	job* j = arg;
+	int64_t blk = (int64_t)i % j->blocks, g = (int64_t)i / j->blocks % j->KVH, b = (int64_t)i / j->blocks / j->KVH;
+	const int64_t G = j->H / j->KVH, D = j->D;
+	int64_t s0 = blk * j->block, s1 = (blk + 1) * j->block < j->S ? (blk + 1) * j->block : j->S;
+	if (D % 8 != 0 || D > SNAPVLM_MAXD) {
+		for (int64_t s = s0; s < s1; s++)
+			for (int64_t h = g * G; h < (g + 1) * G; h++) {
+				const int64_t row = (b * j->S + s) * j->H + h;
+				const char* K = (const char*)j->kc + (b * j->KVH + g) * j->L * D * j->es;
+				const char* V = (const char*)j->vc + (b * j->KVH + g) * j->L * D * j->es;
+				attend_row(j->q + row * D, K, V, j->out + row * D, j->past[b] + s + 1, D, j->scale, j->half);
+			}
+		return;
+	}
+	float stack[SNAPVLM_STATE];
+	const int64_t need = (s1 - s0) * G * (2 + D);
+	float* st = need <= SNAPVLM_STATE ? stack : malloc((size_t)need * sizeof(float));
+	if (!st) {
+		__atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	group_rows(j, b, g, s0, s1, st);
+	if (st != stack) free(st);
 }
 
 // ---- the ONNX Runtime custom op ----
@@ -414,11 +514,19 @@ static status op_compute(void* kp, void* ctx) {
 		}
 	}
 	float scale = k->scale != 0 ? k->scale : 1.0f / sqrtf((float)D);
-	// Decoding steps are one task per head; prefills, blocks of 16 rows.
-	const int64_t block = S < 16 ? S : 16;
+	// Decoding steps are one task per key/value head; prefills, blocks of
+	// 16 rows, fewer when the heads are many and big, so that the running
+	// state stays within SNAPVLM_STATE (on the stack).
+	int64_t block = S < 16 ? S : 16;
+	while (block > 1 && block * (H / KVH) * (2 + D) > SNAPVLM_STATE) block /= 2;
 	job j = {.q = q, .kc = kc, .vc = vc, .out = o, .past = past, .S = S, .H = H, .KVH = KVH, .L = L, .D = D,
 	         .block = block, .blocks = (S + block - 1) / block, .es = (int64_t)es, .scale = scale, .half = k->half};
-	st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * H * j.blocks), 0, &j);
+#ifdef SNAPVLM_F16C
+	j.f16c = k->half && __builtin_cpu_supports("f16c");
+#endif
+	st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * KVH * j.blocks), 0, &j);
+	if (!st && __atomic_load_n(&j.failed, __ATOMIC_RELAXED))
+		st = FN(api, iCreateStatus, create_status_fn)(ortFail, "snapvlm attention: out of memory");
 	if (past != pastbuf) free(past);
 	return st;
 }

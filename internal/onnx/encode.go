@@ -200,7 +200,7 @@ func EncodeValueInfo(v ValueInfo) []byte {
 		var db []byte
 		if d.Param != "" {
 			db = AppendString(db, dimParam, d.Param)
-		} else {
+		} else if d.Value >= 0 { // negative: an unknown dimension, written empty
 			db = AppendVarint(db, dimValue, uint64(d.Value))
 		}
 		shape = AppendMessage(shape, shapeDim, db)

@@ -20,6 +20,18 @@ type GQAShape struct {
 	// written in: "" for com.microsoft's, or another kernel's with the same
 	// contract (snapvlm's own, ort.AttentionDomain), imported at version 1.
 	Domain string
+	// HalfOp, when set, is the operator in Domain with GroupQueryAttention's
+	// contract but a float16 past and present (ort.Attention16Op): a
+	// float16-cache export then attends on its cache as it is, with no
+	// Cast of the whole cache up and down per step, and past and present
+	// can share one buffer.
+	HalfOp string
+	// HalfCache, with HalfOp, makes a float32 cache float16 too: the
+	// past_key_values.* inputs and present.* outputs become float16, and
+	// a step reads half the cache bytes. It changes the results by the
+	// rounding of each key and value to float16 (what float16-cache
+	// exports and llama.cpp's default cache do).
+	HalfCache bool
 }
 
 // FuseGroupQueryAttention returns a copy of a serialized SmolVLM decoder
@@ -41,7 +53,9 @@ type GQAShape struct {
 // With float16 past/present and float32 attention (the _fp16 exports), the
 // attention still runs in float32 on the same float16-rounded values: the
 // past is cast up, the new rows rounded through float16, the present cast
-// down, as the original graph does.
+// down, as the original graph does — or, with shape.HalfOp, that operator
+// reads and appends the float16 cache itself. shape.HalfCache makes a
+// float32 cache float16 (the graph's cache inputs and outputs change type).
 //
 // Every MultiHeadAttention must match; anything else is an error naming the
 // node and what differs, and the caller keeps the original. It returns the
@@ -403,6 +417,10 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 		valueInfos = append(valueInfos, ValueInfo{Name: name, Type: Float, Shape: info.Shape})
 	}
 	drop := map[int]bool{}
+	toHalf := map[string]bool{} // cache inputs and outputs made float16 (HalfCache)
+	if s.HalfOp != "" && s.Domain == "" {
+		return nil, 0, errors.New("a float16-cache operator needs its own domain")
+	}
 	for mi, m := range matches {
 		mha := g.nodes[m.mha]
 		base := fmt.Sprintf("%slayers.%d/", pfx, m.k.layer)
@@ -412,7 +430,17 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 		}
 		newK, newV, pastK, pastV := m.k.new, m.v.new, m.k.past, m.v.past
 		presK, presV := m.k.present, m.v.present
-		if m.k.half {
+		op := "GroupQueryAttention"
+		if s.HalfOp != "" && (m.k.half || s.HalfCache) {
+			// The operator rounds the new rows to float16 as it appends
+			// them, as the export's Cast before its Concat does.
+			op = s.HalfOp
+			if !m.k.half {
+				for _, x := range []string{pastK, pastV, presK, presV} {
+					toHalf[x] = true
+				}
+			}
+		} else if m.k.half {
 			// Round the new rows through float16 as the original stores them,
 			// attend in float32, store the present as float16.
 			cast := func(in, out string, to DataType) {
@@ -438,12 +466,12 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 			attrs = append(attrs, Flt("scale", sc))
 		}
 		nodes = append(nodes, Node{
-			Name: base + "GroupQueryAttention", OpType: "GroupQueryAttention", Domain: domain,
+			Name: base + "GroupQueryAttention", OpType: op, Domain: domain,
 			Inputs:  []string{mha.inputs[0], newK, newV, pastK, pastV, pfx + "seqlens_k", pfx + "total_sequence_length"},
 			Outputs: []string{mha.outputs[0], presK, presV},
 			Attrs:   attrs,
 		})
-		if m.k.half {
+		if m.k.half && op == "GroupQueryAttention" {
 			for _, x := range [][2]string{{presK, m.k.present}, {presV, m.v.present}} {
 				nodes = append(nodes, Node{Name: base + "Cast/" + x[1], OpType: "Cast", Inputs: []string{x[0]}, Outputs: []string{x[1]}, Attrs: []Attr{Int("to", int64(Float16))}})
 			}
@@ -478,7 +506,24 @@ func fuseGQA(model []byte, s GQAShape) ([]byte, int, error) {
 
 	newGraph := make([]byte, 0, len(graph)+4096)
 	nodesWritten := false
-	err = eachRaw(graph, func(num protowire.Number, typ protowire.Type, raw, _ []byte) error {
+	err = eachRaw(graph, func(num protowire.Number, typ protowire.Type, raw, v []byte) error {
+		if (num == graphInput || num == graphOutput || num == graphValueInfo) && typ == protowire.BytesType && len(toHalf) > 0 {
+			info, err := parseValueInfo(v)
+			if err != nil {
+				return err
+			}
+			if toHalf[info.Name] {
+				if num == graphValueInfo {
+					return nil // an intermediate's old type; the graph declares the new one
+				}
+				if info.Type != Float || len(info.Shape) != 4 {
+					return fmt.Errorf("%s is %v %v, want a 4-D float to store it as float16", info.Name, info.Type, info.Shape)
+				}
+				info.Type = Float16
+				newGraph = AppendMessage(newGraph, num, EncodeValueInfo(info))
+				return nil
+			}
+		}
 		if num == graphNode && typ == protowire.BytesType {
 			if nodesWritten {
 				return nil

@@ -151,6 +151,9 @@ func TestFuseGroupQueryAttention(t *testing.T) {
 		// Another kernel's domain (ort.AttentionDomain's kernel is run on
 		// this rewrite by the root package's probe and differential tests).
 		{"other domain", false, "", onnx.GQAShape{Heads: gqaN, KVHeads: gqaKV, HeadDim: gqaH, Domain: "ai.example"}, ""},
+		// A float32 cache stored as float16 by another kernel's operator.
+		{"float16 cache", true, "", onnx.GQAShape{Heads: gqaN, KVHeads: gqaKV, HeadDim: gqaH, Domain: "ai.example", HalfOp: "GQA16", HalfCache: true}, ""},
+		{"float16 operator without its domain", false, "", onnx.GQAShape{Heads: gqaN, KVHeads: gqaKV, HeadDim: gqaH, HalfOp: "GQA16", HalfCache: true}, "needs its own domain"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -173,8 +176,30 @@ func TestFuseGroupQueryAttention(t *testing.T) {
 			if domain == "" {
 				domain = "com.microsoft"
 			}
-			if ops[domain+":GroupQueryAttention"] != 1 || ops["com.microsoft:MultiHeadAttention"] != 0 || ops["Expand"] != 0 || ops["Concat"] != 0 {
+			op := "GroupQueryAttention"
+			if c.shape.HalfCache {
+				op = c.shape.HalfOp
+			}
+			if ops[domain+":"+op] != 1 || ops["com.microsoft:MultiHeadAttention"] != 0 || ops["Expand"] != 0 || ops["Concat"] != 0 {
 				t.Errorf("ops after rewrite: %v", ops)
+			}
+			ins, outs, err := onnx.ReadGraphIO(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, io := range append(ins, outs...) {
+				want := onnx.Float
+				if c.shape.HalfCache && (strings.HasPrefix(io.Name, "past_key_values.") || strings.HasPrefix(io.Name, "present.")) {
+					want = onnx.Float16
+				} else if io.Name == "attention_mask" {
+					continue
+				}
+				if io.Type != want || len(io.Shape) == 0 {
+					t.Errorf("%s: %v %v after the rewrite, want %v", io.Name, io.Type, io.Shape, want)
+				}
+				if io.Name == "past_key_values.0.key" && io.Shape[2].Param != "past_sequence_length" {
+					t.Errorf("%s: shape %v, want its dimension names kept", io.Name, io.Shape)
+				}
 			}
 			if c.shape.Domain != "" {
 				if !bytes.Contains(out, []byte("\n\x0aai.example\x10\x01")) {

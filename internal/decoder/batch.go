@@ -21,8 +21,8 @@ import (
 // leaves (its rows copied back into a State when they are to be kept).
 // Per step only tensor headers are created.
 //
-// A Batch needs the shared-cache attention (Config.SharedCache with a
-// float32 cache). Not safe for concurrent use.
+// A Batch needs the shared-cache attention (Config.SharedCache). Not safe
+// for concurrent use.
 type Batch struct {
 	d     *Decoder
 	slots int
@@ -46,7 +46,7 @@ type Batch struct {
 }
 
 // Batchable reports whether the decoder can run a Batch (its attention
-// rewritten with a shared float32 cache).
+// rewritten with a shared cache).
 func (d *Decoder) Batchable() bool { return d.shared }
 
 // ErrBatchFull is returned by Join when every slot is taken.
@@ -56,7 +56,7 @@ var ErrBatchFull = errors.New("decoder: every batch slot is taken")
 // each.
 func (d *Decoder) NewBatch(slots, capacity int) (*Batch, error) {
 	if !d.shared {
-		return nil, errors.New("decoder: batched decoding needs the GroupQueryAttention graph with a float32 cache (shared past/present)")
+		return nil, errors.New("decoder: batched decoding needs the GroupQueryAttention graph with a shared past/present cache")
 	}
 	if slots <= 0 || capacity <= 0 {
 		return nil, fmt.Errorf("decoder: batch of %d slots of %d tokens, want both positive", slots, capacity)
@@ -94,13 +94,13 @@ func (b *Batch) alloc(capacity int) error {
 	stride := capacity + 1
 	bufs := make([]*ort.Buffer, 2*cfg.Layers)
 	for k := range bufs {
-		buf, err := ort.NewBuffer(ort.Float32, b.slots*cfg.KVHeads*stride*cfg.HeadDim)
+		buf, err := ort.NewBuffer(b.d.kvType, b.slots*cfg.KVHeads*stride*cfg.HeadDim)
 		if err != nil {
 			return err
 		}
 		if b.bufs != nil {
 			for s := range b.slots {
-				copyRows(buf.F32, s, stride, b.bufs[k].F32, s, b.cap+1, b.n[s], cfg.KVHeads, cfg.HeadDim)
+				copyRows(buf, s, stride, b.bufs[k], s, b.cap+1, b.n[s], cfg.KVHeads, cfg.HeadDim)
 			}
 		}
 		bufs[k] = buf
@@ -113,11 +113,11 @@ func (b *Batch) alloc(capacity int) error {
 
 // copyRows copies the first n rows of every head of slot ss in src (rows
 // per head sstride) to slot ds of dst (dstride).
-func copyRows(dst []float32, ds, dstride int, src []float32, ss, sstride, n, heads, hd int) {
+func copyRows(dst *ort.Buffer, ds, dstride int, src *ort.Buffer, ss, sstride, n, heads, hd int) {
 	for h := range heads {
 		d := ((ds*heads + h) * dstride) * hd
 		s := ((ss*heads + h) * sstride) * hd
-		copy(dst[d:d+n*hd], src[s:s+n*hd])
+		dst.Copy(d, src, s, n*hd)
 	}
 }
 
@@ -174,7 +174,7 @@ func (b *Batch) Join(st *State) (int, error) {
 	}
 	cfg := b.d.cfg
 	for k, buf := range b.bufs {
-		copyRows(buf.F32, slot, b.cap+1, st.bufs[0][k].F32, 0, st.cap, st.n, cfg.KVHeads, cfg.HeadDim)
+		copyRows(buf, slot, b.cap+1, st.bufs[0][k], 0, st.cap, st.n, cfg.KVHeads, cfg.HeadDim)
 	}
 	b.used[slot], b.n[slot] = true, st.n
 	return slot, nil
@@ -199,7 +199,7 @@ func (b *Batch) Leave(slot int, st *State) error {
 	}
 	cfg := b.d.cfg
 	for k, buf := range b.bufs {
-		copyRows(st.bufs[0][k].F32, 0, st.cap, buf.F32, slot, b.cap+1, n, cfg.KVHeads, cfg.HeadDim)
+		copyRows(st.bufs[0][k], 0, st.cap, buf, slot, b.cap+1, n, cfg.KVHeads, cfg.HeadDim)
 	}
 	st.n = n
 	return nil
@@ -218,7 +218,7 @@ func (b *Batch) kvTensors(first, rows int) ([2][]*ort.Tensor, error) {
 	for side := range t {
 		t[side] = make([]*ort.Tensor, len(b.bufs))
 		for k, buf := range b.bufs {
-			x, err := ort.NewFloat32(shape, buf.F32[off:])
+			x, err := buf.TensorAt(shape, off)
 			if err != nil {
 				for _, ts := range t {
 					for _, x := range ts {
@@ -376,7 +376,7 @@ func (b *Batch) Move(from, to int) error {
 	}
 	cfg := b.d.cfg
 	for _, buf := range b.bufs {
-		copyRows(buf.F32, to, b.cap+1, buf.F32, from, b.cap+1, b.n[from], cfg.KVHeads, cfg.HeadDim)
+		copyRows(buf, to, b.cap+1, buf, from, b.cap+1, b.n[from], cfg.KVHeads, cfg.HeadDim)
 	}
 	b.used[to], b.n[to] = true, b.n[from]
 	b.used[from], b.n[from] = false, 0

@@ -45,10 +45,12 @@ type Config struct {
 	Hidden  int
 	Vocab   int // 0: taken from the graph when it is fixed there
 	// SharedCache says the graph's attention (com.microsoft
-	// GroupQueryAttention, reading the past only there) appends to the past
-	// in place when past_key_values.* and present.* are one buffer of the
-	// cache's full capacity, the lengths coming from attention_mask. It is
-	// used for a float32 cache.
+	// GroupQueryAttention or snapvlm's kernel, reading the past only there)
+	// appends to the past in place when past_key_values.* and present.* are
+	// one buffer of the cache's full capacity, the lengths coming from
+	// attention_mask. A float16 cache attended in float32 through Casts
+	// (com.microsoft's kernel on a float16-cache export) does not: the
+	// caller says which.
 	SharedCache bool
 }
 
@@ -212,7 +214,7 @@ func (d *Decoder) complete() error {
 	if d.embIdx < 0 || d.maskIdx < 0 || d.logitsIdx < 0 {
 		return fmt.Errorf("want inputs %s, %s and output %s", InputEmbeds, InputMask, OutputLogits)
 	}
-	d.shared = d.cfg.SharedCache && d.kvType == ort.Float32
+	d.shared = d.cfg.SharedCache
 	if d.cfg.Vocab <= 0 {
 		return errors.New("the vocabulary size is neither in the graph nor in config.json text_config.vocab_size")
 	}
@@ -563,7 +565,7 @@ func (st *State) Grow(capacity int) error {
 			nd := capacity * st.d.cfg.HeadDim
 			rowsLen := st.n * st.d.cfg.HeadDim
 			for h := range st.d.cfg.KVHeads {
-				copy(bufs[0][k].F32[h*nd:h*nd+rowsLen], old.F32[h*hd:h*hd+rowsLen])
+				bufs[0][k].Copy(h*nd, old, h*hd, rowsLen)
 			}
 			continue
 		}

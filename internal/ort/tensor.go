@@ -191,9 +191,23 @@ func (b *Buffer) Len() int {
 }
 
 // Tensor makes a tensor of the given shape over the start of the buffer.
-func (b *Buffer) Tensor(shape []int64) (*Tensor, error) {
+func (b *Buffer) Tensor(shape []int64) (*Tensor, error) { return b.TensorAt(shape, 0) }
+
+// TensorAt makes a tensor of the given shape over the buffer from element
+// off.
+func (b *Buffer) TensorAt(shape []int64, off int) (*Tensor, error) {
 	if b.DType == Float16 {
-		return NewFloat16(shape, b.F16)
+		return NewFloat16(shape, b.F16[off:])
 	}
-	return NewFloat32(shape, b.F32)
+	return NewFloat32(shape, b.F32[off:])
+}
+
+// Copy copies n elements of src from element from to b from element off
+// (overlapping ranges as the builtin copy); both buffers have one type.
+func (b *Buffer) Copy(off int, src *Buffer, from, n int) {
+	if b.DType == Float16 {
+		copy(b.F16[off:off+n], src.F16[from:from+n])
+		return
+	}
+	copy(b.F32[off:off+n], src.F32[from:from+n])
 }

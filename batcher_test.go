@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/snapvlm/snapvlm/internal/ort"
 )
 
 // batchRequests are answers of different lengths (so generations leave the
@@ -35,15 +37,32 @@ func batchRequests() []Request {
 // activations (whose steps of fewer than 3 generations are not run one by
 // one).
 func TestBatchedMatchesAlone(t *testing.T) {
-	for _, variant := range []string{"fp32", "q4", "q4 int8"} {
-		t.Run(variant, func(t *testing.T) {
-			dtype, int8 := strings.CutSuffix(variant, " int8")
-			alone := loadModel(t, "tiny512", Options{Dtype: dtype, DecoderInt8: int8, TextOnly: true})
+	for _, variant := range []struct {
+		name string
+		opts Options
+		half bool // the cache is float16
+	}{
+		{"fp32", Options{Dtype: "fp32"}, false},
+		{"q4", Options{Dtype: "q4"}, false},
+		{"q4 int8", Options{Dtype: "q4", DecoderInt8: true}, false},
+		// A float16 cache: the fp16 export's own, and a float32 one stored
+		// as float16.
+		{"fp16", Options{Dtype: "fp16"}, true},
+		{"q4 int8 f16 cache", Options{Dtype: "q4", DecoderInt8: true, KVCache: "f16"}, true},
+	} {
+		t.Run(variant.name, func(t *testing.T) {
+			opts := variant.opts
+			opts.TextOnly = true
+			alone := loadModel(t, "tiny512", opts)
 			// With a prompt cache, the second round starts from the first's
 			// caches, copied back out of the batch.
-			batched := loadModel(t, "tiny512", Options{Dtype: dtype, DecoderInt8: int8, TextOnly: true, Parallel: 4, PromptCacheMB: 64})
+			opts.Parallel, opts.PromptCacheMB = 4, 64
+			batched := loadModel(t, "tiny512", opts)
 			if batched.batch == nil {
 				t.Fatalf("no batch: %s", batched.FileReasons()[GraphDecoder])
+			}
+			if half := batched.dec.KVType() == ort.Float16; half != variant.half {
+				t.Fatalf("float16 cache %v, want %v: %s", half, variant.half, batched.FileReasons()[GraphDecoder])
 			}
 			// Steps wait for every seat, however loaded the machine.
 			batched.batch.wait = time.Minute

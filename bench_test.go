@@ -138,7 +138,20 @@ func benchDecodeStep(b *testing.B, m *Model, n int) {
 // threads the idle session's workers spin while the other runs, and on a
 // small machine that contention, not the graphs, sets the times.
 func BenchmarkFusedDecodeStep(b *testing.B) {
-	models := []*Model{benchModelWith(b, Options{}), benchModelWith(b, Options{unfused: true})}
+	alternateSteps(b, [2]*Model{benchModelWith(b, Options{}), benchModelWith(b, Options{unfused: true})}, [2]string{"fused", "unfused"})
+}
+
+// BenchmarkKVCacheDecodeStep compares a decode step with a float16 cache
+// and with a float32 one (Options.KVCache) the way BenchmarkFusedDecodeStep
+// compares fusions, one step of each in turn.
+func BenchmarkKVCacheDecodeStep(b *testing.B) {
+	alternateSteps(b, [2]*Model{benchModelWith(b, Options{KVCache: "f16"}), benchModelWith(b, Options{KVCache: "f32"})}, [2]string{"f16", "f32"})
+}
+
+// alternateSteps times decode steps of two models at 81 and 876 tokens of
+// context, one step of each in turn, so the drift of a shared machine
+// falls on both alike; it reports each one's ms per step and their ratio.
+func alternateSteps(b *testing.B, models [2]*Model, names [2]string) {
 	ctx := context.Background()
 	for _, n := range []int{81, 876} {
 		b.Run(fmt.Sprintf("context=%d", n), func(b *testing.B) {
@@ -169,9 +182,9 @@ func BenchmarkFusedDecodeStep(b *testing.B) {
 				}
 			}
 			ms := func(r *run) float64 { return r.took.Seconds() * 1e3 / float64(b.N) }
-			b.ReportMetric(ms(runs[0]), "fused-ms/step")
-			b.ReportMetric(ms(runs[1]), "unfused-ms/step")
-			b.ReportMetric(ms(runs[0])/ms(runs[1]), "fused/unfused")
+			b.ReportMetric(ms(runs[0]), names[0]+"-ms/step")
+			b.ReportMetric(ms(runs[1]), names[1]+"-ms/step")
+			b.ReportMetric(ms(runs[0])/ms(runs[1]), names[0]+"/"+names[1])
 		})
 	}
 }

@@ -49,8 +49,13 @@ type gqaProbe struct {
 
 // ownAttentionName is GQARewriteName's suffix for the rewrite that runs
 // snapvlm's attention kernel (ort.AttentionDomain); its number changes
-// with the kernel, so that a probe kept beside an older rewrite is redone.
-const ownAttentionName = "+snapvlm-attention-1"
+// with the kernel, so that a probe kept beside an older rewrite is redone
+// (2: a float16-cache export runs ort.Attention16Op, with no Casts).
+const ownAttentionName = "+snapvlm-attention-2"
+
+// halfCacheName is the suffix of a rewrite that stores a float32 cache as
+// float16 (Options.KVCache).
+const halfCacheName = "+f16cache"
 
 // gqaDecoderFile returns the GroupQueryAttention rewrite of the decoder src
 // (onnx.FuseGroupQueryAttention: attention on the key/value heads as they
@@ -59,33 +64,54 @@ const ownAttentionName = "+snapvlm-attention-1"
 // activation run as one), written once to the user cache
 // dir and checked once against src on a probe, run with the cache layout it
 // will be used with (cfg.SharedCache set: past and present in one buffer).
-// With own, the rewrite runs snapvlm's attention kernel and falls back to
-// ONNX Runtime's com.microsoft kernel if that fails; src with the reason
-// when the graph is not the shape the rewrite knows or the probes differ.
-// rewritten says which was returned.
-func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, own, fuse bool) (file, why string, rewritten bool) {
+// With own, the rewrite runs snapvlm's attention kernel, with halfCache
+// on a float16 cache (onnx.GQAShape.HalfCache), and falls back to ONNX
+// Runtime's com.microsoft kernel if that fails; src with the reason when
+// the graph is not the shape the rewrite knows or the probes differ.
+// shared says whether the file returned attends in place on a shared
+// cache (decoder.Config.SharedCache).
+func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, own, fuse, halfCache bool) (file, why string, shared bool) {
 	var notes []string
 	if own {
-		file, why, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, ort.AttentionDomain, fuse)
+		file, why, shared, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, ort.AttentionDomain, fuse, halfCache)
 		if ok {
-			return file, why + " with snapvlm's attention kernel", true
+			return file, why + " with snapvlm's attention kernel", shared
 		}
 		notes = append(notes, why)
 	}
-	file, why, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, "", fuse)
+	file, why, shared, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, "", fuse, false)
 	if ok {
 		why += " with ONNX Runtime's kernel"
 	}
-	return file, strings.Join(append(notes, why), "; "), ok
+	return file, strings.Join(append(notes, why), "; "), shared
 }
 
 // gqaRewrite is gqaDecoderFile for the kernel of one operator domain
-// ("" for com.microsoft).
-func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, domain string, fuse bool) (file, why string, rewritten bool) {
+// ("" for com.microsoft); rewritten says whether file is the rewrite.
+func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, domain string, fuse, halfCache bool) (file, why string, shared, rewritten bool) {
 	shape := onnx.GQAShape{Heads: heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, Domain: domain}
 	name := GQARewriteName
 	if domain != "" {
 		name += ownAttentionName
+		if ort.AttentionHalf() {
+			shape.HalfOp, shape.HalfCache = ort.Attention16Op, halfCache
+		}
+	}
+	srcHalf, err := halfCacheFile(src)
+	if err != nil {
+		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err), false, false
+	}
+	// com.microsoft's kernel on a float16 cache attends through Casts of the
+	// whole cache, into a new present: it cannot share past and present.
+	cfg.SharedCache = cfg.SharedCache && (!srcHalf || shape.HalfOp != "")
+	limit := gqaProbeLimit(src)
+	if shape.HalfCache && !srcHalf {
+		name += halfCacheName
+		// The probe then also measures float16's rounding of the cache
+		// (about 5e-4 of each key and value).
+		limit = max(limit, gqaProbeMaxDeltaQuantized)
+	} else {
+		shape.HalfCache = false
 	}
 	if !fuse {
 		name += "+unfused"
@@ -108,14 +134,33 @@ func gqaRewrite(ctx context.Context, env *ort.Env, src string, so ort.SessionOpt
 		return fuseMatMuls(out)
 	})
 	if err != nil {
-		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err), false
+		return src, fmt.Sprintf("warning: attention of %s kept as exported (%v)", filepath.Base(src), err), false, false
 	}
-	probe, warn := checkRewrite(ctx, env, src, dst, so, cfg, emb, "attention")
+	probe, warn := checkRewrite(ctx, env, src, dst, so, cfg, emb, "attention", limit)
 	if warn != "" {
-		return src, warn, false
+		return src, warn, false, false
 	}
-	return dst, fmt.Sprintf("attention on the %d kv heads (GroupQueryAttention rewrite; probe: %d steps, same greedy tokens, max |Δlogit| %.2g of the largest)",
-		cfg.KVHeads, probe.Steps, probe.MaxDelta), true
+	why = fmt.Sprintf("attention on the %d kv heads (GroupQueryAttention rewrite; probe: %d steps, same greedy tokens, max |Δlogit| %.2g of the largest)",
+		cfg.KVHeads, probe.Steps, probe.MaxDelta)
+	if shape.HalfCache {
+		why += ", its cache stored as float16 (Options.KVCache)"
+	}
+	return dst, why, cfg.SharedCache, true
+}
+
+// halfCacheFile reports whether the decoder file's cache inputs are
+// float16.
+func halfCacheFile(file string) (bool, error) {
+	ins, _, err := onnx.ReadFileIO(file)
+	if err != nil {
+		return false, err
+	}
+	for _, in := range ins {
+		if strings.HasPrefix(in.Name, "past_key_values.") {
+			return in.Type == onnx.Float16, nil
+		}
+	}
+	return false, nil
 }
 
 // HeadRewriteName names, in the rewritten-file cache key, the rewrite of a
@@ -138,7 +183,7 @@ func headDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.Sessi
 	if err != nil {
 		return src, fmt.Sprintf("warning: %s kept as exported (%v)", filepath.Base(src), err)
 	}
-	probe, warn := checkRewrite(ctx, env, src, dst, so, cfg, emb, "head")
+	probe, warn := checkRewrite(ctx, env, src, dst, so, cfg, emb, "head", gqaProbeLimit(src))
 	if warn != "" {
 		return src, warn
 	}
@@ -160,13 +205,13 @@ func fuseMatMuls(model []byte) ([]byte, error) {
 
 // checkRewrite probes the rewrite dst of src (what names it in the
 // warning) and returns the probe, or a warning when it failed or differs
-// by more than the limit for src.
-func checkRewrite(ctx context.Context, env *ort.Env, src, dst string, so ort.SessionOptions, cfg decoder.Config, emb *embed.Embedder, what string) (gqaProbe, string) {
+// by more than limit (of the largest |logit|).
+func checkRewrite(ctx context.Context, env *ort.Env, src, dst string, so ort.SessionOptions, cfg decoder.Config, emb *embed.Embedder, what string, limit float64) (gqaProbe, string) {
 	probe, err := probeGQA(ctx, env, src, dst, so, cfg, emb)
 	if err != nil {
 		return probe, fmt.Sprintf("warning: %s rewrite of %s not used: %v", what, filepath.Base(src), err)
 	}
-	if limit := gqaProbeLimit(src); !probe.SameIDs || probe.MaxDelta > limit {
+	if !probe.SameIDs || probe.MaxDelta > limit {
 		return probe, fmt.Sprintf("warning: %s rewrite of %s rejected: probe max |Δlogit| %.3g of the largest (limit %.3g), same greedy tokens %v",
 			what, filepath.Base(src), probe.MaxDelta, limit, probe.SameIDs)
 	}

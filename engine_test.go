@@ -554,6 +554,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"missing variant", nil, Options{Dtype: "int8"}, []string{"no int8 variant", "variants present: fp16, fp32, q4, q4f16"}},
 		{"unknown dtype", nil, Options{Dtype: "int3"}, []string{"unknown dtype \"int3\""}},
+		{"unknown cache type", nil, Options{KVCache: "f8"}, []string{"KV cache type \"f8\"", "want f16, f32 or auto"}},
 		{"kv heads disagree", func(t *testing.T, dir string) {
 			editJSON(t, filepath.Join(dir, "config.json"), `"num_key_value_heads": 2`, `"num_key_value_heads": 5`)
 		}, Options{}, []string{"decoder_model_merged", "num_key_value_heads is 5"}},

@@ -122,6 +122,18 @@ type Options struct {
 	// decoder when no decoder variant is asked for and a q4 decoder is
 	// present (see README, Choosing a variant).
 	DecoderInt8 bool
+	// KVCache is the element type of the decoder's key/value cache: "f16"
+	// stores a float32 cache as float16, "f32", "" or "auto" keeps it as
+	// exported. float16 halves the cache's memory (a prompt cache holds
+	// twice the tokens) and the bytes a long context's step reads, and
+	// rounds each key and value to float16 (as the fp16 exports and
+	// llama.cpp's default cache do), so it is not bit-exact. On the machine
+	// the README's numbers come from, whose cache sits in a 300 MB
+	// third-level cache, it decoded no faster and prefilled ~10 % slower
+	// (README, Speed), so it is not the default. It takes snapvlm's
+	// attention kernel (the attention rewrite on the CPU provider);
+	// elsewhere the cache is as exported.
+	KVCache string
 	// VisionInt8 runs the vision encoder as an int8 rewrite of the chosen
 	// vision file (see VisionInt8MinCosine): every float MatMul weight
 	// quantized to int8 per column, activations to uint8 at run time, the
@@ -163,8 +175,8 @@ type Options struct {
 	// steps and leaves when done), so the weights are read once per step
 	// for all of them; a generation beyond Parallel waits after its
 	// prefill for a free place. It needs the decoder's attention rewrite
-	// with a float32 cache (not PlainAttention, not the fp16 / q4f16
-	// variants); otherwise every generation decodes alone and
+	// (not PlainAttention; for the fp16 / q4f16 variants, snapvlm's
+	// attention kernel); otherwise every generation decodes alone and
 	// Model.FileReasons says so. 0 or 1: every generation decodes alone.
 	// The batch holds a copy of each seated generation's cache (about 46 KB
 	// per token on a 256M model), sized for the longest answer seated since
@@ -247,6 +259,9 @@ func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
 
 func load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	start := time.Now()
+	if _, err := kvCacheHalf(opts.KVCache); err != nil {
+		return nil, err // before anything is loaded
+	}
 	st := &loadStages{ctx: ctx, progress: opts.Progress, total: 6}
 	if opts.TextOnly {
 		st.total = 5
@@ -468,12 +483,16 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		files[GraphDecoder], int8Acts = q4, true
 		why[GraphDecoder] = "default: q4 with int8 activations on snapvlm's 4-bit kernel, which runs on this CPU (else the first present of " + strings.Join(defaultOrder(GraphDecoder), ", ") + ")"
 	}
+	halfCache, err := kvCacheHalf(opts.KVCache)
+	if err != nil {
+		return err
+	}
 	if !opts.PlainAttention && t.NumAttentionHeads > t.NumKeyValueHeads && t.NumKeyValueHeads > 0 {
 		var note string
 		c := dcfg
 		c.SharedCache = true
 		own, ownErr := ownAttention(m.env, opts)
-		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, own, !opts.unfused)
+		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, own, !opts.unfused, halfCache)
 		if ownErr != nil {
 			note += fmt.Sprintf(" (snapvlm's attention kernel is not available: %v)", ownErr)
 		}
@@ -525,7 +544,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		case dq:
 			why[GraphDecoder] += "; each generation decodes alone: this variant quantizes activations with one scale for all rows, so a batched answer would depend on the others (q4, with or without Options.DecoderInt8, batches)"
 		case !m.dec.Batchable():
-			why[GraphDecoder] += fmt.Sprintf("; each generation decodes alone: batching %d needs the attention rewrite with a float32 cache", opts.Parallel)
+			why[GraphDecoder] += fmt.Sprintf("; each generation decodes alone: batching %d needs the attention rewrite on a cache it appends to in place (snapvlm's kernel, or ONNX Runtime's on a float32 cache)", opts.Parallel)
 		default:
 			minRows := 0
 			if dtypeOfFile(files[GraphDecoder], GraphDecoder) == "q4" && !int8Acts {
@@ -543,6 +562,18 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		}
 	}
 	return nil
+}
+
+// kvCacheHalf reads Options.KVCache: whether a float32 cache is to be
+// stored as float16.
+func kvCacheHalf(kv string) (bool, error) {
+	switch strings.ToLower(kv) {
+	case "f16", "float16":
+		return true, nil
+	case "", "auto", "f32", "float32":
+		return false, nil
+	}
+	return false, fmt.Errorf("KV cache type %q: want f16, f32 or auto", kv)
 }
 
 // openVision creates the vision encoder's session for openSessions (on its

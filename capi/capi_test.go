@@ -493,3 +493,34 @@ func TestCStaticArchive(t *testing.T) {
 		t.Errorf("static build: version %q, want %s\n%s", v, snapvlm.Version, out)
 	}
 }
+
+// TestOpenOptions checks the open options the library reads before it
+// loads anything.
+func TestOpenOptions(t *testing.T) {
+	cases := []struct {
+		json, err string
+		kv        string
+	}{
+		{`{"kv_cache": "f16"}`, "", "f16"},
+		{`{"kv_cache": "f32"}`, "", "f32"},
+		{`{}`, "", ""},
+		{`{"kv_cache": "f8"}`, `kv_cache "f8"`, ""},
+		{`{"threads": -1}`, "must not be negative", ""},
+	}
+	for _, c := range cases {
+		var o openOptions
+		if err := decodeJSON("options", c.json, &o); err != nil {
+			t.Fatalf("%s: %v", c.json, err)
+		}
+		opts, err := o.engine()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want one with %q", c.json, err, c.err)
+			}
+			continue
+		}
+		if err != nil || opts.KVCache != c.kv {
+			t.Errorf("%s: KVCache %q, error %v; want %q", c.json, opts.KVCache, err, c.kv)
+		}
+	}
+}

@@ -41,6 +41,7 @@ type openOptions struct {
 	VisionBatch      int    `json:"vision_batch"`
 	PrefillChunk     int    `json:"prefill_chunk"`
 	DecoderInt8      bool   `json:"decoder_int8"`
+	KVCache          string `json:"kv_cache"`
 	Parallel         int    `json:"parallel"`
 	FeatureCacheSize int    `json:"feature_cache_size"`
 	TextOnly         bool   `json:"text_only"`
@@ -56,10 +57,15 @@ func (o openOptions) engine() (snapvlm.Options, error) {
 			return snapvlm.Options{}, invalid("options: %s %q: want one of %s", d.name, d.value, strings.Join(modelconfig.Dtypes(), ", "))
 		}
 	}
+	switch strings.ToLower(o.KVCache) {
+	case "", "auto", "f16", "float16", "f32", "float32":
+	default:
+		return snapvlm.Options{}, invalid("options: kv_cache %q: want f16, f32 or auto", o.KVCache)
+	}
 	return snapvlm.Options{
 		ORTLib: o.ORTLib, Dtype: o.Dtype, VisionDtype: o.VisionDtype, EmbedDtype: o.EmbedDtype, DecoderDtype: o.DecoderDtype,
 		Threads: o.Threads, Provider: o.Provider, OptLevel: o.OptLevel, TextOnly: o.TextOnly, PrefillChunk: o.PrefillChunk,
-		VisionBatch: o.VisionBatch, DecoderInt8: o.DecoderInt8, FeatureCacheSize: o.FeatureCacheSize, Parallel: o.Parallel,
+		VisionBatch: o.VisionBatch, DecoderInt8: o.DecoderInt8, KVCache: o.KVCache, FeatureCacheSize: o.FeatureCacheSize, Parallel: o.Parallel,
 	}, nil
 }
 

@@ -53,6 +53,8 @@ type engineFlags struct {
 	// parallel is Options.Parallel (serve's --parallel: generations
 	// decoding in one batch).
 	parallel int
+	// kvCache is Options.KVCache.
+	kvCache string
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -64,6 +66,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.edtype, "embed-dtype", "", "variant of the token embedder (overrides --dtype)")
 	fs.StringVar(&f.ddtype, "decoder-dtype", "", "variant of the decoder (overrides --dtype)")
 	fs.BoolVar(&f.decoderInt8, "decoder-int8", false, "run the decoder's 4-bit matmuls with int8 activations: ~2.5x faster decoding on CPU, not bit-exact (the default decoder where snapvlm's kernel runs; --decoder-dtype q4 alone is exact)")
+	fs.StringVar(&f.kvCache, "kv-cache", "", "element type of the decoder's key/value cache: f16 (half its memory and the bytes a long context reads per step, not bit-exact) or f32 (default: as exported)")
 	fs.BoolVar(&f.plainAttention, "plain-attention", false, "keep the decoder's attention as exported (key/value heads repeated every step) instead of the GroupQueryAttention rewrite")
 	fs.BoolVar(&f.ortAttention, "ort-attention", false, "run the rewritten attention on ONNX Runtime's GroupQueryAttention kernel instead of snapvlm's (slower at long contexts)")
 	fs.BoolVar(&f.noGraphCache, "no-graph-cache", false, "optimise the graphs at every load instead of loading the optimised copies an earlier load saved (~/.cache/snapvlm/rewritten)")
@@ -133,7 +136,7 @@ func (f *engineFlags) graphDtypes() map[string]string {
 func (f *engineFlags) options(textOnly bool) snapvlm.Options {
 	return snapvlm.Options{
 		ORTLib: f.ortLib, Dtype: f.dtype, VisionDtype: f.vdtype, EmbedDtype: f.edtype, DecoderDtype: f.ddtype,
-		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, PlainAttention: f.plainAttention, OrtAttention: f.ortAttention, VisionBatch: f.visionBatch,
+		Threads: f.threads, Provider: f.provider, TextOnly: textOnly, DecoderInt8: f.decoderInt8, KVCache: f.kvCache, PlainAttention: f.plainAttention, OrtAttention: f.ortAttention, VisionBatch: f.visionBatch,
 		VisionInt8: f.visionInt8, NoGraphCache: f.noGraphCache, PromptCacheMB: f.promptCacheMB, Parallel: f.parallel,
 	}
 }

@@ -595,7 +595,9 @@ func (m *Model) openVision(dir string, opts Options, base ort.SessionOptions, fi
 			return file, why, err
 		}
 	}
-	if m.vis, err = vision.New(m.env, file, graphOpts(&why), vcfg); err != nil {
+	vso := graphOpts(&why)
+	vso.NoMemPattern = true // see ort.SessionOptions.NoMemPattern: 0.1 GB off the peak
+	if m.vis, err = vision.New(m.env, file, vso, vcfg); err != nil {
 		return file, why, refuse(GraphVision, file, err)
 	}
 	return file, why, nil

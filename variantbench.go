@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/snapvlm/snapvlm/internal/decoder"
@@ -272,6 +273,16 @@ func (b *variantBench) decoders(embeds []float32, emb *embed.Embedder) {
 		o := b.so
 		o.MatMulNBitsAccuracy, o.MatMulQ4 = 4, true
 		ds = append(ds, benchVariant{"q4 + int8 activations (Options.DecoderInt8)", b.file(GraphDecoder, "q4"), o})
+		// The same with its cache stored as float16 (Options.KVCache), on
+		// the attention rewrite that does it.
+		if own, _ := b.env.Attention(); own && ort.AttentionHalf() && t.NumAttentionHeads > t.NumKeyValueHeads && t.NumKeyValueHeads > 0 {
+			c := dcfg
+			c.SharedCache = true
+			f, why, _ := gqaDecoderFile(b.ctx, b.env, b.file(GraphDecoder, "q4"), b.so, c, t.NumAttentionHeads, emb, true, true, true)
+			if strings.Contains(why, "float16") {
+				ds = append(ds, benchVariant{"q4 + int8 activations + float16 cache (Options.KVCache)", f, o})
+			}
+		}
 	}
 	var refLogits [][]float32
 	var forced []int64

@@ -31,6 +31,7 @@ func benchVariants(ctx context.Context, f *engineFlags, dir string, images []*sn
 	// The variants the engine names by option are named by flag here.
 	for i := range rep.Rows {
 		rep.Rows[i].Variant = strings.ReplaceAll(rep.Rows[i].Variant, "Options.DecoderInt8", "--decoder-int8")
+		rep.Rows[i].Variant = strings.ReplaceAll(rep.Rows[i].Variant, "Options.KVCache", "--kv-cache f16")
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)

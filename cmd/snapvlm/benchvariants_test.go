@@ -63,6 +63,7 @@ func TestBenchVariants(t *testing.T) {
 	check("decoder_model_merged/fp32", func(x snapvlm.VariantRow) bool { return x.Top1 == 1 && x.MaxLogit == 0 && x.TokensSec > 0 })
 	check("decoder_model_merged/q4", func(x snapvlm.VariantRow) bool { return x.Top1 == 1 && x.MaxLogit < 1e-2 && x.Pass })
 	check("decoder_model_merged/q4 + int8 activations (--decoder-int8)", func(x snapvlm.VariantRow) bool { return x.MaxLogit > 0 })
+	check("decoder_model_merged/q4 + int8 activations + float16 cache (--kv-cache f16)", func(x snapvlm.VariantRow) bool { return x.MaxLogit > 0 && x.TokensSec > 0 })
 	for _, g := range []string{"vision_encoder", "embed_tokens", "decoder_model_merged"} {
 		if fastest[g] != 1 {
 			t.Errorf("%s: %d fastest passing variants", g, fastest[g])

@@ -533,51 +533,33 @@ static status op_compute(void* kp, void* ctx) {
 
 SNAPVLM_OP_V1(op)
 
-static const custom_op attention_op = {
-	.version = 16,
-	.CreateKernel = op_create_v1,
-	.GetName = op_name,
-	.GetExecutionProviderType = op_provider,
-	.GetInputType = op_input_type,
-	.GetInputTypeCount = op_inputs,
-	.GetOutputType = op_output_type,
-	.GetOutputTypeCount = op_outputs,
-	.KernelCompute = op_compute_v1,
-	.KernelDestroy = op_destroy,
-	.GetInputCharacteristic = op_required,
-	.GetOutputCharacteristic = op_required,
-	.GetInputMemoryType = op_mem_default,
-	.GetVariadicInputMinArity = op_one,
-	.GetVariadicInputHomogeneity = op_one,
-	.GetVariadicOutputMinArity = op_one,
-	.GetVariadicOutputHomogeneity = op_one,
-	.CreateKernelV2 = op_create,
-	.KernelComputeV2 = op_compute,
-};
-
-// attention16_op is attention_op with a float16 cache (op_input_type and
-// op_output_type tell them apart).
-static const custom_op attention16_op = {
-	.version = 16,
-	.CreateKernel = op_create_v1,
-	.GetName = op_name,
-	.GetExecutionProviderType = op_provider,
-	.GetInputType = op_input_type,
-	.GetInputTypeCount = op_inputs,
-	.GetOutputType = op_output_type,
-	.GetOutputTypeCount = op_outputs,
-	.KernelCompute = op_compute_v1,
-	.KernelDestroy = op_destroy,
-	.GetInputCharacteristic = op_required,
-	.GetOutputCharacteristic = op_required,
-	.GetInputMemoryType = op_mem_default,
-	.GetVariadicInputMinArity = op_one,
-	.GetVariadicInputHomogeneity = op_one,
-	.GetVariadicOutputMinArity = op_one,
-	.GetVariadicOutputHomogeneity = op_one,
-	.CreateKernelV2 = op_create,
-	.KernelComputeV2 = op_compute,
-};
+// Both operators have the same table: op_name, op_input_type and
+// op_output_type tell them apart by address, op_create sets the kernel's
+// half from it.
+#define SNAPVLM_ATTENTION_OP                              \
+	{                                                     \
+		.version = 16,                                    \
+		.CreateKernel = op_create_v1,                     \
+		.GetName = op_name,                               \
+		.GetExecutionProviderType = op_provider,          \
+		.GetInputType = op_input_type,                    \
+		.GetInputTypeCount = op_inputs,                   \
+		.GetOutputType = op_output_type,                  \
+		.GetOutputTypeCount = op_outputs,                 \
+		.KernelCompute = op_compute_v1,                   \
+		.KernelDestroy = op_destroy,                      \
+		.GetInputCharacteristic = op_required,            \
+		.GetOutputCharacteristic = op_required,           \
+		.GetInputMemoryType = op_mem_default,             \
+		.GetVariadicInputMinArity = op_one,               \
+		.GetVariadicInputHomogeneity = op_one,            \
+		.GetVariadicOutputMinArity = op_one,              \
+		.GetVariadicOutputHomogeneity = op_one,           \
+		.CreateKernelV2 = op_create,                      \
+		.KernelComputeV2 = op_compute,                    \
+	}
+static const custom_op attention_op = SNAPVLM_ATTENTION_OP;
+static const custom_op attention16_op = SNAPVLM_ATTENTION_OP;
 
 int snapvlm_attention_half(void) {
 #ifdef SNAPVLM_HALF

@@ -210,19 +210,7 @@ func checkAttention(t *testing.T, env *Env, heads, kvHeads, d, s int, pasts []in
 		}
 		outBuf := make([]float32, b*s*heads*d)
 		kvShape := func(n int) []int64 { return []int64{int64(b), int64(kvHeads), int64(n), int64(d)} }
-		var ts []*Tensor
-		keep := func(x *Tensor, err error) *Tensor {
-			if err != nil {
-				t.Fatal(err)
-			}
-			ts = append(ts, x)
-			return x
-		}
-		defer func() {
-			for _, x := range ts {
-				x.Close()
-			}
-		}()
+		keep := tensorKeeper(t)
 		in := []*Tensor{
 			keep(NewFloat32([]int64{int64(b), int64(s), int64(heads * d)}, q)),
 			keep(NewFloat32([]int64{int64(b), int64(s), int64(kvHeads * d)}, k)),
@@ -499,19 +487,7 @@ func BenchmarkAttention(b *testing.B) {
 				for i := range q {
 					q[i] = float32(math.Cos(float64(i)))
 				}
-				var ts []*Tensor
-				keep := func(x *Tensor, err error) *Tensor {
-					if err != nil {
-						b.Fatal(err)
-					}
-					ts = append(ts, x)
-					return x
-				}
-				defer func() {
-					for _, x := range ts {
-						x.Close()
-					}
-				}()
+				keep := tensorKeeper(b)
 				shape := []int64{1, kvHeads, capacity, d}
 				common := []*Tensor{
 					keep(NewFloat32([]int64{1, 1, heads * d}, q)),
@@ -547,5 +523,18 @@ func BenchmarkAttention(b *testing.B) {
 				b.ReportMetric(float64(2*kvHeads*(past+1)*d*es)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			})
 		}
+	}
+}
+
+// tensorKeeper returns keep, which fails tb on a tensor's error and closes
+// the tensor when tb ends.
+func tensorKeeper(tb testing.TB) func(*Tensor, error) *Tensor {
+	return func(x *Tensor, err error) *Tensor {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { x.Close() })
+		return x
 	}
 }

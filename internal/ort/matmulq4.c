@@ -54,34 +54,43 @@ typedef struct {
 	int amx, vnni; // the path: tiles, vectors, else portable
 } q4job;
 
-// quantize_tile writes the quantized activations, sums and scales of one
-// tile of 16 rows.
+// quantize_row writes row r's quantized activations (zero past K), block
+// sums and scales without vector instructions. A NaN quantizes to 0 (as
+// the vector path does, and as x86's conversion of NaN left it before).
+static void quantize_row(const q4job* j, int64_t r) {
+	const float* a = j->a + r * j->K;
+	int8_t* q = j->q + r * j->kp;
+	memset(q + j->K, 0, (size_t)(j->kp - j->K));
+	for (int64_t b = 0; b < j->nblk; b++) {
+		const int64_t k0 = b * 32, k1 = k0 + 32 < j->K ? k0 + 32 : j->K;
+		float amax = 0;
+		for (int64_t k = k0; k < k1; k++) {
+			float v = fabsf(a[k]);
+			amax = v > amax ? v : amax;
+		}
+		const float inv = amax > 0 ? 127.0f / amax : 0;
+		j->sa[r * j->nblk + b] = amax / 127.0f;
+		int32_t sum = 0;
+		for (int64_t k = k0; k < k1; k++) {
+			float v = rintf(a[k] * inv);
+			v = v != v ? 0 : v > 127 ? 127 : v < -127 ? -127 : v;
+			q[k] = (int8_t)v;
+			sum += q[k];
+		}
+		j->qsum[r * j->nblk + b] = sum;
+	}
+}
+
+static void quantize_row_vnni(const q4job* j, int64_t r);
+
+// quantize_tile quantizes the rows of one tile of 16 rows.
 static void quantize_tile(void* arg, size_t t) {
 	const q4job* j = arg;
-	memset(j->q + (int64_t)t * TILE_ROWS * j->kp, 0, (size_t)(TILE_ROWS * j->kp));
-	for (int64_t i = 0; i < TILE_ROWS; i++) {
-		const int64_t r = (int64_t)t * TILE_ROWS + i;
-		if (r >= j->M) break;
-		const float* a = j->a + r * j->K;
-		int8_t* q = j->q + r * j->kp;
-		for (int64_t b = 0; b < j->nblk; b++) {
-			const int64_t k0 = b * 32, k1 = k0 + 32 < j->K ? k0 + 32 : j->K;
-			float amax = 0;
-			for (int64_t k = k0; k < k1; k++) {
-				float v = fabsf(a[k]);
-				amax = v > amax ? v : amax;
-			}
-			const float inv = amax > 0 ? 127.0f / amax : 0;
-			j->sa[r * j->nblk + b] = amax / 127.0f;
-			int32_t sum = 0;
-			for (int64_t k = k0; k < k1; k++) {
-				float v = rintf(a[k] * inv);
-				v = v > 127 ? 127 : v < -127 ? -127 : v;
-				q[k] = (int8_t)v;
-				sum += q[k];
-			}
-			j->qsum[r * j->nblk + b] = sum;
-		}
+	for (int64_t r = (int64_t)t * TILE_ROWS; r < ((int64_t)t + 1) * TILE_ROWS && r < j->M; r++) {
+		if (j->vnni)
+			quantize_row_vnni(j, r);
+		else
+			quantize_row(j, r);
 	}
 }
 
@@ -118,6 +127,35 @@ static inline __attribute__((always_inline)) VNNI __m512i widen(const uint8_t* p
 	const __m512i pick = _mm512_set1_epi64(0x2c2824200c080400LL);
 	__m512i x = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p));
 	return _mm512_and_si512(_mm512_multishift_epi64_epi8(pick, x), _mm512_set1_epi8(0x0F));
+}
+
+// quantize_row_vnni is quantize_row on 16 values at a time: the same
+// maximum, products and rounding (to nearest even), so the same bits.
+static VNNI void quantize_row_vnni(const q4job* j, int64_t r) {
+	const float* a = j->a + r * j->K;
+	int8_t* q = j->q + r * j->kp;
+	const __m512 hi = _mm512_set1_ps(127), lo = _mm512_set1_ps(-127);
+	for (int64_t b = 0; b < j->nblk; b++) {
+		const int64_t k0 = b * 32, n = j->K - k0 < 32 ? j->K - k0 : 32;
+		const __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+		const __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+		const __m512 x0 = _mm512_maskz_loadu_ps(m0, a + k0), x1 = _mm512_maskz_loadu_ps(m1, a + k0 + 16);
+		// max(|x|, m) keeps m where |x| is NaN, as the scalar v > amax does.
+		const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x1), _mm512_max_ps(_mm512_abs_ps(x0), _mm512_setzero_ps())));
+		const float inv = amax > 0 ? 127.0f / amax : 0;
+		j->sa[r * j->nblk + b] = amax / 127.0f;
+		const __m512 s = _mm512_set1_ps(inv);
+		__m512i sum = _mm512_setzero_si512();
+		for (int h = 0; h < 2; h++) {
+			__m512 v = _mm512_roundscale_ps(_mm512_mul_ps(h ? x1 : x0, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+			const __mmask16 ok = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+			v = _mm512_maskz_mov_ps(ok, _mm512_min_ps(_mm512_max_ps(v, lo), hi));
+			const __m512i vi = _mm512_cvtps_epi32(v);
+			sum = _mm512_add_epi32(sum, vi);
+			_mm_storeu_si128((__m128i*)(q + k0 + h * 16), _mm512_cvtepi32_epi8(vi));
+		}
+		j->qsum[r * j->nblk + b] = _mm512_reduce_add_epi32(sum);
+	}
 }
 
 // rows_vnni computes the group of 16 columns g for R rows from r0 (R
@@ -307,6 +345,7 @@ static int cpu_paths(void) {
 static int has_vnni(void) { return cpu_paths() & 1; }
 static int has_amx(void) { return cpu_paths() >> 1 & 1; }
 #else
+static void quantize_row_vnni(const q4job* j, int64_t r) { quantize_row(j, r); }
 static int has_vnni(void) { return 0; }
 static int has_amx(void) { return 0; }
 static void gemm_vnni(const q4job* j, int64_t r0, int64_t r1, int64_t g) { (void)j, (void)r0, (void)r1, (void)g; }
@@ -437,6 +476,8 @@ static status q4_compute(void* kp, void* ctx) {
 	j.q = scratch;
 	j.qsum = (int32_t*)(j.q + qbytes);
 	j.sa = (float*)(j.qsum + M * nblk);
+	// The tiles read the last tile's rows past M: zeros.
+	if (j.amx) memset(j.q + M * j.kp, 0, (size_t)(qbytes - M * j.kp));
 	st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, quantize_tile, (size_t)j.tiles, 0, &j);
 	if (!st) st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, gemm_task, (size_t)(rowTasks * groups), 0, &j);
 	free(scratch);

@@ -199,6 +199,14 @@ func TestMatMulQ4(t *testing.T) {
 						x[2*c.k+i] = 0 // a zero row
 					}
 				}
+				if rows > 3 {
+					// A row of halves whose scale is 1: every value a tie,
+					// rounded to even.
+					for i := range c.k {
+						x[3*c.k+i] = float32(i%255-127) / 2
+					}
+					x[3*c.k] = 127
+				}
 				run := func(domain string, path int) []float32 {
 					var extra [][]byte
 					if path != 0 {

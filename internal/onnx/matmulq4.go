@@ -82,10 +82,12 @@ nodes:
 // PackQ4 repacks MatMulNBits' 4-bit weights ([n][ceil(k/32)][16] bytes, two
 // values of k per byte, low nibble first) and float32 block scales
 // ([n][ceil(k/32)], little-endian) for snapvlm's kernel: in groups of 16
-// columns, per block of 32 and group of 4 values of k, the 2 bytes of each
-// of the 16 columns ([n/16][block][k/4][16][2]), so that one 32-byte load
-// holds 4 values of k for 16 columns; and the scales per group and block
-// ([n/16][block][16]). Columns past n in the last group are zero.
+// columns, per block of 32 and group of 8 values of k, 64 bytes
+// ([n/16][block][k/8][16][4]) whose byte j of column c holds k+j in its
+// low nibble and k+4+j in its high one, so that one 64-byte load holds 8
+// values of k for 16 columns and a mask or a shift and a mask make a vector
+// of 4 of them; and the scales per group and block ([n/16][block][16]).
+// Columns past n in the last group are zero.
 func PackQ4(b, scales []byte, n, k int) (packed, packedScales []byte) {
 	nblk := (k + 31) / 32
 	groups := (n + 15) / 16
@@ -95,9 +97,11 @@ func PackQ4(b, scales []byte, n, k int) (packed, packedScales []byte) {
 		g, col := c/16, c%16
 		for blk := range nblk {
 			src := b[(c*nblk+blk)*16:]
-			for kk := range 8 {
-				dst := ((g*nblk+blk)*8+kk)*32 + col*2
-				packed[dst], packed[dst+1] = src[2*kk], src[2*kk+1]
+			nib := func(k int) byte { return src[k/2] >> (4 * (k % 2)) & 15 }
+			for p := range 4 {
+				for j := range 4 {
+					packed[((g*nblk+blk)*4+p)*64+col*4+j] = nib(8*p+j) | nib(8*p+4+j)<<4
+				}
 			}
 			copy(packedScales[((g*nblk+blk)*16+col)*4:][:4], scales[(c*nblk+blk)*4:])
 		}

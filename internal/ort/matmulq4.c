@@ -10,9 +10,10 @@
 // machine (115-140 against 1,040-1,160 GOP/s). This kernel quantizes the
 // activations the same way, to int8 with a scale per row and block of 32
 // (as llama.cpp's Q8_0 does too), and reads the weights repacked at load
-// (onnx.PackQ4): per group of 16 columns, block and 4 values of k, 32
-// bytes that widen to one 64-byte vector of 16 columns by 4 values. Up to
-// 8 rows (decoding steps, small batches) multiply those vectors with AVX-512
+// (onnx.PackQ4): per group of 16 columns, block and 8 values of k, 64
+// bytes whose low nibbles are one vector of 16 columns by 4 values of k and
+// high nibbles the next 4, so that a mask and a shift unpack them. Up to
+// 32 rows (decoding steps, batches, short prompts) multiply those vectors with AVX-512
 // VNNI, each column's sum in its own lane; more rows run on AMX tiles, the
 // same vectors making the tile's second operand, unpacked once per task
 // and reused by every tile of 16 rows. Where the tiles are not available (a
@@ -36,19 +37,22 @@
 #include "ortop.h"
 
 // Rows per tile, and rows per task (tiles sharing one unpacking of the
-// task's 16 columns); at most ROWS_VNNI rows take the vector path, whose
-// cost per row is lower than a tile's when the tile would be mostly empty.
+// task's 16 columns); at most ROWS_VNNI rows take the vector path. The
+// tiles go out to float32 at every block of 32 values of k (its scales),
+// which costs them most of their speed at few rows: in a 256M decoder,
+// prefills of 9 to 32 tokens took 11.5 / 16.0 ms on the tiles against
+// 9.5 / 15.2 on the vectors, and 64 tokens 25.9 against 28.5.
 #define TILE_ROWS 16
 #define TASK_ROWS 256
-#define ROWS_VNNI 8
+#define ROWS_VNNI 32
 
 typedef struct {
-	const uint8_t* b; // [groups][nblk][8][16 columns][2] packed weights
+	const uint8_t* b; // [groups][nblk][4][16 columns][4] packed weights
 	const float* s;   // [groups][nblk][16 columns] block scales
 	const float* a;   // [M, K]
 	float* y;         // [M, N]
 	int8_t* q;        // [tiles × 16 rows][nblk × 32] quantized activations, zero past M and K
-	int32_t* qsum;    // [M][nblk] each block's sum of q
+	int32_t* qoff;    // [M][nblk] -8 times each block's sum of q
 	float* sa;        // [M][nblk] activation scales
 	int64_t M, K, N, nblk, kp, tiles, groups;
 	int amx, vnni; // the path: tiles, vectors, else portable
@@ -77,7 +81,7 @@ static void quantize_row(const q4job* j, int64_t r) {
 			q[k] = (int8_t)v;
 			sum += q[k];
 		}
-		j->qsum[r * j->nblk + b] = sum;
+		j->qoff[r * j->nblk + b] = -8 * sum;
 	}
 }
 
@@ -102,8 +106,8 @@ static float out_portable(const q4job* j, int64_t r, int64_t c) {
 	for (int64_t b = 0; b < j->nblk; b++) {
 		int32_t d = 0;
 		for (int64_t k = 0; k < 32; k++) {
-			const uint8_t by = j->b[((g * j->nblk + b) * 8 + k / 4) * 32 + n * 2 + (k % 4) / 2];
-			d += ((k % 2 ? by >> 4 : by & 15) - 8) * q[b * 32 + k];
+			const uint8_t by = j->b[((g * j->nblk + b) * 4 + k / 8) * 64 + n * 4 + k % 4];
+			d += ((k % 8 < 4 ? by & 15 : by >> 4) - 8) * q[b * 32 + k];
 		}
 		acc = fmaf((float)d, j->s[(g * j->nblk + b) * 16 + n] * j->sa[r * j->nblk + b], acc);
 	}
@@ -119,14 +123,12 @@ static float out_portable(const q4job* j, int64_t r, int64_t c) {
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
 #define AMX __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
 
-// widen returns the 16 columns' 4 values of k packed in 32 bytes at p, one
-// byte each (0..15), column n in 32-bit lane n, k in byte order.
-static inline __attribute__((always_inline)) VNNI __m512i widen(const uint8_t* p) {
-	// Each lane's 16 bits hold the 4 nibbles in k order; pick the 4 bits
-	// at 0, 4, 8 and 12 of each 32-bit lane into its bytes.
-	const __m512i pick = _mm512_set1_epi64(0x2c2824200c080400LL);
-	__m512i x = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p));
-	return _mm512_and_si512(_mm512_multishift_epi64_epi8(pick, x), _mm512_set1_epi8(0x0F));
+// unpack returns the 64 bytes at p as two vectors of 16 columns by 4
+// values of k, one byte each (0..15): the low nibbles and the high.
+static inline __attribute__((always_inline)) VNNI void unpack(const uint8_t* p, __m512i* lo, __m512i* hi) {
+	const __m512i x = _mm512_loadu_si512(p), m = _mm512_set1_epi8(0x0F);
+	*lo = _mm512_and_si512(x, m);
+	*hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m);
 }
 
 // quantize_row_vnni is quantize_row on 16 values at a time: the same
@@ -154,7 +156,7 @@ static VNNI void quantize_row_vnni(const q4job* j, int64_t r) {
 			sum = _mm512_add_epi32(sum, vi);
 			_mm_storeu_si128((__m128i*)(q + k0 + h * 16), _mm512_cvtepi32_epi8(vi));
 		}
-		j->qsum[r * j->nblk + b] = _mm512_reduce_add_epi32(sum);
+		j->qoff[r * j->nblk + b] = -8 * _mm512_reduce_add_epi32(sum);
 	}
 }
 
@@ -170,23 +172,27 @@ static inline __attribute__((always_inline)) VNNI void rows_vnni(const q4job* j,
 	const int CH = R == 1 ? 4 : R == 2 ? 2 : 1;
 	for (int64_t b = 0; b < nblk; b++) {
 		__m512i d[4][4];
-		for (int i = 0; i < R; i++)
-			for (int c = 0; c < CH; c++) d[i][c] = _mm512_setzero_si512();
-		for (int kk = 0; kk < 8; kk++) {
-			const __m512i w = widen(wb + (b * 8 + kk) * 32);
-			for (int i = 0; i < R; i++) {
-				int32_t q4;
-				memcpy(&q4, j->q + (r0 + i) * j->kp + b * 32 + kk * 4, 4);
-				d[i][kk % CH] = _mm512_dpbusd_epi32(d[i][kk % CH], w, _mm512_set1_epi32(q4));
-			}
+		// The nibbles count from 0 and the weights are nibble - 8: the sums
+		// start from -8 times the block's sum of q.
+		for (int i = 0; i < R; i++) {
+			d[i][0] = _mm512_set1_epi32(j->qoff[(r0 + i) * nblk + b]);
+			for (int c = 1; c < CH; c++) d[i][c] = _mm512_setzero_si512();
+		}
+		for (int kk = 0; kk < 8; kk += 2) {
+			__m512i w[2];
+			unpack(wb + (b * 4 + kk / 2) * 64, &w[0], &w[1]);
+			for (int h = 0; h < 2; h++)
+				for (int i = 0; i < R; i++) {
+					int32_t q4;
+					memcpy(&q4, j->q + (r0 + i) * j->kp + b * 32 + (kk + h) * 4, 4);
+					d[i][(kk + h) % CH] = _mm512_dpbusd_epi32(d[i][(kk + h) % CH], w[h], _mm512_set1_epi32(q4));
+				}
 		}
 		const __m512 s = _mm512_loadu_ps(j->s + (g * nblk + b) * 16);
 		for (int i = 0; i < R; i++) {
 			const int64_t r = r0 + i;
 			for (int c = 1; c < CH; c++) d[i][0] = _mm512_add_epi32(d[i][0], d[i][c]);
-			// The nibbles count from 0; the weights are nibble - 8.
-			const __m512i db = _mm512_sub_epi32(d[i][0], _mm512_set1_epi32(8 * j->qsum[r * nblk + b]));
-			acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(db), _mm512_mul_ps(s, _mm512_set1_ps(j->sa[r * nblk + b])), acc[i]);
+			acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d[i][0]), _mm512_mul_ps(s, _mm512_set1_ps(j->sa[r * nblk + b])), acc[i]);
 		}
 	}
 	const int cols = j->N - g * 16 < 16 ? (int)(j->N - g * 16) : 16;
@@ -288,8 +294,12 @@ static AMX int gemm_amx(const q4job* j, int64_t t0, int64_t t1, int64_t g) {
 	// The tile's weight operand: per block, 8 rows of the 16 columns' 4
 	// values of k, as int8 (nibble - 8).
 	const __m512i eight = _mm512_set1_epi8(8);
-	for (int64_t i = 0; i < j->nblk * 8; i++)
-		_mm512_store_si512(w + i * 64, _mm512_sub_epi8(widen(j->b + g * j->nblk * 256 + i * 32), eight));
+	for (int64_t i = 0; i < j->nblk * 4; i++) {
+		__m512i lo, hi;
+		unpack(j->b + g * j->nblk * 256 + i * 64, &lo, &hi);
+		_mm512_store_si512(w + i * 128, _mm512_sub_epi8(lo, eight));
+		_mm512_store_si512(w + i * 128 + 64, _mm512_sub_epi8(hi, eight));
+	}
 	_tile_loadconfig(&amx_cfg);
 	for (int64_t t = t0; t < t1; t++) tile_rows(j, t, g, w);
 	_tile_release();
@@ -474,8 +484,8 @@ static status q4_compute(void* kp, void* ctx) {
 	void* scratch = aligned_alloc(64, (size_t)(qbytes + 2 * M * nblk * 4 + 63) / 64 * 64);
 	if (!scratch) return FN(api, iCreateStatus, create_status_fn)(ortFail, "snapvlm 4-bit matmul: out of memory");
 	j.q = scratch;
-	j.qsum = (int32_t*)(j.q + qbytes);
-	j.sa = (float*)(j.qsum + M * nblk);
+	j.qoff = (int32_t*)(j.q + qbytes);
+	j.sa = (float*)(j.qoff + M * nblk);
 	// The tiles read the last tile's rows past M: zeros.
 	if (j.amx) memset(j.q + M * j.kp, 0, (size_t)(qbytes - M * j.kp));
 	st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, quantize_tile, (size_t)j.tiles, 0, &j);

@@ -239,12 +239,25 @@ static void widen_rows_f16c(float* dk, const half* sk, float* dv, const half* sv
 // A task is the query heads of one key/value head of one sequence over a
 // block of query rows: the heads share each chunk of key/value rows while
 // it is in the first-level cache (and, for a float16 cache, widened once).
+//
+// Past SNAPVLM_PART_CHUNKS chunks, the key/value rows are cut into parts
+// (every SNAPVLM_PART_CHUNKS chunks from row 0), each attended from a
+// fresh state, and the parts' states are merged in order. A decoding step
+// of few sequences then runs its parts as tasks of their own: a step has a
+// task per key/value head only (3 or 5 for SmolVLM), which two threads
+// split 2:1 or 3:2. Where the parts run (one task or several) does not
+// change a row's bits; the parts' boundaries do, and they depend only on
+// the head size.
+#define SNAPVLM_PART_CHUNKS 4
+
 typedef struct {
 	const float* q;
 	const void *kc, *vc; // float, or float16 when half
 	float* out;
 	const int64_t* past;
 	int64_t S, H, KVH, L, D, block, blocks, es;
+	int64_t rows, part, parts; // rows per chunk, rows per part, most parts of a sequence
+	float* pst;                // the parts' states, when they run as tasks of their own
 	float scale;
 	int half, f16c; // a float16 cache; widen it with F16C
 	int failed;     // a task could not allocate its state (set atomically)
@@ -254,11 +267,11 @@ typedef struct {
 // more (many rows or heads of a big head size) is allocated.
 #define SNAPVLM_STATE 8192
 
-// group_rows is run_task for head sizes of C×8. On x86-64 with GCC and
-// glibc (ifunc) it is compiled for AVX-512, AVX2 and the baseline, picked
-// at load by the CPU.
-static inline __attribute__((always_inline)) void group_rows_c(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1,
-                                                                float* st, const int64_t C) {
+// part_rows_c attends query rows s0..s1 of sequence b's query heads of
+// key/value head g, for head sizes of C×8, to part p of the key/value rows
+// (those rows of it each query row sees), from a fresh state st.
+static inline __attribute__((always_inline)) void part_rows_c(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1,
+                                                               int64_t p, float* st, const int64_t C) {
 	const int64_t D = 8 * C, G = j->H / j->KVH, per = 2 + D;
 	const char* K = (const char*)j->kc + (b * j->KVH + g) * j->L * D * j->es;
 	const char* V = (const char*)j->vc + (b * j->KVH + g) * j->L * D * j->es;
@@ -268,15 +281,14 @@ static inline __attribute__((always_inline)) void group_rows_c(const job* j, int
 	}
 	// Chunks of a multiple of 8 rows from row 0: every query row's spans
 	// start at the same rows (see attend_span), whichever task runs it.
-	int64_t rows = SNAPVLM_CHUNK / D / 8 * 8;
-	if (rows < 8) rows = 8;
+	const int64_t rows = j->rows;
 	// The widened rows; the value rows 96 bytes off a 4 KiB multiple from
 	// the key rows, which the CPU would otherwise mistake for a conflict.
 	float wide[2 * SNAPVLM_CHUNK + 24] __attribute__((aligned(32)));
 	float *kbuf = wide, *vbuf = wide + SNAPVLM_CHUNK + 24;
-	const int64_t nmax = j->past[b] + s1;
-	for (int64_t c0 = 0; c0 < nmax; c0 += rows) {
-		const int64_t c1 = c0 + rows < nmax ? c0 + rows : nmax;
+	const int64_t nmax = j->past[b] + s1, lo = p * j->part, hi = lo + j->part < nmax ? lo + j->part : nmax;
+	for (int64_t c0 = lo; c0 < hi; c0 += rows) {
+		const int64_t c1 = c0 + rows < hi ? c0 + rows : hi;
 		const float *kr = (const float*)K + c0 * D, *vr = (const float*)V + c0 * D;
 		if (j->half) {
 			const half *kh = (const half*)K + c0 * D, *vh = (const half*)V + c0 * D;
@@ -301,28 +313,55 @@ static inline __attribute__((always_inline)) void group_rows_c(const job* j, int
 			}
 		}
 	}
+}
+
+// part_rows is part_rows_c for the job's head size. On x86-64 with GCC
+// and glibc (ifunc) it is compiled for AVX-512, AVX2 and the baseline,
+// picked at load by the CPU.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+static void part_rows(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1, int64_t p, float* st) {
+	switch (j->D) {
+	case 64: // every SmolVLM size
+		part_rows_c(j, b, g, s0, s1, p, st, 8);
+		return;
+	case 128:
+		part_rows_c(j, b, g, s0, s1, p, st, 16);
+		return;
+	}
+	part_rows_c(j, b, g, s0, s1, p, st, j->D / 8);
+}
+
+// merge_states folds n states x (a later part's) into the states a, each
+// per = 2 + D floats: {max, sum, acc[D]}. A state of no rows (max -inf)
+// changes nothing; into an empty one it is copied.
+static void merge_states(float* a, const float* x, int64_t n, int64_t D) {
+	const int64_t per = 2 + D;
+	for (int64_t i = 0; i < n; i++, a += per, x += per) {
+		if (x[0] == -INFINITY) continue;
+		if (a[0] == -INFINITY) {
+			memcpy(a, x, (size_t)per * sizeof(float));
+			continue;
+		}
+		const float m = a[0] > x[0] ? a[0] : x[0], fa = expf(a[0] - m), fx = expf(x[0] - m);
+		a[0] = m;
+		a[1] = a[1] * fa + x[1] * fx;
+		for (int64_t d = 0; d < D; d++) a[2 + d] = a[2 + d] * fa + x[2 + d] * fx;
+	}
+}
+
+// finish_rows writes the output rows of query rows s0..s1 of sequence b's
+// heads of key/value head g from their states.
+static void finish_rows(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1, const float* st) {
+	const int64_t D = j->D, G = j->H / j->KVH, per = 2 + D;
 	for (int64_t s = s0; s < s1; s++)
 		for (int64_t hg = 0; hg < G; hg++) {
 			const float* x = st + ((s - s0) * G + hg) * per;
 			float* o = j->out + ((b * j->S + s) * j->H + g * G + hg) * D;
 			const float inv = 1 / x[1];
-			for (int64_t c = 0; c < C; c++) store8(o + 8 * c, load8(x + 2 + 8 * c) * inv);
+			for (int64_t d = 0; d < D; d++) o[d] = x[2 + d] * inv;
 		}
-}
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-static void group_rows(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1, float* st) {
-	switch (j->D) {
-	case 64: // every SmolVLM size
-		group_rows_c(j, b, g, s0, s1, st, 8);
-		return;
-	case 128:
-		group_rows_c(j, b, g, s0, s1, st, 16);
-		return;
-	}
-	group_rows_c(j, b, g, s0, s1, st, j->D / 8);
 }
 
 static void run_task(void* arg, size_t i) {
@@ -340,15 +379,36 @@ static void run_task(void* arg, size_t i) {
 			}
 		return;
 	}
+	// A state for the rows so far and one for the part being attended.
 	float stack[SNAPVLM_STATE];
-	const int64_t need = (s1 - s0) * G * (2 + D);
-	float* st = need <= SNAPVLM_STATE ? stack : malloc((size_t)need * sizeof(float));
+	const int64_t need = (s1 - s0) * G * (2 + D), parts = (j->past[b] + s1 + j->part - 1) / j->part;
+	const int64_t want = parts > 1 ? 2 * need : need;
+	float* st = want <= SNAPVLM_STATE ? stack : malloc((size_t)want * sizeof(float));
 	if (!st) {
 		__atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	group_rows(j, b, g, s0, s1, st);
+	part_rows(j, b, g, s0, s1, 0, st);
+	for (int64_t p = 1; p < parts; p++) {
+		part_rows(j, b, g, s0, s1, p, st + need);
+		merge_states(st, st + need, (s1 - s0) * G, D);
+	}
+	finish_rows(j, b, g, s0, s1, st);
 	if (st != stack) free(st);
+}
+
+// run_part is one part of one key/value head of one sequence of a step
+// (S rows, one block) as a task of its own, its state in j->pst.
+static void run_part(void* arg, size_t i) {
+	job* j = arg;
+	const int64_t p = (int64_t)i % j->parts, g = (int64_t)i / j->parts % j->KVH, b = (int64_t)i / j->parts / j->KVH;
+	const int64_t per = (j->H / j->KVH) * j->S * (2 + j->D);
+	float* st = j->pst + i * per;
+	if (p * j->part >= j->past[b] + j->S) {
+		for (int64_t k = 0; k < per; k += 2 + j->D) st[k] = -INFINITY; // no rows: merged as nothing
+		return;
+	}
+	part_rows(j, b, g, 0, j->S, p, st);
 }
 
 // ---- the ONNX Runtime custom op ----
@@ -518,13 +578,36 @@ static status op_compute(void* kp, void* ctx) {
 	// 16 rows, fewer when the heads are many and big, so that the running
 	// state stays within SNAPVLM_STATE (on the stack).
 	int64_t block = S < 16 ? S : 16;
-	while (block > 1 && block * (H / KVH) * (2 + D) > SNAPVLM_STATE) block /= 2;
+	while (block > 1 && 2 * block * (H / KVH) * (2 + D) > SNAPVLM_STATE) block /= 2;
 	job j = {.q = q, .kc = kc, .vc = vc, .out = o, .past = past, .S = S, .H = H, .KVH = KVH, .L = L, .D = D,
 	         .block = block, .blocks = (S + block - 1) / block, .es = (int64_t)es, .scale = scale, .half = k->half};
+	j.rows = SNAPVLM_CHUNK / D / 8 * 8;
+	if (j.rows < 8) j.rows = 8;
+	j.part = j.rows * SNAPVLM_PART_CHUNKS;
+	int64_t most = 0;
+	for (int64_t b = 0; b < B; b++) most = past[b] + S > most ? past[b] + S : most;
+	j.parts = (most + j.part - 1) / j.part;
 #ifdef SNAPVLM_F16C
 	j.f16c = k->half && __builtin_cpu_supports("f16c");
 #endif
-	st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * KVH * j.blocks), 0, &j);
+	// A step of fewer tasks than a few per thread runs its parts as tasks.
+	const int64_t G = H / KVH, per = G * S * (2 + D);
+	if (j.blocks == 1 && j.parts > 1 && B * KVH < 8 && D % 8 == 0 && D <= SNAPVLM_MAXD) {
+		j.pst = malloc((size_t)(B * KVH * j.parts * per) * sizeof(float));
+		if (!j.pst) {
+			if (past != pastbuf) free(past);
+			return FN(api, iCreateStatus, create_status_fn)(ortFail, "snapvlm attention: out of memory");
+		}
+		st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_part, (size_t)(B * KVH * j.parts), 0, &j);
+		for (int64_t i = 0; !st && i < B * KVH; i++) {
+			float* a = j.pst + i * j.parts * per;
+			for (int64_t p = 1; p < j.parts; p++) merge_states(a, a + p * per, G * S, D);
+			finish_rows(&j, i / KVH, i % KVH, 0, S, a);
+		}
+		free(j.pst);
+	} else {
+		st = FN(api, iKernelContext_ParallelFor, parallel_for_fn)(ctx, run_task, (size_t)(B * KVH * j.blocks), 0, &j);
+	}
 	if (!st && __atomic_load_n(&j.failed, __ATOMIC_RELAXED))
 		st = FN(api, iCreateStatus, create_status_fn)(ortFail, "snapvlm attention: out of memory");
 	if (past != pastbuf) free(past);

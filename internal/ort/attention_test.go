@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,6 +122,9 @@ func TestAttentionMatchesGroupQueryAttention(t *testing.T) {
 		{"separate first prompt", 4, 4, 64, 7, []int{0}, 0, 1},
 		{"long cache", 15, 5, 64, 1, []int{700}, 760, 1},
 		{"long prefill", 3, 1, 64, 40, []int{100}, 150, 1},
+		{"prefill over parts", 6, 2, 64, 20, []int{300}, 330, 1},
+		{"batched steps over parts", 6, 2, 64, 1, []int{300, 20, 270, 600}, 620, 1},
+		{"head size 128 over parts", 4, 2, 128, 2, []int{200}, 210, 1},
 		{"peaked scores", 6, 2, 64, 3, []int{300}, 320, 12},
 		{"head size 12", 4, 2, 12, 2, []int{9}, 16, 1},
 		{"head size 32", 4, 2, 32, 3, []int{10}, 16, 1},
@@ -280,6 +284,81 @@ func checkAttention(t *testing.T, env *Env, heads, kvHeads, d, s int, pasts []in
 		t.Fatalf("output differs by up to %.3g", worst)
 	}
 	t.Logf("max |Δ| %.2g", worst)
+}
+
+// TestAttentionPartsSameBits: a decoding step over a long cache gives the
+// same bits whether its parts run as tasks of their own (one sequence: few
+// tasks) or one after the other in a task per key/value head (a batch of
+// four: enough tasks), so batched answers stay those answered alone.
+func TestAttentionPartsSameBits(t *testing.T) {
+	env := testEnv(t)
+	if ok, err := env.Attention(); !ok {
+		t.Fatalf("attention kernel not registered: %v", err)
+	}
+	const heads, kvHeads, d, capacity = 6, 2, 64, 800
+	pasts := []int{700, 31, 520, 256}
+	sess, err := env.NewSession(writeAttentionModel(t, AttentionDomain, "GroupQueryAttention", 1, heads, kvHeads, d, 0.125), SessionOptions{IntraOpThreads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	rnd := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = rng.Float32()*2 - 1
+		}
+		return x
+	}
+	b := len(pasts)
+	q, k, v := rnd(b*heads*d), rnd(b*kvHeads*d), rnd(b*kvHeads*d)
+	cache := rnd(2 * b * kvHeads * capacity * d)
+	// run steps sequences rows of the inputs together and returns their
+	// outputs.
+	run := func(rows []int) []float32 {
+		n := len(rows)
+		pick := func(x []float32, per int) []float32 {
+			var out []float32
+			for _, r := range rows {
+				out = append(out, x[r*per:(r+1)*per]...)
+			}
+			return out
+		}
+		per := kvHeads * capacity * d
+		pk, _ := NewBuffer(Float32, n*per)
+		pv, _ := NewBuffer(Float32, n*per)
+		copy(pk.F32, pick(cache[:b*per], per))
+		copy(pv.F32, pick(cache[b*per:], per))
+		lens := make([]int64, n)
+		total := 0
+		for i, r := range rows {
+			lens[i] = int64(pasts[r])
+			total = max(total, pasts[r]+1)
+		}
+		out := make([]float32, n*heads*d)
+		keep := tensorKeeper(t)
+		kvShape := []int64{int64(n), kvHeads, capacity, d}
+		in := []*Tensor{
+			keep(NewFloat32([]int64{int64(n), 1, heads * d}, pick(q, heads*d))),
+			keep(NewFloat32([]int64{int64(n), 1, kvHeads * d}, pick(k, kvHeads*d))),
+			keep(NewFloat32([]int64{int64(n), 1, kvHeads * d}, pick(v, kvHeads*d))),
+			keep(pk.Tensor(kvShape)), keep(pv.Tensor(kvShape)),
+			keep(NewInt64([]int64{int64(n)}, lens)),
+			keep(NewInt64([]int64{1}, []int64{int64(total)})),
+		}
+		outs := []*Tensor{keep(NewFloat32([]int64{int64(n), 1, heads * d}, out)), keep(pk.Tensor(kvShape)), keep(pv.Tensor(kvShape))}
+		if err := sess.Run(context.Background(), in, outs); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	batched := run([]int{0, 1, 2, 3})
+	for r := range pasts {
+		alone := run([]int{r})
+		if !slices.Equal(alone, batched[r*heads*d:(r+1)*heads*d]) {
+			t.Errorf("sequence %d (%d cached rows): its output alone differs from its output in the batch", r, pasts[r])
+		}
+	}
 }
 
 // pastLengths is n cache lengths of 0 to 10.

@@ -113,8 +113,8 @@ for preset in real256m real500m; do
   bin/snapvlm bench --model "$dir" "${alt[@]}" --image assets/sample.jpg --no-split --max-tokens "$tokens" --runs 3 --json >"$work/$preset-snapvlm-alt-one.json" 2>/dev/null
   bin/snapvlm bench --model "$dir" "${alt[@]}" --image assets/sample.jpg --max-tokens "$tokens" --runs 3 --json >"$work/$preset-snapvlm-alt-split.json" 2>/dev/null
   echo "bench-report: $preset snapvlm, 1, 2 and 4 streams" >&2
-  bin/snapvlm bench --model "$dir" --question "Write a story about a red square." --max-tokens "$tokens" --runs 1 --streams 4 --json >"$work/$preset-snapvlm-streams.json" 2>/dev/null
-  bin/snapvlm bench --model "$dir" "${alt[@]}" --question "Write a story about a red square." --max-tokens "$tokens" --runs 1 --streams 4 --json >"$work/$preset-snapvlm-alt-streams.json" 2>/dev/null
+  bin/snapvlm bench --model "$dir" --question "Write a story about a red square." --max-tokens "$tokens" --runs 3 --streams 4 --json >"$work/$preset-snapvlm-streams.json" 2>/dev/null
+  bin/snapvlm bench --model "$dir" "${alt[@]}" --question "Write a story about a red square." --max-tokens "$tokens" --runs 3 --streams 4 --json >"$work/$preset-snapvlm-alt-streams.json" 2>/dev/null
 done
 
 "$py" scripts/bench/report.py "$work" "$bandwidth" "$threads" "$llama_tag" "$(bin/snapvlm version 2>/dev/null | head -1)" >"$report"

@@ -70,7 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	variants := fs.Bool("variants", false, "time every variant of every graph (and the int8 rewrites) and measure each against fp32 on the same inputs")
 	steps := fs.Int("steps", 512, "with --variants: forced decoder steps compared with fp32")
 	graphs := fs.String("graphs", "", "with --variants: comma-separated graphs to measure (default all)")
-	streams := fs.Int("streams", 0, "also time 1, 2, 4, ... up to N answers generated at once, decoded in one batch as serve --parallel N does (total tokens/s)")
+	streams := fs.Int("streams", 0, "also time 1, 2, 4, ... up to N answers generated at once, decoded in one batch as serve --parallel N does (total tokens/s; medians of --runs rounds)")
 	streamsAlone := fs.Bool("streams-alone", false, "with --streams: every answer decodes on its own instead (no batch)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: snapvlm bench --model DIR|REPO [--image IMG]... [flags]\n\nTimes load, preprocessing, vision encoder, prefill, first token and decoding (image features are not cached between runs).")
@@ -152,16 +152,29 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *streams > 0 {
 		rep.Batched = opts.Parallel > 1
+		var counts []int
 		for n := 1; ; n = min(2*n, *streams) {
-			r, err := benchStreams(ctx, m, req, n)
-			if err != nil {
-				return withFlagHints(err)
-			}
-			rep.Streams = append(rep.Streams, r)
-			fmt.Fprintf(stderr, "%d streams: %.1f tokens/s in total\n", n, r.TokensPerSec)
+			counts = append(counts, n)
 			if n == *streams {
 				break
 			}
+		}
+		// Each round times every count once, so that the counts compared
+		// alternate on a machine whose speed drifts; medians of the rounds.
+		total := make([][]float64, len(counts))
+		decode := make([][]float64, len(counts))
+		for round := range *runs {
+			for i, n := range counts {
+				r, err := benchStreams(ctx, m, req, n)
+				if err != nil {
+					return withFlagHints(err)
+				}
+				total[i], decode[i] = append(total[i], r.TokensPerSec), append(decode[i], r.DecodeTPS)
+				fmt.Fprintf(stderr, "round %d, %d streams: %.1f tokens/s in total\n", round+1, n, r.TokensPerSec)
+			}
+		}
+		for i, n := range counts {
+			rep.Streams = append(rep.Streams, streamsReport{Streams: n, TokensPerSec: median(total[i]), DecodeTPS: median(decode[i])})
 		}
 	}
 	rep.PeakRSSMB = peakRSSMB()

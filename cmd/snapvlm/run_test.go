@@ -315,12 +315,12 @@ func TestBench(t *testing.T) {
 }
 
 // TestBenchStreams: --streams 3 times 1, 2 and 3 answers at once, in one
-// batch (or alone with --streams-alone).
+// batch (or alone with --streams-alone), in --runs rounds.
 func TestBenchStreams(t *testing.T) {
 	dir := tinyModel(t)
 	for _, alone := range []bool{false, true} {
 		var out, errOut bytes.Buffer
-		args := []string{"--model", dir, "--max-tokens", "4", "--runs", "1", "--streams", "3", "--json", "--question", "Hello"}
+		args := []string{"--model", dir, "--max-tokens", "4", "--runs", "2", "--streams", "3", "--json", "--question", "Hello"}
 		if alone {
 			args = append(args, "--streams-alone")
 		}
@@ -340,6 +340,9 @@ func TestBenchStreams(t *testing.T) {
 		}
 		if !slices.Equal(ns, []int{1, 2, 3}) || r.Batched == alone {
 			t.Errorf("alone %v: streams %v, batched %v", alone, ns, r.Batched)
+		}
+		if !strings.Contains(errOut.String(), "round 2, 3 streams") {
+			t.Errorf("alone %v: no second round of 3 streams in\n%s", alone, errOut.String())
 		}
 	}
 }

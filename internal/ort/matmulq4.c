@@ -13,7 +13,7 @@
 // (onnx.PackQ4): per group of 16 columns, block and 8 values of k, 64
 // bytes whose low nibbles are one vector of 16 columns by 4 values of k and
 // high nibbles the next 4, so that a mask and a shift unpack them. Up to
-// 32 rows (decoding steps, batches, short prompts) multiply those vectors with AVX-512
+// 16 rows (decoding steps, batches, short prompts) multiply those vectors with AVX-512
 // VNNI, each column's sum in its own lane; more rows run on AMX tiles, the
 // same vectors making the tile's second operand, unpacked once per task
 // and reused by every tile of 16 rows. Where the tiles are not available (a
@@ -39,12 +39,13 @@
 // Rows per tile, and rows per task (tiles sharing one unpacking of the
 // task's 16 columns); at most ROWS_VNNI rows take the vector path. The
 // tiles go out to float32 at every block of 32 values of k (its scales),
-// which costs them most of their speed at few rows: in a 256M decoder,
-// prefills of 9 to 32 tokens took 11.5 / 16.0 ms on the tiles against
-// 9.5 / 15.2 on the vectors, and 64 tokens 25.9 against 28.5.
+// which costs them most of their speed at few rows: in a 256M decoder a
+// prefill of 9 tokens took 7.7 ms on the tiles against 6.0 on the vectors,
+// 16 tokens 9.3 against 8.5, while 32 took 13.5 against 14.0 and 64 21.8
+// against 23.1.
 #define TILE_ROWS 16
 #define TASK_ROWS 256
-#define ROWS_VNNI 32
+#define ROWS_VNNI 16
 
 typedef struct {
 	const uint8_t* b; // [groups][nblk][4][16 columns][4] packed weights
@@ -238,58 +239,57 @@ static const tilecfg amx_cfg = {
 		_tile_dpbssd(T, A, W);                         \
 	} while (0)
 
-// Scales tile T's 16 rows (one per row of the tile, a lane per column)
-// into acc.
-#define SCALE(T, b)                                                                                    \
+// Scales the R live rows of tile T (one per row of the tile, a lane per
+// column) into acc.
+#define SCALE(T, b, R)                                                                                 \
 	do {                                                                                               \
 		_tile_stored(T, sums, 64);                                                                     \
 		const __m512 s = _mm512_loadu_ps(j->s + (g * nblk + (b)) * 16);                                \
-		for (int i = 0; i < TILE_ROWS; i++)                                                            \
+		for (int i = 0; i < (R); i++)                                                                  \
 			acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(sums + i * 16)),             \
 			                         _mm512_mul_ps(s, _mm512_set1_ps(sa[i * nblk + (b)])), acc[i]);     \
 	} while (0)
 
-// tile_rows computes the group of 16 columns g (weights unpacked in w) for
-// the tile of rows t.
-static AMX void tile_rows(const q4job* j, int64_t t, int64_t g, const int8_t* w) {
+// tile_rows_r computes the group of 16 columns g (weights unpacked in w)
+// for the R live rows of the tile of rows t (R constant for a full tile;
+// rows past M are loaded as zeros and not scaled).
+static inline __attribute__((always_inline)) AMX void tile_rows_r(const q4job* j, int64_t t, int64_t g, const int8_t* w, const int R) {
 	const int64_t nblk = j->nblk, r0 = t * TILE_ROWS;
 	const int8_t* q = j->q + r0 * j->kp;
-	// Rows past M read the scales of row 0: their sums are zero and their
-	// outputs are not written.
-	float sab[TILE_ROWS * 64];
 	const float* sa = j->sa + r0 * nblk;
-	const int rows = j->M - r0 < TILE_ROWS ? (int)(j->M - r0) : TILE_ROWS;
-	if (rows < TILE_ROWS && nblk <= 64) {
-		for (int i = 0; i < TILE_ROWS; i++) memcpy(sab + i * nblk, j->sa + (i < rows ? r0 + i : 0) * nblk, (size_t)nblk * sizeof(float));
-		sa = sab;
-	}
 	int32_t sums[256] __attribute__((aligned(64)));
 	__m512 acc[TILE_ROWS];
-	for (int i = 0; i < TILE_ROWS; i++) acc[i] = _mm512_setzero_ps();
-	if (rows < TILE_ROWS && nblk > 64) {
-		// A last partial tile of a long K: its rows one at a time.
-		for (int i = 0; i < rows; i++) rows_vnni(j, r0 + i, g, 1);
-		return;
-	}
+	for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
 	int64_t b = 0;
 	for (; b + 1 < nblk; b += 2) {
 		BLOCK(0, 2, 4, b);
 		BLOCK(1, 3, 5, b + 1);
-		SCALE(0, b);
-		SCALE(1, b + 1);
+		SCALE(0, b, R);
+		SCALE(1, b + 1, R);
 	}
 	if (b < nblk) {
 		BLOCK(0, 2, 4, b);
-		SCALE(0, b);
+		SCALE(0, b, R);
 	}
 	const int cols = j->N - g * 16 < 16 ? (int)(j->N - g * 16) : 16;
 	const __mmask16 live = (__mmask16)((1u << cols) - 1);
-	for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(j->y + (r0 + i) * j->N + g * 16, live, acc[i]);
+	for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(j->y + (r0 + i) * j->N + g * 16, live, acc[i]);
+}
+
+// tile_rows is tile_rows_r for the tile of rows t.
+static AMX void tile_rows(const q4job* j, int64_t t, int64_t g, const int8_t* w) {
+	const int64_t rows = j->M - t * TILE_ROWS;
+	if (rows >= TILE_ROWS)
+		tile_rows_r(j, t, g, w, TILE_ROWS);
+	else
+		tile_rows_r(j, t, g, w, (int)rows);
 }
 
 // gemm_amx computes the group of 16 columns g for the tiles of rows t0..t1.
 static AMX int gemm_amx(const q4job* j, int64_t t0, int64_t t1, int64_t g) {
-	int8_t* w = aligned_alloc(64, (size_t)(j->nblk * 512));
+	// Up to K = 4096 on the stack: no allocation per task.
+	int8_t wbuf[128 * 512] __attribute__((aligned(64)));
+	int8_t* w = j->nblk <= 128 ? wbuf : aligned_alloc(64, (size_t)(j->nblk * 512));
 	if (!w) return -1;
 	// The tile's weight operand: per block, 8 rows of the 16 columns' 4
 	// values of k, as int8 (nibble - 8).
@@ -303,7 +303,7 @@ static AMX int gemm_amx(const q4job* j, int64_t t0, int64_t t1, int64_t g) {
 	_tile_loadconfig(&amx_cfg);
 	for (int64_t t = t0; t < t1; t++) tile_rows(j, t, g, w);
 	_tile_release();
-	free(w);
+	if (w != wbuf) free(w);
 	return 0;
 }
 

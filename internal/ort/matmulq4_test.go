@@ -161,7 +161,7 @@ func TestMatMulQ4(t *testing.T) {
 		{3, 1, 576, 192},
 		{1, 4, 0 + 2560, 16},
 		{1, 2, 32, 1},
-		{1, 36, 2560, 20}, // the tiles, a last tile of 4 rows with more than 64 blocks
+		{1, 36, 2560, 20}, // the tiles: a last tile of 4 rows, 80 blocks
 	}
 	// The node attribute path: 1 portable, 2 vector, 0 the tiles where the
 	// process has them.
@@ -361,7 +361,7 @@ func BenchmarkMatMulQ4(b *testing.B) {
 		for i := range scales {
 			scales[i] = 0.004 + float32(i%5)*0.001
 		}
-		for _, m := range []int{1, 4, 16, 512} {
+		for _, m := range []int{1, 4, 16, 48, 512} {
 			for _, kernel := range []string{"snapvlm", "ort-acc4"} {
 				b.Run(fmt.Sprintf("%s/k=%d/n=%d/m=%d", kernel, shape.k, shape.n, m), func(b *testing.B) {
 					path := writeQ4Model(b, AttentionDomain, shape.k, shape.n, packed, scales)

@@ -115,7 +115,7 @@ type Options struct {
 	// variants) with int8 activations (a scale per row and block of 32) and
 	// integer dot products: about 2.5x faster decoding on CPU, at the cost
 	// of exactness (a near-tie token may come out differently from the
-	// reference implementations). On a CPU with AVX-512 VNNI and VBMI they run on
+	// reference implementations). On a CPU with AVX-512 VNNI they run on
 	// snapvlm's 4-bit kernel (internal/ort's matmulq4.c, AMX tiles for
 	// prefills where the process has them), elsewhere on ONNX Runtime's
 	// accuracy_level 4 path. Where the kernel runs, this is the default

@@ -61,7 +61,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.model, "model", "", "model directory, or Hugging Face repo id (org/name[@revision])")
 	fs.BoolVar(&f.yes, "yes", false, "download a model that is not cached without asking")
 	fs.StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime library file (default: as 'snapvlm setup' installs it)")
-	fs.StringVar(&f.dtype, "dtype", "", "ONNX variant of all graphs: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default per graph: int8 vision; the q4 decoder with int8 activations on snapvlm's kernel where the CPU has AVX-512 VNNI and VBMI, else int8; exact embeddings; else q4, else fp32; see README)")
+	fs.StringVar(&f.dtype, "dtype", "", "ONNX variant of all graphs: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default per graph: int8 vision; the q4 decoder with int8 activations on snapvlm's kernel where the CPU has AVX-512 VNNI, else int8; exact embeddings; else q4, else fp32; see README)")
 	fs.StringVar(&f.vdtype, "vision-dtype", "", "variant of the vision encoder (overrides --dtype)")
 	fs.StringVar(&f.edtype, "embed-dtype", "", "variant of the token embedder (overrides --dtype)")
 	fs.StringVar(&f.ddtype, "decoder-dtype", "", "variant of the decoder (overrides --dtype)")

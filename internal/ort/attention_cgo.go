@@ -77,8 +77,9 @@ func AttentionHalf() bool { return C.snapvlm_attention_half() != 0 }
 const MatMulQ4Op = C.SNAPVLM_MATMUL_Q4_OP
 
 // MatMulQ4Vector reports whether this CPU runs the 4-bit matmul's vector
-// path (AVX-512 with VNNI and VBMI). Elsewhere the operator runs a portable
-// loop, correct but far slower than ONNX Runtime's MatMulNBits.
+// path (AVX-512 with VNNI: Cascade Lake, Ice Lake, Zen 4 and later).
+// Elsewhere the operator runs a portable loop, correct but far slower than
+// ONNX Runtime's MatMulNBits.
 func MatMulQ4Vector() bool { return C.snapvlm_matmul_q4_vector() != 0 }
 
 // MatMulQ4Tiles reports whether this process runs the 4-bit matmul's AMX

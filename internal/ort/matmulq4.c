@@ -13,8 +13,9 @@
 // (onnx.PackQ4): per group of 16 columns, block and 8 values of k, 64
 // bytes whose low nibbles are one vector of 16 columns by 4 values of k and
 // high nibbles the next 4, so that a mask and a shift unpack them. Up to
-// 16 rows (decoding steps, batches, short prompts) multiply those vectors with AVX-512
-// VNNI, each column's sum in its own lane; more rows run on AMX tiles, the
+// 16 rows (decoding steps, batches, short prompts) multiply those vectors
+// with AVX-512 VNNI (Cascade Lake and later), each column's sum in its own
+// lane; more rows run on AMX tiles, the
 // same vectors making the tile's second operand, unpacked once per task
 // and reused by every tile of 16 rows. Where the tiles are not available (a
 // CPU without AMX, or a process the OS refused them), all rows take the
@@ -121,8 +122,8 @@ static float out_portable(const q4job* j, int64_t r, int64_t c) {
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
-#define AMX __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define AMX __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // unpack returns the 64 bytes at p as two vectors of 16 columns by 4
 // values of k, one byte each (0..15): the low nibbles and the high.
@@ -307,13 +308,13 @@ static AMX int gemm_amx(const q4job* j, int64_t t0, int64_t t1, int64_t g) {
 	return 0;
 }
 
-// vnni_probe reports whether the CPU has AVX-512 F, BW, VL, VNNI and VBMI
+// vnni_probe reports whether the CPU has AVX-512 F, BW, VL and VNNI
 // and the OS saves the AVX-512 state.
 static int vnni_probe(void) {
 	unsigned a, b, c, d;
 	if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-	const int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vbmi = (c >> 1) & 1, vnni = (c >> 11) & 1;
-	if (!(f && bw && vl && vbmi && vnni)) return 0;
+	const int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
+	if (!(f && bw && vl && vnni)) return 0;
 	if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return 0; // OSXSAVE
 	unsigned lo, hi;
 	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));

@@ -12,7 +12,7 @@
 #define SNAPVLM_MATMUL_Q4_OP "MatMulQ4"
 
 // snapvlm_matmul_q4_vector reports whether this CPU runs the kernel's
-// AVX-512 VNNI and VBMI path (1) or only its portable one (0);
+// AVX-512 VNNI path (1) or only its portable one (0);
 // snapvlm_matmul_q4_tiles, whether this process also runs its AMX path.
 // All paths give the same bits.
 int snapvlm_matmul_q4_vector(void);

@@ -241,11 +241,11 @@ static void widen_rows_f16c(float* dk, const half* sk, float* dv, const half* sv
 // it is in the first-level cache (and, for a float16 cache, widened once).
 //
 // Past SNAPVLM_PART_CHUNKS chunks, the key/value rows are cut into parts
-// (every SNAPVLM_PART_CHUNKS chunks from row 0), each attended from a
-// fresh state, and the parts' states are merged in order. A decoding step
-// of few sequences then runs its parts as tasks of their own: a step has a
-// task per key/value head only (3 or 5 for SmolVLM), which two threads
-// split 2:1 or 3:2. Where the parts run (one task or several) does not
+// (for head sizes the vector path takes), every SNAPVLM_PART_CHUNKS chunks
+// from row 0, each attended from a fresh state, and the parts' states are
+// merged in order. A decoding step of few sequences then runs its parts as
+// tasks of their own: a step has a task per key/value head only (3 or 5
+// for SmolVLM), which two threads split 2:1 or 3:2. Where the parts run (one task or several) does not
 // change a row's bits; the parts' boundaries do, and they depend only on
 // the head size.
 #define SNAPVLM_PART_CHUNKS 4

@@ -79,27 +79,23 @@ func TestBatchedMatchesAlone(t *testing.T) {
 			for round := range 2 {
 				got := make([]*Result, len(reqs))
 				errs := make([]error, len(reqs))
-				// The first generations to get a seat wait at their first
-				// token until all seats are taken, so that they decode
-				// together even when the machine runs one goroutine's
-				// whole answer before starting the next (seen on a loaded
-				// CI machine: 256 steps of one row).
+				// The first four generations to reach their second token
+				// (by then they are seated) wait there until every seat is
+				// taken, so that they decode together even when the machine
+				// runs one goroutine's whole answer before starting the next
+				// (seen on loaded machines: 256 steps of one row, when they
+				// waited at their first token, before taking a seat). While
+				// one waits, the others' steps wait for it, but they join.
 				together := int32(min(4, len(reqs)))
 				var arrived atomic.Int32
-				all := make(chan struct{})
 				var wg sync.WaitGroup
 				for i, r := range reqs {
-					first := true
+					n := 0
 					wg.Go(func() {
 						got[i], errs[i] = batched.Generate(ctx, r, func(Token) error {
-							if first {
-								first = false
-								if arrived.Add(1) == together {
-									close(all)
-								}
-								select {
-								case <-all:
-								case <-time.After(10 * time.Second):
+							if n++; n == 2 && arrived.Add(1) <= together {
+								for end := time.Now().Add(10 * time.Second); len(batched.batch.seats) > 0 && time.Now().Before(end); {
+									time.Sleep(time.Millisecond)
 								}
 							}
 							return nil

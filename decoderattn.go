@@ -69,13 +69,14 @@ const halfCacheName = "+f16cache"
 // Runtime's com.microsoft kernel if that fails; src with the reason when
 // the graph is not the shape the rewrite knows or the probes differ.
 // shared says whether the file returned attends in place on a shared
-// cache (decoder.Config.SharedCache).
-func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, own, fuse, halfCache bool) (file, why string, shared bool) {
+// cache (decoder.Config.SharedCache), ownKernel whether it runs snapvlm's
+// attention kernel (decoder.Config.PrefillTogether).
+func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.SessionOptions, cfg decoder.Config, heads int, emb *embed.Embedder, own, fuse, halfCache bool) (file, why string, shared, ownKernel bool) {
 	var notes []string
 	if own {
 		file, why, shared, ok := gqaRewrite(ctx, env, src, so, cfg, heads, emb, ort.AttentionDomain, fuse, halfCache)
 		if ok {
-			return file, why + " with snapvlm's attention kernel", shared
+			return file, why + " with snapvlm's attention kernel", shared, true
 		}
 		notes = append(notes, why)
 	}
@@ -83,7 +84,7 @@ func gqaDecoderFile(ctx context.Context, env *ort.Env, src string, so ort.Sessio
 	if ok {
 		why += " with ONNX Runtime's kernel"
 	}
-	return file, strings.Join(append(notes, why), "; "), shared
+	return file, strings.Join(append(notes, why), "; "), shared, false
 }
 
 // gqaRewrite is gqaDecoderFile for the kernel of one operator domain

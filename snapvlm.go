@@ -492,7 +492,9 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 		c := dcfg
 		c.SharedCache = true
 		own, ownErr := ownAttention(m.env, opts)
-		files[GraphDecoder], note, dcfg.SharedCache = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, own, !opts.unfused, halfCache)
+		var ownKernel bool
+		files[GraphDecoder], note, dcfg.SharedCache, ownKernel = gqaDecoderFile(st.ctx, m.env, files[GraphDecoder], base, c, t.NumAttentionHeads, m.emb, own, !opts.unfused, halfCache)
+		dcfg.PrefillTogether = dcfg.SharedCache && ownKernel
 		if ownErr != nil {
 			note += fmt.Sprintf(" (snapvlm's attention kernel is not available: %v)", ownErr)
 		}

@@ -278,7 +278,7 @@ func (b *variantBench) decoders(embeds []float32, emb *embed.Embedder) {
 		if own, _ := b.env.Attention(); own && ort.AttentionHalf() && t.NumAttentionHeads > t.NumKeyValueHeads && t.NumKeyValueHeads > 0 {
 			c := dcfg
 			c.SharedCache = true
-			f, why, _ := gqaDecoderFile(b.ctx, b.env, b.file(GraphDecoder, "q4"), b.so, c, t.NumAttentionHeads, emb, true, true, true)
+			f, why, _, _ := gqaDecoderFile(b.ctx, b.env, b.file(GraphDecoder, "q4"), b.so, c, t.NumAttentionHeads, emb, true, true, true)
 			if strings.Contains(why, "float16") {
 				ds = append(ds, benchVariant{"q4 + int8 activations + float16 cache (Options.KVCache)", f, o})
 			}

@@ -16,10 +16,11 @@ import (
 // attention_mask row (ones, then padding), so rows of different lengths
 // need no other masking.
 //
-// A sequence is prefilled in its own State, joins the batch (its cached
-// rows are copied into a free slot, once), steps with the others and
-// leaves (its rows copied back into a State when they are to be kept).
-// Per step only tensor headers are created.
+// A sequence joins the batch (the rows its State holds, if any, are copied
+// into a free slot, once), is prefilled in its slot, alone or together with
+// other joining sequences (Prefill), steps with the others and leaves (its
+// rows copied back into a State when they are to be kept). Per step only
+// tensor headers are created.
 //
 // A Batch needs the shared-cache attention (Config.SharedCache). Not safe
 // for concurrent use.
@@ -35,6 +36,8 @@ type Batch struct {
 	mask, pos []int64
 	embeds    []float32
 	embHalf   []uint16
+	pre       []float32 // a prefill's embeddings, rows × tokens × hidden
+	prePos    []int64
 	logits    *ort.Buffer
 	rows      [][]float32 // float32 logits rows when the graph's are float16
 	useCache  []bool
@@ -249,7 +252,7 @@ func (b *Batch) SetMinRows(n int) { b.minRows = n }
 // their cache (each slot has a spare row for it) and their logits are not
 // returned.
 func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]float32, error) {
-	h, v := b.d.cfg.Hidden, b.d.cfg.Vocab
+	h := b.d.cfg.Hidden
 	if len(slots) == 0 || len(slots) != len(embeds) {
 		return nil, fmt.Errorf("decoder: batch step of %d slots with %d embeddings", len(slots), len(embeds))
 	}
@@ -269,16 +272,28 @@ func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]
 	}
 	if len(slots) < b.minRows {
 		for _, s := range slots {
-			if err := b.run(ctx, s, 1); err != nil {
+			b.pos[s] = int64(b.n[s])
+			if err := b.run(ctx, s, 1, 1, b.embeds[s*h:(s+1)*h], b.pos[s:s+1]); err != nil {
 				return nil, err
 			}
 		}
-	} else if err := b.run(ctx, 0, rows); err != nil {
-		return nil, err
+	} else {
+		for r := range rows {
+			b.pos[r] = int64(b.n[r])
+		}
+		if err := b.run(ctx, 0, rows, 1, b.embeds[:rows*h], b.pos[:rows]); err != nil {
+			return nil, err
+		}
 	}
+	return b.results(slots, 1), nil
+}
+
+// results advances slots by c tokens and returns their logits rows.
+func (b *Batch) results(slots []int, c int) [][]float32 {
+	v := b.d.cfg.Vocab
 	b.result = b.result[:0]
 	for _, s := range slots {
-		b.n[s]++
+		b.n[s] += c
 		if b.rows != nil {
 			float16.ToFloat32s(b.rows[s], b.logits.F16[s*v:(s+1)*v])
 			b.result = append(b.result, b.rows[s])
@@ -286,25 +301,75 @@ func (b *Batch) Step(ctx context.Context, slots []int, embeds [][]float32) ([][]
 			b.result = append(b.result, b.logits.F32[s*v:(s+1)*v])
 		}
 	}
-	return b.result, nil
+	return b.result
 }
 
-// run runs the decoder on rows slots from first (embeddings in b.embeds,
-// logits to b.logits, both at the slots' offsets).
-func (b *Batch) run(ctx context.Context, first, rows int) error {
+// Prefill runs c tokens for each of slots (embeds[i], float32, c rows of
+// width hidden, the same c for every slot) and returns each one's logits
+// of its last token, valid until the next Step or Prefill. Slots next to
+// each other run together (Config.PrefillTogether; else one by one). A slot's cache and logits are those a State
+// prefilled with the same tokens would have: every row is computed on its
+// own, however the tokens are split into runs. It needs a decoder that
+// computes the last position's logits only (LastLogitsOnly).
+func (b *Batch) Prefill(ctx context.Context, slots []int, embeds [][]float32) ([][]float32, error) {
+	h := b.d.cfg.Hidden
+	if b.d.keepIdx < 0 {
+		return nil, errors.New("decoder: a batched prefill needs the graph that computes the last position's logits only")
+	}
+	if len(slots) == 0 || len(slots) != len(embeds) || len(embeds[0]) == 0 || len(embeds[0])%h != 0 {
+		return nil, fmt.Errorf("decoder: batch prefill of %d slots with %d embeddings", len(slots), len(embeds))
+	}
+	c := len(embeds[0]) / h
+	for i, s := range slots {
+		switch {
+		case s < 0 || s >= b.slots || !b.used[s]:
+			return nil, fmt.Errorf("decoder: batch slot %d is not in use", s)
+		case i > 0 && s <= slots[i-1]:
+			return nil, fmt.Errorf("decoder: batch prefill slots %v are not in ascending order", slots)
+		case len(embeds[i]) != c*h:
+			return nil, fmt.Errorf("decoder: batch prefill of %d values for slot %d, want %d tokens of width %d", len(embeds[i]), s, c, h)
+		case b.n[s]+c > b.cap:
+			return nil, fmt.Errorf("decoder: %d tokens after %d exceed batch slot %d's cache of %d", c, b.n[s], s, b.cap)
+		}
+	}
+	for i := 0; i < len(slots); {
+		j := i + 1
+		for b.d.cfg.PrefillTogether && j < len(slots) && slots[j] == slots[j-1]+1 {
+			j++
+		}
+		rows := j - i
+		b.pre = append(b.pre[:0], make([]float32, rows*c*h)...)
+		b.prePos = append(b.prePos[:0], make([]int64, rows*c)...)
+		for r := range rows {
+			copy(b.pre[r*c*h:], embeds[i+r])
+			for t := range c {
+				b.prePos[r*c+t] = int64(b.n[slots[i+r]] + t)
+			}
+		}
+		if err := b.run(ctx, slots[i], rows, c, b.pre, b.prePos); err != nil {
+			return nil, err
+		}
+		i = j
+	}
+	return b.results(slots, c), nil
+}
+
+// run runs the decoder on c tokens of rows slots from first (embeddings
+// emb, rows × c × hidden; positions pos, rows × c; logits of the last
+// token to b.logits at the slots' offsets).
+func (b *Batch) run(ctx context.Context, first, rows, c int, emb []float32, pos []int64) error {
 	d := b.d
 	h, v := d.cfg.Hidden, d.cfg.Vocab
 	width := 0
 	for r := first; r < first+rows; r++ {
-		b.pos[r] = int64(b.n[r])
-		width = max(width, b.n[r]+1)
+		width = max(width, b.n[r]+c)
 	}
 	mask := b.mask[:rows*width]
 	for r := range rows {
 		row := mask[r*width : (r+1)*width]
 		for i := range row {
 			row[i] = 0
-			if i <= b.n[first+r] {
+			if i < b.n[first+r]+c {
 				row[i] = 1
 			}
 		}
@@ -312,13 +377,16 @@ func (b *Batch) run(ctx context.Context, first, rows int) error {
 	var made runTensors
 	defer made.close()
 	var err error
-	embShape := []int64{int64(rows), 1, int64(h)}
+	embShape := []int64{int64(rows), int64(c), int64(h)}
 	if d.embType == ort.Float16 {
-		half := b.embHalf[first*h : (first+rows)*h]
-		float16.FromFloat32s(half, b.embeds[first*h:(first+rows)*h])
+		if len(b.embHalf) < len(emb) {
+			b.embHalf = make([]uint16, len(emb))
+		}
+		half := b.embHalf[:len(emb)]
+		float16.FromFloat32s(half, emb)
 		b.in[d.embIdx], err = made.keep(ort.NewFloat16(embShape, half))
 	} else {
-		b.in[d.embIdx], err = made.keep(ort.NewFloat32(embShape, b.embeds[first*h:]))
+		b.in[d.embIdx], err = made.keep(ort.NewFloat32(embShape, emb))
 	}
 	if err != nil {
 		return err
@@ -327,7 +395,7 @@ func (b *Batch) run(ctx context.Context, first, rows int) error {
 		return err
 	}
 	if d.posIdx >= 0 {
-		if b.in[d.posIdx], err = made.keep(ort.NewInt64([]int64{int64(rows), 1}, b.pos[first:])); err != nil {
+		if b.in[d.posIdx], err = made.keep(ort.NewInt64([]int64{int64(rows), int64(c)}, pos)); err != nil {
 			return err
 		}
 	}
@@ -359,7 +427,7 @@ func (b *Batch) run(ctx context.Context, first, rows int) error {
 		b.out[d.presentIdx[k]] = kv[1][k]
 	}
 	if err := d.s.Run(ctx, b.in, b.out); err != nil {
-		return fmt.Errorf("decoder: batch step of %d rows: %w", rows, err)
+		return fmt.Errorf("decoder: batch run of %d rows of %d tokens: %w", rows, c, err)
 	}
 	return nil
 }

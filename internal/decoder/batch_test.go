@@ -166,6 +166,121 @@ func TestBatchMatchesAlone(t *testing.T) {
 	}
 }
 
+// TestBatchPrefillMatchesState: prompts of different lengths prefilled
+// together in a Batch, in runs of the tokens all of them still have (one
+// after a prefix its State held before joining, one in an empty State),
+// get the logits and the cache a State prefilled alone gets.
+func TestBatchPrefillMatchesState(t *testing.T) {
+	prompts, held := []int{5, 11, 8}, []int{0, 3, 0} // tokens; tokens prefilled before joining
+	// own: snapvlm's attention kernel, which runs the slots together;
+	// com.microsoft's runs them one by one.
+	for _, variant := range []string{"fp32 keep", "fp32 own keep", "q4 own keep"} {
+		t.Run(variant, func(t *testing.T) {
+			_, d, h := loadBoth(t, variant, true)
+			if !d.LastLogitsOnly() {
+				t.Fatal("the rewrite does not keep the last logits only")
+			}
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(7, 8))
+			embeds := make([][]float32, len(prompts))
+			want := make([][2][]float32, len(prompts)) // the prompt's logits, then a step's
+			for i, n := range prompts {
+				embeds[i] = make([]float32, (n+1)*h)
+				for j := range embeds[i] {
+					embeds[i][j] = rng.Float32()*2 - 1
+				}
+				st, err := d.NewState(n+1, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := st.Prefill(ctx, embeds[i][:n*h])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[i][0] = slices.Clone(l)
+				if l, err = st.Step(ctx, embeds[i][n*h:]); err != nil {
+					t.Fatal(err)
+				}
+				want[i][1] = slices.Clone(l)
+				st.Close()
+			}
+			b, err := d.NewBatch(len(prompts), 12)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			done := make([]int, len(prompts))
+			for i := range prompts {
+				st, err := d.NewState(12, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if held[i] > 0 {
+					if _, err := st.Prefill(ctx, embeds[i][:held[i]*h]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if s, err := b.Join(st); err != nil || s != i {
+					t.Fatalf("join %d: slot %d, %v", i, s, err)
+				}
+				done[i] = held[i]
+				st.Close()
+			}
+			same := func(what string, i int, got, want []float32) {
+				t.Helper()
+				for j := range got {
+					if d := math.Abs(float64(got[j] - want[j])); d > 1e-4 {
+						t.Fatalf("sequence %d, %s: logit %d differs by %.3g from alone", i, what, j, d)
+					}
+				}
+			}
+			for {
+				var slots []int
+				c := 0
+				for i, n := range prompts {
+					if done[i] < n {
+						slots = append(slots, i)
+						if c == 0 || n-done[i] < c {
+							c = n - done[i]
+						}
+					}
+				}
+				if len(slots) == 0 {
+					break
+				}
+				in := make([][]float32, len(slots))
+				for k, i := range slots {
+					in[k] = embeds[i][done[i]*h : (done[i]+c)*h]
+				}
+				out, err := b.Prefill(ctx, slots, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, i := range slots {
+					if done[i] += c; done[i] == prompts[i] {
+						same("prompt", i, out[k], want[i][0])
+					}
+				}
+			}
+			slots := []int{0, 1, 2}
+			in := make([][]float32, len(slots))
+			for i, n := range prompts {
+				in[i] = embeds[i][n*h:]
+			}
+			out, err := b.Step(ctx, slots, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range prompts {
+				same("step", i, out[i], want[i][1])
+				if b.Len(i) != prompts[i]+1 {
+					t.Errorf("slot %d holds %d tokens, want %d", i, b.Len(i), prompts[i]+1)
+				}
+			}
+		})
+	}
+}
+
 func argmaxOf(l []float32) int {
 	best := 0
 	for i, x := range l {

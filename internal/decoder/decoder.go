@@ -52,6 +52,11 @@ type Config struct {
 	// (com.microsoft's kernel on a float16-cache export) does not: the
 	// caller says which.
 	SharedCache bool
+	// PrefillTogether says the graph's attention takes several sequences
+	// of several new tokens after a past in one run (snapvlm's kernel;
+	// com.microsoft's GroupQueryAttention refuses it): Batch.Prefill then
+	// runs neighbouring slots together, else one by one.
+	PrefillTogether bool
 }
 
 // Decoder is a loaded decoder graph. It is safe for concurrent use; each

@@ -30,6 +30,10 @@ func loadBoth(t *testing.T, variant string, gqa bool) (orig, rewritten *Decoder,
 	e := orttest.Env(t)
 	dir := t.TempDir()
 	so := ort.SessionOptions{IntraOpThreads: 1}
+	// " keep": the rewrite also computes the last position's logits only.
+	variant, keep := strings.CutSuffix(variant, " keep")
+	// " own": the rewrite runs snapvlm's attention kernel.
+	variant, own := strings.CutSuffix(variant, " own")
 	if v, ok := strings.CutSuffix(variant, " int8"); ok {
 		// 4-bit matmuls with int8 activations (accuracy_level 4).
 		variant, so.MatMulNBitsAccuracy = v, 4
@@ -57,15 +61,27 @@ func loadBoth(t *testing.T, variant string, gqa bool) (orig, rewritten *Decoder,
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _, err = onnx.FuseGroupQueryAttention(data, onnx.GQAShape{Heads: tc.NumAttentionHeads, KVHeads: tc.NumKeyValueHeads, HeadDim: tc.HeadDimension()})
+	shape := onnx.GQAShape{Heads: tc.NumAttentionHeads, KVHeads: tc.NumKeyValueHeads, HeadDim: tc.HeadDimension()}
+	if own {
+		if ok, err := e.Attention(); !ok {
+			t.Fatalf("snapvlm's attention kernel is not registered: %v", err)
+		}
+		shape.Domain = ort.AttentionDomain
+	}
+	data, _, err = onnx.FuseGroupQueryAttention(data, shape)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if keep {
+		if data, err = onnx.KeepLastLogits(data); err != nil {
+			t.Fatal(err)
+		}
 	}
 	gqaPath := filepath.Join(dir, "gqa.onnx")
 	if err := os.WriteFile(gqaPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dcfg.SharedCache = true
+	dcfg.SharedCache, dcfg.PrefillTogether = true, own
 	r, err := New(e, gqaPath, so, dcfg)
 	if err != nil {
 		t.Fatal(err)

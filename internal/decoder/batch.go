@@ -38,6 +38,7 @@ type Batch struct {
 	embHalf   []uint16
 	pre       []float32 // a prefill's embeddings, rows × tokens × hidden
 	prePos    []int64
+	allLogits *ort.Buffer // a prefill's logits of every position, when the graph computes them
 	logits    *ort.Buffer
 	rows      [][]float32 // float32 logits rows when the graph's are float16
 	useCache  []bool
@@ -309,13 +310,9 @@ func (b *Batch) results(slots []int, c int) [][]float32 {
 // of its last token, valid until the next Step or Prefill. Slots next to
 // each other run together (Config.PrefillTogether; else one by one). A slot's cache and logits are those a State
 // prefilled with the same tokens would have: every row is computed on its
-// own, however the tokens are split into runs. It needs a decoder that
-// computes the last position's logits only (LastLogitsOnly).
+// own, however the tokens are split into runs.
 func (b *Batch) Prefill(ctx context.Context, slots []int, embeds [][]float32) ([][]float32, error) {
 	h := b.d.cfg.Hidden
-	if b.d.keepIdx < 0 {
-		return nil, errors.New("decoder: a batched prefill needs the graph that computes the last position's logits only")
-	}
 	if len(slots) == 0 || len(slots) != len(embeds) || len(embeds[0]) == 0 || len(embeds[0])%h != 0 {
 		return nil, fmt.Errorf("decoder: batch prefill of %d slots with %d embeddings", len(slots), len(embeds))
 	}
@@ -409,13 +406,24 @@ func (b *Batch) run(ctx context.Context, first, rows, c int, emb []float32, pos 
 			return err
 		}
 	}
-	logitsShape := []int64{int64(rows), 1, int64(v)}
-	if b.logits.DType == ort.Float16 {
-		b.out[d.logitsIdx], err = made.keep(ort.NewFloat16(logitsShape, b.logits.F16[first*v:]))
-	} else {
-		b.out[d.logitsIdx], err = made.keep(ort.NewFloat32(logitsShape, b.logits.F32[first*v:]))
+	// A graph that computes every position's logits writes a prefill's
+	// into allLogits; the last row of each slot is copied to b.logits.
+	per := 1
+	if d.keepIdx < 0 {
+		per = c
 	}
-	if err != nil {
+	logitsShape := []int64{int64(rows), int64(per), int64(v)}
+	out := b.logits
+	off := first * v
+	if per > 1 {
+		if b.allLogits == nil || b.allLogits.Len() < rows*per*v {
+			if b.allLogits, err = ort.NewBuffer(b.logits.DType, rows*per*v); err != nil {
+				return err
+			}
+		}
+		out, off = b.allLogits, 0
+	}
+	if b.out[d.logitsIdx], err = made.keep(out.TensorAt(logitsShape, off)); err != nil {
 		return err
 	}
 	kv, err := b.kvTensors(first, rows)
@@ -428,6 +436,11 @@ func (b *Batch) run(ctx context.Context, first, rows, c int, emb []float32, pos 
 	}
 	if err := d.s.Run(ctx, b.in, b.out); err != nil {
 		return fmt.Errorf("decoder: batch run of %d rows of %d tokens: %w", rows, c, err)
+	}
+	if per > 1 {
+		for r := range rows {
+			b.logits.Copy((first+r)*v, b.allLogits, (r*per+per-1)*v, v)
+		}
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,53 +27,57 @@ const batchIdle = 30 * time.Second
 var errSeatLeft = errors.New("the generation left the batch")
 
 // batcher decodes the answers of concurrent generations together
-// (continuous batching): each generation prefills its prompt in its own
-// cache, a chunk at a time, takes a seat in the batch (its cache is copied
-// into a slot once), and from then on every decoder step runs for all
-// seated generations at once, each with its own length and position, so
-// that the decoder's weights are read once per step for all of them. A
-// finished or cancelled generation leaves between two steps; a new one
-// joins between two steps. Batch steps and prefill chunks take turns (gate),
-// so a joining prompt holds the others up for one chunk at most.
+// (continuous batching): each generation takes a seat in the batch (the
+// prefix its cache already holds is copied into a slot once), its prompt
+// is prefilled in its slot a chunk at a time, together with the prompts of
+// the other generations joining then (decoder.Batch.Prefill), and from then
+// on every decoder step runs for all seated generations at once, each with
+// its own length and position, so that the decoder's weights are read once
+// per step for all of them. A finished or cancelled generation leaves
+// between two steps; a new one joins between two steps. Batch steps and
+// prefill chunks take turns, so a joining prompt holds the others up for
+// one chunk at most.
 //
 // The loop goroutine owns the decoder.Batch; generations talk to it
 // through ops.
 type batcher struct {
-	dec   *decoder.Decoder
-	vocab int
-	seats chan struct{} // one token per free slot
-	ops   chan batchOp
-	gate  sync.Mutex // held by a batch step or a prefill chunk
-	// prefills is held by a prefill chunk waiting for the gate: prefills
-	// take turns among themselves, so that a step waits for one chunk at
-	// most (sync.Mutex hands the gate to a waiter of over 1 ms in turn).
-	prefills sync.Mutex
-	stop     chan struct{}
-	done     chan struct{}
+	dec    *decoder.Decoder
+	vocab  int
+	hidden int
+	chunk  int           // prefill tokens per run
+	seats  chan struct{} // one token per free slot
+	ops    chan batchOp
+	stop   chan struct{}
+	done   chan struct{}
 	// steps and rows count the batch steps and the generations they ran;
 	// freed counts the empty batches freed after idle.
 	steps, rows, freed atomic.Int64
-	idle               time.Duration // batchIdle; shorter in tests
-	wait               time.Duration // batchWait; longer in tests
+	// prefillRuns and prefillRows count the prefill runs and the prompts
+	// they ran.
+	prefillRuns, prefillRows atomic.Int64
+	idle                     time.Duration // batchIdle; shorter in tests
+	wait                     time.Duration // batchWait; longer in tests
 }
 
 type batchKind int
 
 const (
 	opJoin batchKind = iota
+	opPrefill
 	opStep
 	opLeave
 )
 
 // batchOp is a request to the loop. Join and leave are answered on the
-// seat's ctl channel, steps on its step channel.
+// seat's ctl channel, prefills and steps on its step channel.
 type batchOp struct {
 	kind  batchKind
 	seat  *seat
-	ctx   context.Context // a step's: one given up on is not run
+	ctx   context.Context // a prefill's or step's: one given up on is not run
 	st    *decoder.State  // join: the cache to copy in; leave: where to copy it back (nil: dropped)
 	need  int             // join: the tokens the seat will hold at most
-	embed []float32       // step: the token's embedding
+	embed []float32       // prefill: the prompt's embeddings; step: the token's
+	done  int             // prefill: the values of embed prefilled so far
 }
 
 // seat is one generation's place in the batch.
@@ -86,10 +89,11 @@ type seat struct {
 	ctl    chan error
 }
 
-// newBatcher starts the loop of a batch of slots generations; steps of
-// fewer than minRows generations run them one by one (decoder.Batch.SetMinRows).
-func newBatcher(dec *decoder.Decoder, slots, minRows int) *batcher {
-	b := &batcher{dec: dec, vocab: dec.Vocab(),
+// newBatcher starts the loop of a batch of slots generations, prefilling
+// chunk tokens per run; steps of fewer than minRows generations run them
+// one by one (decoder.Batch.SetMinRows).
+func newBatcher(dec *decoder.Decoder, slots, minRows, hidden, chunk int) *batcher {
+	b := &batcher{dec: dec, vocab: dec.Vocab(), hidden: hidden, chunk: max(chunk, 1),
 		seats: make(chan struct{}, slots), ops: make(chan batchOp),
 		stop: make(chan struct{}), done: make(chan struct{}), idle: batchIdle, wait: batchWait}
 	for range slots {
@@ -103,25 +107,6 @@ func newBatcher(dec *decoder.Decoder, slots, minRows int) *batcher {
 func (b *batcher) close() {
 	close(b.stop)
 	<-b.done
-}
-
-// prefill runs embeds into st a chunk at a time, taking turns with the
-// batch steps, and returns the logits of the last token.
-func (b *batcher) prefill(ctx context.Context, st *decoder.State, chunk, hidden int, embeds []float32) ([]float32, error) {
-	var last []float32
-	for off := 0; off < len(embeds); off += chunk * hidden {
-		end := min(len(embeds), off+chunk*hidden)
-		b.prefills.Lock()
-		b.gate.Lock()
-		l, err := st.Prefill(ctx, embeds[off:end])
-		b.gate.Unlock()
-		b.prefills.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		last = l
-	}
-	return last, nil
 }
 
 // join waits for a free slot and seats the generation whose cache is st
@@ -151,12 +136,28 @@ func (s *seat) call(op batchOp) error {
 	return <-s.ctl
 }
 
+// prefill runs the seat's prompt (embeds, whole rows) in its slot, a chunk
+// at a time with the other seats' prompts and taking turns with the steps,
+// and returns the logits of its last token, valid until the next call. A
+// cancelled ctx returns at once; the seat must then leave.
+func (s *seat) prefill(ctx context.Context, embeds []float32) ([]float32, error) {
+	if len(embeds) == 0 || len(embeds)%s.b.hidden != 0 {
+		return nil, fmt.Errorf("batch prefill of %d embedding values, want whole rows of %d", len(embeds), s.b.hidden)
+	}
+	return s.compute(ctx, batchOp{kind: opPrefill, seat: s, ctx: ctx, embed: embeds})
+}
+
 // next runs the seat's next token (its embedding) with the other seats'
 // and returns its logits, valid until the next call. A cancelled ctx
 // returns at once; the seat must then leave.
 func (s *seat) next(ctx context.Context, embed []float32) ([]float32, error) {
+	return s.compute(ctx, batchOp{kind: opStep, seat: s, ctx: ctx, embed: embed})
+}
+
+// compute sends a prefill or a step and waits for its logits.
+func (s *seat) compute(ctx context.Context, op batchOp) ([]float32, error) {
 	select {
-	case s.b.ops <- batchOp{kind: opStep, seat: s, ctx: ctx, embed: embed}:
+	case s.b.ops <- op:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-s.b.done:
@@ -183,9 +184,10 @@ func (s *seat) leave(st *decoder.State) error {
 	return err
 }
 
-// loop owns the batch: it seats and unseats generations and runs a step
-// whenever every seated generation has asked for one (or the wait after
-// the first asked).
+// loop owns the batch: it seats and unseats generations, prefills the
+// prompts of those that asked, and runs a step whenever every seated
+// generation that is not prefilling has asked for one (or the wait after
+// the first asked). Prefill runs and steps take turns.
 func (b *batcher) loop(slots, minRows int) {
 	defer close(b.done)
 	var batch *decoder.Batch
@@ -199,17 +201,73 @@ func (b *batcher) loop(slots, minRows int) {
 	seated := make([]*seat, slots)     // by slot
 	pending := make([]*batchOp, slots) // step asked for, by slot
 	ops := make([]batchOp, slots)
-	npending, nseated := 0, 0
+	prefills := make([]*batchOp, slots) // prompt being prefilled, by slot
+	pre := make([]batchOp, slots)
+	npending, nseated, nprefill := 0, 0, 0
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
-	waiting := false
+	// After a prefill run the next turn is the steps': the loop waits for
+	// them (as a step waits for its seats) before prefilling again.
+	turn := time.NewTimer(time.Hour)
+	turn.Stop()
+	waiting, prefillTurn, stepTurn := false, false, false
 	var lastStep time.Duration
 	var slotsBuf []int
 	var embeds [][]float32
 	for {
-		if npending > 0 && (npending == nseated || !waiting) {
+		stepReady := npending > 0 && (npending == nseated-nprefill || !waiting)
+		if nprefill > 0 && (prefillTurn || !stepReady && (!stepTurn || nseated == nprefill)) {
+			prefillTurn = false
+			if nseated > nprefill {
+				stepTurn = true
+				turn.Reset(max(b.wait, lastStep))
+			}
+			// The prompts' next tokens, as many as every one of them still
+			// has, up to a chunk.
+			slotsBuf, embeds = slotsBuf[:0], embeds[:0]
+			c := b.chunk
+			for s, op := range prefills {
+				if op == nil {
+					continue
+				}
+				if op.ctx.Err() != nil {
+					op.seat.step <- op.ctx.Err()
+					prefills[s] = nil
+					nprefill--
+					continue
+				}
+				slotsBuf = append(slotsBuf, s)
+				c = min(c, (len(op.embed)-op.done)/b.hidden)
+			}
+			if len(slotsBuf) == 0 {
+				continue
+			}
+			for _, s := range slotsBuf {
+				op := prefills[s]
+				embeds = append(embeds, op.embed[op.done:op.done+c*b.hidden])
+			}
+			out, err := batch.Prefill(ctx, slotsBuf, embeds)
+			b.prefillRuns.Add(1)
+			b.prefillRows.Add(int64(len(slotsBuf)))
+			for i, s := range slotsBuf {
+				op := prefills[s]
+				if err == nil {
+					if op.done += c * b.hidden; op.done < len(op.embed) {
+						continue
+					}
+					copy(op.seat.logits, out[i])
+				}
+				op.seat.step <- err
+				prefills[s] = nil
+				nprefill--
+			}
+			continue
+		}
+		if stepReady {
+			prefillTurn, stepTurn = true, false
+			turn.Stop()
 			if waiting {
 				timer.Stop()
 				waiting = false
@@ -220,11 +278,9 @@ func (b *batcher) loop(slots, minRows int) {
 					slotsBuf, embeds = append(slotsBuf, s), append(embeds, op.embed)
 				}
 			}
-			b.gate.Lock()
 			t := time.Now()
 			out, err := batch.Step(ctx, slotsBuf, embeds)
 			lastStep = time.Since(t)
-			b.gate.Unlock()
 			b.steps.Add(1)
 			b.rows.Add(int64(len(slotsBuf)))
 			for i, s := range slotsBuf {
@@ -243,6 +299,9 @@ func (b *batcher) loop(slots, minRows int) {
 			return
 		case <-timer.C:
 			waiting = false
+			continue
+		case <-turn.C:
+			stepTurn = false
 			continue
 		case <-idle.C:
 			if nseated == 0 && batch != nil {
@@ -276,6 +335,11 @@ func (b *batcher) loop(slots, minRows int) {
 					return nil
 				}()
 				op.seat.ctl <- err
+			case opPrefill:
+				s := op.seat.slot
+				pre[s] = op
+				prefills[s] = &pre[s]
+				nprefill++
 			case opStep:
 				s := op.seat.slot
 				if op.ctx.Err() != nil {
@@ -285,7 +349,7 @@ func (b *batcher) loop(slots, minRows int) {
 				ops[s] = op
 				pending[s] = &ops[s]
 				npending++
-				if npending == 1 && npending < nseated {
+				if npending == 1 && npending < nseated-nprefill {
 					timer.Reset(max(b.wait, lastStep))
 					waiting = true
 				}
@@ -295,6 +359,11 @@ func (b *batcher) loop(slots, minRows int) {
 					pending[s].seat.step <- errSeatLeft
 					pending[s] = nil
 					npending--
+				}
+				if prefills[s] != nil {
+					prefills[s].seat.step <- errSeatLeft
+					prefills[s] = nil
+					nprefill--
 				}
 				err := batch.Leave(s, op.st)
 				seated[s] = nil
@@ -316,6 +385,10 @@ func (b *batcher) loop(slots, minRows int) {
 					if pending[last] != nil {
 						ops[s] = ops[last]
 						pending[s], pending[last] = &ops[s], nil
+					}
+					if prefills[last] != nil {
+						pre[s] = pre[last]
+						prefills[s], prefills[last] = &pre[s], nil
 					}
 					break
 				}

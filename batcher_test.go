@@ -118,7 +118,8 @@ func TestBatchedMatchesAlone(t *testing.T) {
 				}
 			}
 			steps, rows := batched.batch.steps.Load(), batched.batch.rows.Load()
-			t.Logf("%d batch steps of %.2f generations on average", steps, float64(rows)/float64(steps))
+			t.Logf("%d batch steps of %.2f generations on average; %d prefill runs of %.2f prompts", steps, float64(rows)/float64(steps),
+				batched.batch.prefillRuns.Load(), float64(batched.batch.prefillRows.Load())/float64(max(1, batched.batch.prefillRuns.Load())))
 			if rows <= steps {
 				t.Errorf("%d batch steps ran %d rows: the generations never decoded together", steps, rows)
 			}

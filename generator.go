@@ -209,8 +209,8 @@ func (m *Model) chatCapacity(need int) int {
 
 // run prefills embeds (the prompt tokens st does not hold yet) and decodes
 // seq's answer, one token per decoder step, passing every token to fn.
-// With batching on, the steps run in the batch; st then holds the answer
-// too at the end if back, else only the prompt.
+// With batching on, the prompt and the steps run in the batch; st then
+// holds the prompt and the answer at the end if back, else what it held.
 func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, seq *sequence, start time.Time, fn func(Token) error, back bool) (err error) {
 	res := seq.res
 	emit := func(t Token) error {
@@ -220,16 +220,6 @@ func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, se
 		return fn(t)
 	}
 	t := time.Now()
-	var logits []float32
-	if m.batch != nil {
-		logits, err = m.batch.prefill(ctx, st, m.chunk, m.emb.Hidden(), embeds)
-	} else {
-		logits, err = st.Prefill(ctx, embeds)
-	}
-	if err != nil {
-		return err
-	}
-	res.Timings.Prefill = time.Since(t)
 	next := st.Step
 	var seat *seat
 	defer func() {
@@ -244,6 +234,24 @@ func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, se
 			err = lerr
 		}
 	}()
+	var logits []float32
+	if m.batch != nil {
+		// Seated first, with the prefix st holds; the prompt is prefilled
+		// in the seat, with the prompts of others joining then. Room for
+		// the prompt and the answer (a chat's cache may have more).
+		need := min(st.Cap(), st.Len()+len(embeds)/m.emb.Hidden()+seq.maxNew)
+		if seat, err = m.batch.join(ctx, st, need); err != nil {
+			return err
+		}
+		next = seat.next
+		logits, err = seat.prefill(ctx, embeds)
+	} else {
+		logits, err = st.Prefill(ctx, embeds)
+	}
+	if err != nil {
+		return err
+	}
+	res.Timings.Prefill = time.Since(t)
 	step, err := m.emb.NewStep()
 	if err != nil {
 		return err
@@ -275,17 +283,7 @@ func (m *Model) run(ctx context.Context, st *decoder.State, embeds []float32, se
 		if done {
 			return nil
 		}
-		if m.batch != nil && seat == nil {
-			// Seated at the first step: an answer of one token never joins.
-			// Room for the rest of the answer (a chat's cache may have more).
-			need := min(st.Cap(), st.Len()+seq.maxNew-len(res.Tokens)+1)
-			if seat, err = m.batch.join(ctx, st, need); err == nil {
-				next = seat.next
-			}
-		}
-		if err == nil {
-			err = step.Run(ctx, tok.ID)
-		}
+		err = step.Run(ctx, tok.ID)
 		if err == nil {
 			logits, err = next(ctx, step.Out)
 		}

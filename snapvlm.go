@@ -556,7 +556,7 @@ func (m *Model) openSessions(dir string, opts Options, files, why map[string]str
 				// one by one, 3 or more together.
 				minRows = 3
 			}
-			m.batch = newBatcher(m.dec, opts.Parallel, minRows)
+			m.batch = newBatcher(m.dec, opts.Parallel, minRows, m.emb.Hidden(), m.chunk)
 			why[GraphDecoder] += fmt.Sprintf("; up to %d generations decode together", opts.Parallel)
 			if minRows > 1 {
 				why[GraphDecoder] += fmt.Sprintf(" (at least %d at a time: the exact 4-bit matmuls cost several times more for more than one row; Options.DecoderInt8's do not)", minRows)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/snapvlm/snapvlm/internal/float16"
 	"github.com/snapvlm/snapvlm/internal/ort"
@@ -308,9 +309,10 @@ func (b *Batch) results(slots []int, c int) [][]float32 {
 // Prefill runs c tokens for each of slots (embeds[i], float32, c rows of
 // width hidden, the same c for every slot) and returns each one's logits
 // of its last token, valid until the next Step or Prefill. Slots next to
-// each other run together (Config.PrefillTogether; else one by one). A slot's cache and logits are those a State
-// prefilled with the same tokens would have: every row is computed on its
-// own, however the tokens are split into runs.
+// each other run together (Config.PrefillTogether; else one by one). A
+// slot's cache and logits are those a State prefilled with the same tokens
+// would have: every row is computed on its own, however the tokens are
+// split into runs.
 func (b *Batch) Prefill(ctx context.Context, slots []int, embeds [][]float32) ([][]float32, error) {
 	h := b.d.cfg.Hidden
 	if len(slots) == 0 || len(slots) != len(embeds) || len(embeds[0]) == 0 || len(embeds[0])%h != 0 {
@@ -335,8 +337,8 @@ func (b *Batch) Prefill(ctx context.Context, slots []int, embeds [][]float32) ([
 			j++
 		}
 		rows := j - i
-		b.pre = append(b.pre[:0], make([]float32, rows*c*h)...)
-		b.prePos = append(b.prePos[:0], make([]int64, rows*c)...)
+		b.pre = slices.Grow(b.pre[:0], rows*c*h)[:rows*c*h]
+		b.prePos = slices.Grow(b.prePos[:0], rows*c)[:rows*c]
 		for r := range rows {
 			copy(b.pre[r*c*h:], embeds[i+r])
 			for t := range c {

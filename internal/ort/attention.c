@@ -44,6 +44,26 @@ typedef _Float16 half;
 typedef uint16_t half; // never read: the float16 op is not registered
 #endif
 
+#ifdef SNAPVLM_HALF
+typedef _Float16 v8h __attribute__((vector_size(16), aligned(2), may_alias));
+#endif
+
+// kvload8 reads eight cache values at element i of p; float16 ones when
+// hf, widened in registers with F16C (written out in assembly so that the
+// functions compiled without it still build; only part_rows_h, compiled
+// with it, passes hf).
+static inline __attribute__((always_inline)) v8f kvload8(const void* p, int64_t i, const int hf) {
+#if defined(SNAPVLM_HALF) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	if (hf) {
+		v8f r;
+		__asm__("vcvtph2ps %1, %0" : "=v"(r) : "m"(*(const v8h*)((const half*)p + i)));
+		return r;
+	}
+#endif
+	(void)hf;
+	return load8((const float*)p + i);
+}
+
 // kvat reads one cache value.
 static inline float kvat(const void* p, int64_t i, const int half_) {
 #ifdef SNAPVLM_HALF
@@ -127,8 +147,8 @@ static inline float hmax(v8f v) {
 // the sums stay in registers. A row's result depends on where its spans
 // start, so every caller splits the rows at the same places (chunks of
 // one size from row 0).
-static inline __attribute__((always_inline)) void attend_span(const float* q, const float* K, const float* V, int64_t n,
-                                                              float scale, float* st, const int64_t C) {
+static inline __attribute__((always_inline)) void attend_span(const float* q, const void* K, const void* V, int64_t n,
+                                                              float scale, float* st, const int64_t C, const int hf) {
 	const int64_t D = 8 * C;
 	const v8f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
 	v8f qv[SNAPVLM_MAXD / 8];
@@ -137,15 +157,15 @@ static inline __attribute__((always_inline)) void attend_span(const float* q, co
 	v8f top = ninf;
 	for (int64_t t0 = 0; t0 < n; t0 += 8) {
 		const int64_t cnt = n - t0 < 8 ? n - t0 : 8;
-		const float* k = K + t0 * D;
+		const int64_t k = t0 * D;
 		v8f dot[8];
 		for (int j = 0; j < 8; j++) dot[j] = (v8f){0};
 		if (cnt == 8) {
 			for (int64_t c = 0; c < C; c++)
-				for (int j = 0; j < 8; j++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
+				for (int j = 0; j < 8; j++) dot[j] += qv[c] * kvload8(K, k + j * D + 8 * c, hf);
 		} else {
 			for (int j = 0; j < cnt; j++)
-				for (int64_t c = 0; c < C; c++) dot[j] += qv[c] * load8(k + j * D + 8 * c);
+				for (int64_t c = 0; c < C; c++) dot[j] += qv[c] * kvload8(K, k + j * D + 8 * c, hf);
 		}
 		v8f s = sum8(dot);
 		if (cnt < 8) {
@@ -180,8 +200,7 @@ static inline __attribute__((always_inline)) void attend_span(const float* q, co
 	l += sum[0] + sum[1];
 	for (int64_t t = 0; t < n; t++) {
 		const float pt = sc[t];
-		const float* v = V + t * D;
-		for (int64_t c = 0; c < C; c++) acc[c] += pt * load8(v + 8 * c);
+		for (int64_t c = 0; c < C; c++) acc[c] += pt * kvload8(V, t * D + 8 * c, hf);
 	}
 	st[0] = m, st[1] = l;
 	for (int64_t c = 0; c < C; c++) store8(st + 2 + 8 * c, acc[c]);
@@ -260,6 +279,7 @@ typedef struct {
 	float* pst;                // the parts' states, when they run as tasks of their own
 	float scale;
 	int half, f16c; // a float16 cache; widen it with F16C
+	int widen;      // the CPU can widen it as it is read (part_rows_h)
 	int failed;     // a task could not allocate its state (set atomically)
 } job;
 
@@ -271,7 +291,7 @@ typedef struct {
 // key/value head g, for head sizes of C×8, to part p of the key/value rows
 // (those rows of it each query row sees), from a fresh state st.
 static inline __attribute__((always_inline)) void part_rows_c(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1,
-                                                               int64_t p, float* st, const int64_t C) {
+                                                               int64_t p, float* st, const int64_t C, const int hf) {
 	const int64_t D = 8 * C, G = j->H / j->KVH, per = 2 + D;
 	const char* K = (const char*)j->kc + (b * j->KVH + g) * j->L * D * j->es;
 	const char* V = (const char*)j->vc + (b * j->KVH + g) * j->L * D * j->es;
@@ -289,8 +309,8 @@ static inline __attribute__((always_inline)) void part_rows_c(const job* j, int6
 	const int64_t nmax = j->past[b] + s1, lo = p * j->part, hi = lo + j->part < nmax ? lo + j->part : nmax;
 	for (int64_t c0 = lo; c0 < hi; c0 += rows) {
 		const int64_t c1 = c0 + rows < hi ? c0 + rows : hi;
-		const float *kr = (const float*)K + c0 * D, *vr = (const float*)V + c0 * D;
-		if (j->half) {
+		const void *kr = K + c0 * D * j->es, *vr = V + c0 * D * j->es;
+		if (j->half && !hf) {
 			const half *kh = (const half*)K + c0 * D, *vh = (const half*)V + c0 * D;
 #ifdef SNAPVLM_F16C
 			if (j->f16c) {
@@ -309,11 +329,35 @@ static inline __attribute__((always_inline)) void part_rows_c(const job* j, int6
 			const int64_t span = (n < c1 ? n : c1) - c0;
 			for (int64_t hg = 0; hg < G; hg++) {
 				const int64_t row = (b * j->S + s) * j->H + g * G + hg;
-				attend_span(j->q + row * D, kr, vr, span, j->scale, st + ((s - s0) * G + hg) * per, C);
+				attend_span(j->q + row * D, kr, vr, span, j->scale, st + ((s - s0) * G + hg) * per, C, hf);
 			}
 		}
 	}
 }
+
+// SNAPVLM_WIDEN_READS is the most query rows (of a task's block, times
+// the query heads per key/value head) for which a float16 chunk is widened
+// as it is read rather than once into a buffer: a decoding step's 3 or 4
+// save a pass over the chunk; a prefill block's 48 would widen it 48 times.
+#define SNAPVLM_WIDEN_READS 8
+
+#ifdef SNAPVLM_F16C
+// part_rows_h is part_rows_c on a float16 cache widened as it is read
+// (F16C by hand in kvload8), compiled for AVX2; the caller checks the CPU
+// (job.widen).
+__attribute__((target("avx2,fma,f16c"))) static void part_rows_h(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1,
+                                                                  int64_t p, float* st) {
+	switch (j->D) {
+	case 64:
+		part_rows_c(j, b, g, s0, s1, p, st, 8, 1);
+		return;
+	case 128:
+		part_rows_c(j, b, g, s0, s1, p, st, 16, 1);
+		return;
+	}
+	part_rows_c(j, b, g, s0, s1, p, st, j->D / 8, 1);
+}
+#endif
 
 // part_rows is part_rows_c for the job's head size. On x86-64 with GCC
 // and glibc (ifunc) it is compiled for AVX-512, AVX2 and the baseline,
@@ -322,15 +366,23 @@ static inline __attribute__((always_inline)) void part_rows_c(const job* j, int6
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 static void part_rows(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1, int64_t p, float* st) {
-	switch (j->D) {
-	case 64: // every SmolVLM size
-		part_rows_c(j, b, g, s0, s1, p, st, 8);
-		return;
-	case 128:
-		part_rows_c(j, b, g, s0, s1, p, st, 16);
+#ifdef SNAPVLM_F16C
+	// A float16 chunk that few query rows read is widened as it is read;
+	// one that many read, once into a buffer.
+	if (j->half && j->widen && (s1 - s0) * (j->H / j->KVH) <= SNAPVLM_WIDEN_READS) {
+		part_rows_h(j, b, g, s0, s1, p, st);
 		return;
 	}
-	part_rows_c(j, b, g, s0, s1, p, st, j->D / 8);
+#endif
+	switch (j->D) {
+	case 64: // every SmolVLM size
+		part_rows_c(j, b, g, s0, s1, p, st, 8, 0);
+		return;
+	case 128:
+		part_rows_c(j, b, g, s0, s1, p, st, 16, 0);
+		return;
+	}
+	part_rows_c(j, b, g, s0, s1, p, st, j->D / 8, 0);
 }
 
 // merge_states folds n states x (a later part's) into the states a, each
@@ -589,6 +641,7 @@ static status op_compute(void* kp, void* ctx) {
 	j.parts = (most + j.part - 1) / j.part;
 #ifdef SNAPVLM_F16C
 	j.f16c = k->half && __builtin_cpu_supports("f16c");
+	j.widen = j.f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
 	// A step of fewer tasks than a few per thread runs its parts as tasks.
 	const int64_t G = H / KVH, per = G * S * (2 + D);

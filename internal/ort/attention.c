@@ -44,10 +44,6 @@ typedef _Float16 half;
 typedef uint16_t half; // never read: the float16 op is not registered
 #endif
 
-#ifdef SNAPVLM_HALF
-typedef _Float16 v8h __attribute__((vector_size(16), aligned(2), may_alias));
-#endif
-
 // kvload8 reads eight cache values at element i of p; float16 ones when
 // hf, widened in registers with F16C (written out in assembly so that the
 // functions compiled without it still build; only part_rows_h, compiled
@@ -55,6 +51,7 @@ typedef _Float16 v8h __attribute__((vector_size(16), aligned(2), may_alias));
 static inline __attribute__((always_inline)) v8f kvload8(const void* p, int64_t i, const int hf) {
 #if defined(SNAPVLM_HALF) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 	if (hf) {
+		typedef _Float16 v8h __attribute__((vector_size(16), aligned(2), may_alias));
 		v8f r;
 		__asm__("vcvtph2ps %1, %0" : "=v"(r) : "m"(*(const v8h*)((const half*)p + i)));
 		return r;
@@ -136,9 +133,10 @@ static inline float hmax(v8f v) {
 }
 
 // attend_span carries one query row's attention (one head; q unscaled)
-// over n more key/value rows (row stride D = 8×C, floats; n at most
-// SNAPVLM_CHUNK / 8) in the running state st = {max, sum, acc[D]}, in
-// three passes over the span: its scores (eight rows at a time), their
+// over n more key/value rows (row stride D = 8×C; float16 values when hf,
+// else float; n at most SNAPVLM_CHUNK / 8) in the running state
+// st = {max, sum, acc[D]}, in three passes over the span: its scores
+// (eight rows at a time), their
 // weights against the span's maximum (folded into the state first,
 // rescaling what was summed so far), and the weighed values. Per row that
 // is two multiply-adds per eight values of the head and little else: the

@@ -333,6 +333,20 @@ static inline __attribute__((always_inline)) void part_rows_c(const job* j, int6
 	}
 }
 
+// part_rows_d is part_rows_c with C constant for the common head sizes.
+static inline __attribute__((always_inline)) void part_rows_d(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1,
+                                                               int64_t p, float* st, const int hf) {
+	switch (j->D) {
+	case 64: // every SmolVLM size
+		part_rows_c(j, b, g, s0, s1, p, st, 8, hf);
+		return;
+	case 128:
+		part_rows_c(j, b, g, s0, s1, p, st, 16, hf);
+		return;
+	}
+	part_rows_c(j, b, g, s0, s1, p, st, j->D / 8, hf);
+}
+
 // SNAPVLM_WIDEN_READS is the most query rows (of a task's block, times
 // the query heads per key/value head) for which a float16 chunk is widened
 // as it is read rather than once into a buffer: a decoding step's 3 or 4
@@ -345,15 +359,7 @@ static inline __attribute__((always_inline)) void part_rows_c(const job* j, int6
 // (job.widen).
 __attribute__((target("avx2,fma,f16c"))) static void part_rows_h(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1,
                                                                   int64_t p, float* st) {
-	switch (j->D) {
-	case 64:
-		part_rows_c(j, b, g, s0, s1, p, st, 8, 1);
-		return;
-	case 128:
-		part_rows_c(j, b, g, s0, s1, p, st, 16, 1);
-		return;
-	}
-	part_rows_c(j, b, g, s0, s1, p, st, j->D / 8, 1);
+	part_rows_d(j, b, g, s0, s1, p, st, 1);
 }
 #endif
 
@@ -372,15 +378,7 @@ static void part_rows(const job* j, int64_t b, int64_t g, int64_t s0, int64_t s1
 		return;
 	}
 #endif
-	switch (j->D) {
-	case 64: // every SmolVLM size
-		part_rows_c(j, b, g, s0, s1, p, st, 8, 0);
-		return;
-	case 128:
-		part_rows_c(j, b, g, s0, s1, p, st, 16, 0);
-		return;
-	}
-	part_rows_c(j, b, g, s0, s1, p, st, j->D / 8, 0);
+	part_rows_d(j, b, g, s0, s1, p, st, 0);
 }
 
 // merge_states folds n states x (a later part's) into the states a, each

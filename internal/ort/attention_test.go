@@ -538,71 +538,86 @@ func TestAttentionAPIIndices(t *testing.T) {
 	}
 }
 
-// BenchmarkAttention times one decoding step of one layer of the 500M
-// size (15 heads on 5 key/value heads of 64) at a short and a long
-// context, on a float32 and a float16 cache shared by past and present,
-// cycling through 32 layers' caches as a decoder step does (at 876 tokens
-// 72 MB of float32, beyond the core's own caches); GB/s counts the cache
+// BenchmarkAttention times one decoding step of one layer of the 256M
+// size (9 heads on 3 key/value heads of 64) and the 500M size (15 on 5)
+// at a short and a long context, on a float32 and a float16 cache shared
+// by past and present, either cycling through 32 layers' caches as a
+// decoder step does (at 876 tokens 72 MB of float32 on the 500M size,
+// beyond the cores' own caches) or on one layer's, which stays in them:
+// the difference is what reading the cache costs. GB/s counts the cache
 // bytes the step reads.
 func BenchmarkAttention(b *testing.B) {
 	env, err := Open(Options{})
 	if err != nil {
 		b.Skip(err)
 	}
-	const heads, kvHeads, d, capacity, layers = 15, 5, 64, 1024, 32
-	for _, past := range []int{80, 875} {
-		for _, cache := range []string{"f32", "f16"} {
-			b.Run(fmt.Sprintf("past=%d/%s", past, cache), func(b *testing.B) {
-				op, dt, elem, es := "GroupQueryAttention", Float32, 1, 4
-				if cache == "f16" {
-					op, dt, elem, es = Attention16Op, Float16, 10, 2
+	const d, capacity = 64, 1024
+	for _, shape := range []struct {
+		name           string
+		heads, kvHeads int
+	}{{"256M", 9, 3}, {"500M", 15, 5}} {
+		for _, past := range []int{80, 875} {
+			for _, cache := range []string{"f32", "f16"} {
+				for _, layers := range []int{32, 1} {
+					name := fmt.Sprintf("%s/past=%d/%s/layers=%d", shape.name, past, cache, layers)
+					b.Run(name, func(b *testing.B) {
+						benchAttention(b, env, shape.heads, shape.kvHeads, d, capacity, layers, past, cache == "f16")
+					})
 				}
-				s, err := env.NewSession(writeAttentionModel(b, AttentionDomain, op, elem, heads, kvHeads, d, 0.125), SessionOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				q := make([]float32, heads*d)
-				for i := range q {
-					q[i] = float32(math.Cos(float64(i)))
-				}
-				keep := tensorKeeper(b)
-				shape := []int64{1, kvHeads, capacity, d}
-				common := []*Tensor{
-					keep(NewFloat32([]int64{1, 1, heads * d}, q)),
-					keep(NewFloat32([]int64{1, 1, kvHeads * d}, q[:kvHeads*d])),
-					keep(NewFloat32([]int64{1, 1, kvHeads * d}, q[:kvHeads*d])),
-				}
-				lens := []*Tensor{keep(NewInt64([]int64{1}, []int64{int64(past)})), keep(NewInt64([]int64{1}, []int64{int64(past + 1)}))}
-				out := keep(NewFloat32([]int64{1, 1, heads * d}, make([]float32, heads*d)))
-				var ins, outs [layers][]*Tensor
-				for l := range layers {
-					var kv [2]*Tensor
-					for i := range kv {
-						buf, _ := NewBuffer(dt, kvHeads*capacity*d)
-						for j := range buf.Len() {
-							x := float32(math.Sin(float64(j + l)))
-							if dt == Float16 {
-								buf.F16[j] = float16.FromFloat32(x)
-							} else {
-								buf.F32[j] = x
-							}
-						}
-						kv[i] = keep(buf.Tensor(shape))
-					}
-					ins[l] = append(append(append([]*Tensor(nil), common...), kv[0], kv[1]), lens...)
-					outs[l] = []*Tensor{out, kv[0], kv[1]}
-				}
-				b.ResetTimer()
-				for i := range b.N {
-					if err := s.Run(context.Background(), ins[i%layers], outs[i%layers]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(2*kvHeads*(past+1)*d*es)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
-			})
+			}
 		}
 	}
+}
+
+// benchAttention is one case of BenchmarkAttention.
+func benchAttention(b *testing.B, env *Env, heads, kvHeads, d, capacity, layers, past int, half bool) {
+	op, dt, elem, es := "GroupQueryAttention", Float32, 1, 4
+	if half {
+		op, dt, elem, es = Attention16Op, Float16, 10, 2
+	}
+	s, err := env.NewSession(writeAttentionModel(b, AttentionDomain, op, elem, heads, kvHeads, d, 0.125), SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	q := make([]float32, heads*d)
+	for i := range q {
+		q[i] = float32(math.Cos(float64(i)))
+	}
+	keep := tensorKeeper(b)
+	shape := []int64{1, int64(kvHeads), int64(capacity), int64(d)}
+	common := []*Tensor{
+		keep(NewFloat32([]int64{1, 1, int64(heads * d)}, q)),
+		keep(NewFloat32([]int64{1, 1, int64(kvHeads * d)}, q[:kvHeads*d])),
+		keep(NewFloat32([]int64{1, 1, int64(kvHeads * d)}, q[:kvHeads*d])),
+	}
+	lens := []*Tensor{keep(NewInt64([]int64{1}, []int64{int64(past)})), keep(NewInt64([]int64{1}, []int64{int64(past + 1)}))}
+	out := keep(NewFloat32([]int64{1, 1, int64(heads * d)}, make([]float32, heads*d)))
+	ins, outs := make([][]*Tensor, layers), make([][]*Tensor, layers)
+	for l := range layers {
+		var kv [2]*Tensor
+		for i := range kv {
+			buf, _ := NewBuffer(dt, kvHeads*capacity*d)
+			for j := range buf.Len() {
+				x := float32(math.Sin(float64(j + l)))
+				if dt == Float16 {
+					buf.F16[j] = float16.FromFloat32(x)
+				} else {
+					buf.F32[j] = x
+				}
+			}
+			kv[i] = keep(buf.Tensor(shape))
+		}
+		ins[l] = append(append(append([]*Tensor(nil), common...), kv[0], kv[1]), lens...)
+		outs[l] = []*Tensor{out, kv[0], kv[1]}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Run(context.Background(), ins[i%layers], outs[i%layers]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(2*kvHeads*(past+1)*d*es)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 }
 
 // tensorKeeper returns keep, which fails tb on a tensor's error and closes

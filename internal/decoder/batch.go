@@ -337,15 +337,23 @@ func (b *Batch) Prefill(ctx context.Context, slots []int, embeds [][]float32) ([
 			j++
 		}
 		rows := j - i
-		b.pre = slices.Grow(b.pre[:0], rows*c*h)[:rows*c*h]
+		// One slot's embeddings are passed as they are; several are
+		// gathered into one run's rows.
+		emb := embeds[i]
+		if rows > 1 {
+			b.pre = slices.Grow(b.pre[:0], rows*c*h)[:rows*c*h]
+			for r := range rows {
+				copy(b.pre[r*c*h:], embeds[i+r])
+			}
+			emb = b.pre
+		}
 		b.prePos = slices.Grow(b.prePos[:0], rows*c)[:rows*c]
 		for r := range rows {
-			copy(b.pre[r*c*h:], embeds[i+r])
 			for t := range c {
 				b.prePos[r*c+t] = int64(b.n[slots[i+r]] + t)
 			}
 		}
-		if err := b.run(ctx, slots[i], rows, c, b.pre, b.prePos); err != nil {
+		if err := b.run(ctx, slots[i], rows, c, emb, b.prePos); err != nil {
 			return nil, err
 		}
 		i = j

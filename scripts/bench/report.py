@@ -57,7 +57,24 @@ def main():
         dec_bytes = None
         if dec:
             dec_bytes = os.path.getsize(dec) + (os.path.getsize(dec + "_data") if os.path.exists(dec + "_data") else 0)
-        limit = bw * 1e9 / dec_bytes if dec_bytes else None
+        cfg = load(f"{work}/{preset}/config.json")
+        text = (cfg.get("text_config") or cfg) if cfg else {}
+
+        def cache_bytes(rep):
+            """The key/value cache a decoding step reads besides the weights,
+            at the middle of the decoded tokens: every layer's keys and
+            values in float32, as the q4 exports keep them."""
+            n, layers, kvh = rep.get("prompt_tokens"), text.get("num_hidden_layers"), text.get("num_key_value_heads")
+            hd = text.get("head_dim") or (text.get("hidden_size") // text["num_attention_heads"] if text.get("hidden_size") and text.get("num_attention_heads") else None)
+            if not (n and layers and kvh and hd):
+                return None
+            return (n + (rep.get("new_tokens") or 0) / 2) * layers * 2 * kvh * hd * 4
+
+        def limit_for(rep):
+            kv = cache_bytes(rep)
+            return bw * 1e9 / (dec_bytes + kv) if dec_bytes and kv is not None else None
+
+        limit, limit13 = limit_for(s1), limit_for(s13)
         # Prefill: two operations per weight at the matmul rate of the
         # decoder's kind (a 4-bit file holds two weights per byte and runs
         # on snapvlm's 4-bit kernel; an 8-bit one on ONNX Runtime's).
@@ -88,16 +105,13 @@ def main():
 
         sd1, sd13 = s1.get("decode_tokens_per_sec"), s13.get("decode_tokens_per_sec")
         jd1, jd13 = j1.get("transformers_js_decode_tokens_per_sec"), j13.get("transformers_js_decode_tokens_per_sec")
-        vocab = None
-        cfg = load(f"{work}/{preset}/config.json")
-        if cfg:
-            vocab = (cfg.get("text_config") or cfg).get("vocab_size")
+        vocab = text.get("vocab_size")
         print(f"## {name}, vocabulary {vocab if vocab else '?'}\n")
         print("| | transformers.js q4 | llama.cpp Q4_0 | llama.cpp Q8_0 | snapvlm (no --dtype) | limit for snapvlm's decoder |")
         print("|---|---|---|---|---|---|")
         print(f"| decode, 81-token context | {fmt(jd1)} | {fmt(q4.get(('tg', 0)))} | {fmt(q8.get(('tg', 0)))} | {fmt(sd1)} ({ratio(sd1, limit)} of limit) | {fmt(limit)} |")
-        print(f"| decode, 876-token context | {fmt(jd13)} | {fmt(q4.get(('tg', 876)))} | {fmt(q8.get(('tg', 876)))} | {fmt(sd13)} | |")
-        print(f"| 876 / 81 | {ratio(jd13, jd1)} | {ratio(q4.get(('tg', 876)), q4.get(('tg', 0)))} | {ratio(q8.get(('tg', 876)), q8.get(('tg', 0)))} | {ratio(sd13, sd1)} | |")
+        print(f"| decode, 876-token context | {fmt(jd13)} | {fmt(q4.get(('tg', 876)))} | {fmt(q8.get(('tg', 876)))} | {fmt(sd13)} ({ratio(sd13, limit13)} of limit) | {fmt(limit13)} |")
+        print(f"| 876 / 81 | {ratio(jd13, jd1)} | {ratio(q4.get(('tg', 876)), q4.get(('tg', 0)))} | {ratio(q8.get(('tg', 876)), q8.get(('tg', 0)))} | {ratio(sd13, sd1)} | {ratio(limit13, limit)} |")
         print(f"| decode, 81 / 876-token context, `--decoder-dtype int8` | | | | {fmt(a1.get('decode_tokens_per_sec'))} / {fmt(a13.get('decode_tokens_per_sec'))} | |")
         print(f"| prefill, 876 tokens, tok/s | — | {fmt(q4.get(('pp', 0)), '', 0)} | {fmt(q8.get(('pp', 0)), '', 0)} | {fmt(s13.get('prefill_tokens_per_sec'), '', 0)} ({ratio(s13.get('prefill_tokens_per_sec'), plimit)} of limit) | {fmt(plimit, '', 0)} |")
         print(f"| prefill, 81 / 876 tokens, tok/s, `--decoder-dtype int8` | | | | {fmt(a1.get('prefill_tokens_per_sec'), '', 0)} / {fmt(a13.get('prefill_tokens_per_sec'), '', 0)} | |")
@@ -111,11 +125,14 @@ def main():
         sizes = []
         if dec_bytes:
             sizes.append(f"snapvlm's decoder file {dec_bytes / 2**20:.0f} MiB ({os.path.basename(dec)})")
+        kv1, kv13 = cache_bytes(s1), cache_bytes(s13)
+        if kv1 is not None and kv13 is not None:
+            sizes.append(f"the float32 key/value cache {kv1 / 1e6:.1f} MB (81-token context) and {kv13 / 1e6:.1f} MB (876)")
         if q4size:
             sizes.append(f"Q4_0 {q4size / 2**20:.0f} MiB")
         if q8size:
             sizes.append(f"Q8_0 {q8size / 2**20:.0f} MiB")
-        print(f"\nWeights read per token: {'; '.join(sizes)}.\n")
+        print(f"\nRead per token: {'; '.join(sizes)}.\n")
 
 
 if __name__ == "__main__":

@@ -53,9 +53,9 @@
 // block: 4.5 KiB for K = 576), which the CPU's own prefetcher takes up too
 // late; a step then waited on memory even at 4 rows, whose multiply-adds
 // should hide it. Asking 8 blocks (2 KiB) ahead took a 4-row step of the
-// 256M size from 6.5-7.9 to 5.0-6.2 ms, and a 1-row step of the 500M size
-// from 13.2-14.4 to 10.5-11.0 ms (go test -bench BatchStep, alternated,
-// slow phase); 4 and 16 blocks gained less.
+// 256M size from 6.1-7.9 to 4.9-5.5 ms, and a 1-row step of the 500M size
+// from 13.1-14.6 to 9.8-10.4 ms (go test -bench BatchStep, alternated,
+// slow phase); 4 and 16 blocks gained less, 12 no more.
 #define PREFETCH 8
 
 typedef struct {

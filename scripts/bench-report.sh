@@ -6,16 +6,17 @@
 #   - Models: snapvlm-testmodel --preset real256m and real500m (random
 #     weights, the real sizes and file structure; q4 and int8 files).
 #   - snapvlm: `snapvlm bench --json` with no --dtype (its defaults), one
-#     tile (81 prompt tokens) and the split sample photo (13 tiles, 876).
+#     tile (81 prompt tokens) and the split sample photo (13 tiles, 876),
+#     in turns for three rounds (medians).
 #   - transformers.js 4.3.1 on its q4 files: `snapvlm-jsref` (same prompt
 #     ids and pixel values).
 #   - llama.cpp: its own llama-bench, built natively from the source
 #     node-llama-cpp@3.21.1 ships (llama/gitRelease.bundle), on GGUFs of
 #     the same text dimensions with random weights (scripts/bench/
 #     gguf_random.py, quantized by llama-quantize to Q4_0 and Q8_0).
-#   - The limits: decode tokens/s if every weight byte of the decoder file
-#     were read once per token at the read bandwidth scripts/bench/membw.c
-#     measures; prefill tokens/s if every weight byte were one int8
+#   - The limits: decode tokens/s if every weight byte of the decoder file,
+#     and of the float32 key/value cache so far, were read once per token
+#     at the read bandwidth scripts/bench/membw.c measures; prefill tokens/s if every weight byte were one int8
 #     multiply-add at the rate ONNX Runtime's 8-bit matmul reaches here
 #     (scripts/bench/matmul, which also measures float32).
 #   - Concurrent answers: `snapvlm bench --streams 4` (1, 2 and 4 text
@@ -98,11 +99,22 @@ for preset in real256m real500m; do
   XDG_CACHE_HOME=$work/cold-cache SNAPVLM_ORT_LIB=$ortlib bin/snapvlm bench --model "$dir" --image assets/sample.jpg --no-split --max-tokens 1 --runs 1 --json >"$work/$preset-snapvlm-cold.json" 2>/dev/null
   rm -rf "$work/cold-cache"
   bin/snapvlm bench --model "$dir" --image assets/sample.jpg --no-split --max-tokens 1 --runs 1 >/dev/null 2>&1
+  # The one tile and the split photo take turns, one generation each, for
+  # three rounds (report.py takes each number's median): the 876 / 81 row
+  # divides the two, and this machine's speed drifts within the minutes
+  # that three runs of one and then three of the other would take.
+  rm -f "$work/$preset-snapvlm-one"*.json "$work/$preset-snapvlm-split"*.json
+  for round in 1 2 3; do
+    for split in one split; do
+      flag=--no-split
+      [ $split = split ] && flag=
+      echo "bench-report: $preset snapvlm, $split, round $round" >&2
+      bin/snapvlm bench --model "$dir" --image assets/sample.jpg $flag --max-tokens "$tokens" --runs 1 --json >"$work/$preset-snapvlm-$split-$round.json" 2>/dev/null
+    done
+  done
   for split in one split; do
     flag=--no-split
     [ $split = split ] && flag=
-    echo "bench-report: $preset snapvlm, $split" >&2
-    bin/snapvlm bench --model "$dir" --image assets/sample.jpg $flag --max-tokens "$tokens" --runs 3 --json >"$work/$preset-snapvlm-$split.json" 2>/dev/null
     echo "bench-report: $preset transformers.js, $split" >&2
     "$work/snapvlm-jsref" --model "$dir" --image assets/sample.jpg $flag --max-tokens "$tokens" --js-dtype q4 >"$work/$preset-jsref-$split.json" 2>/dev/null
   done

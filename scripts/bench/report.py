@@ -5,6 +5,7 @@ usage: report.py WORK_DIR BANDWIDTH_GBS THREADS LLAMA_TAG SNAPVLM_VERSION
 """
 import json
 import os
+import statistics
 import sys
 
 
@@ -14,6 +15,23 @@ def load(path):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def load_rounds(prefix):
+    """The median of each number over prefix-1.json, prefix-2.json, ...
+    (bench-report's rounds), else prefix.json."""
+    reps, i = [], 1
+    while (rep := load(f"{prefix}-{i}.json")) is not None:
+        reps.append(rep)
+        i += 1
+    if not reps:
+        return load(f"{prefix}.json") or {}
+    out = dict(reps[0])
+    for k, v in reps[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = statistics.median(r[k] for r in reps if isinstance(r.get(k), (int, float)))
+    out["runs"] = len(reps)
+    return out
 
 
 def llama_rates(path):
@@ -46,8 +64,8 @@ def main():
           f"4-bit with int8 activations (accuracy_level 4) {fmt(mm.get('q4i8_gops'), '', 0)} GOP/s; "
           f"snapvlm's 4-bit kernel {fmt(mm.get('q4snapvlm_gops'), '', 0)} GOP/s.\n")
     for preset, name in (("real256m", "SmolVLM2-256M size"), ("real500m", "SmolVLM2-500M size")):
-        s1 = load(f"{work}/{preset}-snapvlm-one.json") or {}
-        s13 = load(f"{work}/{preset}-snapvlm-split.json") or {}
+        s1 = load_rounds(f"{work}/{preset}-snapvlm-one")
+        s13 = load_rounds(f"{work}/{preset}-snapvlm-split")
         cold = load(f"{work}/{preset}-snapvlm-cold.json") or {}
         j1 = load(f"{work}/{preset}-jsref-one.json") or {}
         j13 = load(f"{work}/{preset}-jsref-split.json") or {}

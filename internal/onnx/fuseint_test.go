@@ -122,11 +122,17 @@ func TestFuseIntegerMatMuls(t *testing.T) {
 // 4, 4 (blocks of 32; with zero points when zp; accuracy level acc).
 func nbitsGraph(t *testing.T, zp bool, acc int64) []byte {
 	t.Helper()
+	return nbitsGraphN(t, zp, acc, intN)
+}
+
+// nbitsGraphN is nbitsGraph with MatMulNBits of the given widths.
+func nbitsGraphN(t *testing.T, zp bool, acc int64, widths []int64) []byte {
+	t.Helper()
 	const k, blk = 64, 32
 	b := onnxbuild.New("nbits")
 	B, S := onnx.S("batch_size"), onnx.S("sequence_length")
 	x := b.Input("x", onnx.Float, B, S, onnx.N(k))
-	for j, n := range intN {
+	for j, n := range widths {
 		packed := make([]byte, n*k/2)
 		for i := range packed {
 			packed[i] = byte(i*37 + j*11)
@@ -181,6 +187,42 @@ func TestFuseMatMulNBits(t *testing.T) {
 						t.Fatalf("%d rows: y%d = %v, want the original's %v", s, j, got[j], want[j])
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestUseMatMulQ4Split: the Split after a fused MatMulNBits becomes the
+// kernel's node's outputs (attributes N1, N2) when all its widths but the
+// last are multiples of 16, and stays otherwise. (The outputs' bits are
+// tested in internal/ort, TestMatMulQ4Splits.)
+func TestUseMatMulQ4Split(t *testing.T) {
+	for _, c := range []struct {
+		widths []int64
+		split  int
+	}{{[]int64{32, 16, 16}, 0}, {[]int64{48, 8}, 0}, {intN, 1}, {[]int64{16, 8, 16}, 1}} {
+		t.Run(fmt.Sprint(c.widths), func(t *testing.T) {
+			fused, n, err := onnx.FuseMatMulNBits(nbitsGraphN(t, false, 0, c.widths))
+			if err != nil || n != 1 {
+				t.Fatalf("fusing: %d fused, %v", n, err)
+			}
+			dst, n, err := onnx.UseMatMulQ4(fused, "ai.test", "Q4", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops, err := onnx.ReadOpTypes(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			delete(ops, "Identity")
+			if n != 1 || ops["ai.test:Q4"] != 1 || ops["Split"] != c.split || len(ops) != 1+c.split {
+				t.Fatalf("%d replaced, nodes %v; want one Q4 and %d Split", n, ops, c.split)
+			}
+			if got := bytes.Contains(dst, []byte("N1")); got != (c.split == 0) {
+				t.Errorf("attribute N1 written: %v, want %v", got, c.split == 0)
+			}
+			if got := bytes.Contains(dst, []byte("N2")); got != (c.split == 0 && len(c.widths) == 3) {
+				t.Errorf("attribute N2 written: %v, want %v", got, c.split == 0 && len(c.widths) == 3)
 			}
 		})
 	}

@@ -17,7 +17,9 @@ import (
 // their weights and scales repacked for it (PackQ4) and their K and N. The
 // kernel computes their product with the activations quantized to int8 per
 // row and block of 32 (ort.MatMulQ4Op); other MatMulNBits nodes are left
-// as they are. The domain is imported at version 1. It returns the new
+// as they are. A Split that cuts a replaced node's output into outputs of
+// multiples of 16 columns (FuseMatMulNBits' Split) goes into the node, which
+// writes them itself (attributes N1, N2). The domain is imported at version 1. It returns the new
 // model and the number of nodes replaced.
 //
 // dir, when not empty, is the directory of the model's file: weights in
@@ -64,8 +66,16 @@ nodes:
 		bT := &Tensor{Name: base + "B", Type: Uint8, Dims: []int64{(nn + 15) / 16, nblk, 8, 32}, Raw: pb}
 		sT := &Tensor{Name: base + "scales", Type: Float, Dims: []int64{(nn + 15) / 16, nblk, 16}, Raw: ps}
 		inits = append(inits, bT, sT)
-		replace[i] = []Node{{Name: n.name, OpType: op, Domain: domain, Inputs: []string{n.inputs[0], bT.Name, sT.Name}, Outputs: n.outputs,
-			Attrs: []Attr{Int("K", k), Int("N", nn)}}}
+		outs, attrs := n.outputs, []Attr{Int("K", k), Int("N", nn)}
+		if si, widths, ok := g.splitAfter(n.outputs[0], nn); ok {
+			// The kernel writes the Split's outputs itself (attributes N1, N2).
+			outs = g.nodes[si].outputs
+			for o, w := range widths[1:] {
+				attrs = append(attrs, Int(fmt.Sprintf("N%d", o+1), w))
+			}
+			drop[si] = true
+		}
+		replace[i] = []Node{{Name: n.name, OpType: op, Domain: domain, Inputs: []string{n.inputs[0], bT.Name, sT.Name}, Outputs: outs, Attrs: attrs}}
 		// The original weights go with the node when nothing else reads them.
 		drop[i] = true
 	}
@@ -77,6 +87,39 @@ nodes:
 		return nil, 0, fmt.Errorf("using the 4-bit kernel: %w", err)
 	}
 	return importOpset(out, domain), len(replace), nil
+}
+
+// splitAfter finds the Split that alone reads value, the nn columns of a
+// MatMulNBits (FuseMatMulNBits' fused query/key/value or gate/up), when it
+// cuts them along the last axis into 2 or 3 outputs all but the last of
+// which are a multiple of 16 columns wide: snapvlm's kernel writes such
+// outputs itself, one node fewer a layer and no copy. It returns the
+// Split's index and the widths.
+func (g *gqaGraph) splitAfter(value string, nn int64) (int, []int64, bool) {
+	if g.readers[value] != 1 || slices.Contains(g.outputs, value) {
+		return 0, nil, false
+	}
+	for i, s := range g.nodes {
+		if s.op != "Split" || (s.domain != "" && s.domain != "ai.onnx") || len(s.inputs) != 2 || s.inputs[0] != value {
+			continue
+		}
+		widths, ok := g.consts(s.inputs[1])
+		if !slices.Equal(s.ints["axis"], []int64{-1}) || !ok || len(widths) < 2 || len(widths) > 3 || len(s.outputs) != len(widths) {
+			return 0, nil, false
+		}
+		var sum int64
+		for j, w := range widths {
+			if w <= 0 || (j < len(widths)-1 && w%16 != 0) || s.outputs[j] == "" {
+				return 0, nil, false
+			}
+			sum += w
+		}
+		if sum != nn {
+			return 0, nil, false
+		}
+		return i, widths, true
+	}
+	return 0, nil, false
 }
 
 // PackQ4 repacks MatMulNBits' 4-bit weights ([n][ceil(k/32)][16] bytes, two

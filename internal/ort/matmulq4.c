@@ -48,6 +48,11 @@
 #define TASK_ROWS 256
 #define ROWS_VNNI 16
 
+// SPLITS is the most outputs a node writes: the columns of a fused
+// query/key/value (or gate/up) matmul go straight to the outputs a Split
+// would have cut them into, every one but the last a multiple of 16 wide.
+#define SPLITS 3
+
 // PREFETCH is how many blocks ahead the vector path asks for the weights
 // it reads next. A task's weights are one short stream (256 bytes a
 // block: 4.5 KiB for K = 576), which the CPU's own prefetcher takes up too
@@ -62,13 +67,27 @@ typedef struct {
 	const uint8_t* b; // [groups][nblk][4][16 columns][4] packed weights
 	const float* s;   // [groups][nblk][16 columns] block scales
 	const float* a;   // [M, K]
-	float* y;         // [M, N]
+	float* y[SPLITS]; // the outputs: [M, ny[o]] each, columns g0[o]*16 on
+	int64_t ny[SPLITS], g0[SPLITS];
+	int nout;
 	int8_t* q;        // [tiles × 16 rows][nblk × 32] quantized activations, zero past M and K
 	int32_t* qoff;    // [M][nblk] -8 times each block's sum of q
 	float* sa;        // [M][nblk] activation scales
 	int64_t M, K, N, nblk, kp, tiles, groups;
 	int amx, vnni; // the path: tiles, vectors, else portable
 } q4job;
+
+// out_at returns where row r's columns of group g go (its output's row,
+// at the group's first column), in *cols how many of the 16 are live and
+// in *ld the output's row stride.
+static inline float* out_at(const q4job* j, int64_t r, int64_t g, int* cols, int64_t* ld) {
+	int o = j->nout - 1;
+	while (o > 0 && g < j->g0[o]) o--;
+	const int64_t c = (g - j->g0[o]) * 16;
+	*cols = j->ny[o] - c < 16 ? (int)(j->ny[o] - c) : 16;
+	*ld = j->ny[o];
+	return j->y[o] + r * j->ny[o] + c;
+}
 
 // quantize_row writes row r's quantized activations (zero past K), block
 // sums and scales without vector instructions. A NaN quantizes to 0 (as
@@ -211,9 +230,11 @@ static inline __attribute__((always_inline)) VNNI void rows_vnni(const q4job* j,
 			acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d[i][0]), _mm512_mul_ps(s, _mm512_set1_ps(j->sa[r * nblk + b])), acc[i]);
 		}
 	}
-	const int cols = j->N - g * 16 < 16 ? (int)(j->N - g * 16) : 16;
+	int cols;
+	int64_t ld;
+	float* y = out_at(j, r0, g, &cols, &ld);
 	const __mmask16 live = (__mmask16)((1u << cols) - 1);
-	for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(j->y + (r0 + i) * j->N + g * 16, live, acc[i]);
+	for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(y + i * ld, live, acc[i]);
 }
 
 static VNNI void gemm_vnni(const q4job* j, int64_t r0, int64_t r1, int64_t g) {
@@ -286,9 +307,11 @@ static inline __attribute__((always_inline)) AMX void tile_rows_r(const q4job* j
 		BLOCK(0, 2, 4, b);
 		SCALE(0, b, R);
 	}
-	const int cols = j->N - g * 16 < 16 ? (int)(j->N - g * 16) : 16;
+	int cols;
+	int64_t ld;
+	float* y = out_at(j, r0, g, &cols, &ld);
 	const __mmask16 live = (__mmask16)((1u << cols) - 1);
-	for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(j->y + (r0 + i) * j->N + g * 16, live, acc[i]);
+	for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(y + i * ld, live, acc[i]);
 }
 
 // tile_rows is tile_rows_r for the tile of rows t.
@@ -396,9 +419,12 @@ static void gemm_task(void* arg, size_t i) {
 		gemm_vnni(j, r0, r1, g);
 		return;
 	}
-	const int64_t c1 = (g + 1) * 16 < j->N ? (g + 1) * 16 : j->N;
-	for (int64_t r = r0; r < r1; r++)
-		for (int64_t c = g * 16; c < c1; c++) j->y[r * j->N + c] = out_portable(j, r, c);
+	for (int64_t r = r0; r < r1; r++) {
+		int cols;
+		int64_t ld;
+		float* y = out_at(j, r, g, &cols, &ld);
+		for (int c = 0; c < cols; c++) y[c] = out_portable(j, r, g * 16 + c);
+	}
 }
 
 // ---- the ONNX Runtime custom op ----
@@ -406,6 +432,8 @@ static void gemm_task(void* arg, size_t i) {
 typedef struct {
 	const void* api;
 	int64_t K, N;
+	int64_t ny[SPLITS]; // the outputs' widths (attributes N1, N2 split N)
+	int nout;
 	int vnni, amx;
 } q4kernel;
 
@@ -414,8 +442,9 @@ static const char* q4_provider(const custom_op* op) { (void)op; return "CPUExecu
 static int q4_input_type(const custom_op* op, size_t i) { (void)op; return i == 1 ? typeUint8 : typeFloat; }
 static size_t q4_inputs(const custom_op* op) { (void)op; return 3; }
 static int q4_output_type(const custom_op* op, size_t i) { (void)op; (void)i; return typeFloat; }
-static size_t q4_outputs(const custom_op* op) { (void)op; return 1; }
+static size_t q4_outputs(const custom_op* op) { (void)op; return SPLITS; }
 static int q4_required(const custom_op* op, size_t i) { (void)op; (void)i; return 0; } // INPUT_OUTPUT_REQUIRED
+static int q4_output_kind(const custom_op* op, size_t i) { (void)op; return i == 0 ? 0 : 1; } // the split ones OPTIONAL
 static int q4_mem_default(const custom_op* op, size_t i) { (void)op; (void)i; return 0; }
 static int q4_one(const custom_op* op) { (void)op; return 1; }
 
@@ -429,6 +458,21 @@ static status q4_create(const custom_op* op, const void* api, const void* info, 
 	status st = FN(api, iKernelInfoGetAttribute_int64, attr_int64_fn)(info, "K", &k->K);
 	if (!st) st = FN(api, iKernelInfoGetAttribute_int64, attr_int64_fn)(info, "N", &k->N);
 	if (!st && (k->K <= 0 || k->N <= 0)) st = q4_fail(api, "snapvlm 4-bit matmul: K and N must be positive");
+	// Optional N1 and N2: the widths of outputs 1 and 2, cut from the end
+	// of the N columns; output 0 has the rest.
+	int64_t split[SPLITS - 1] = {0, 0};
+	for (int i = 0; !st && i < SPLITS - 1; i++) {
+		status sa = FN(api, iKernelInfoGetAttribute_int64, attr_int64_fn)(info, i == 0 ? "N1" : "N2", &split[i]);
+		if (sa) FN(api, iReleaseStatus, release_fn)(sa);
+	}
+	if (!st) {
+		k->nout = 1 + (split[0] > 0) + (split[0] > 0 && split[1] > 0);
+		k->ny[0] = k->N - split[0] - split[1];
+		k->ny[1] = split[0], k->ny[2] = split[1];
+		if (split[0] < 0 || split[1] < 0 || (split[1] > 0 && split[0] == 0) || k->ny[0] <= 0 ||
+		    (k->nout > 1 && k->ny[0] % 16 != 0) || (k->nout > 2 && k->ny[1] % 16 != 0))
+			st = q4_fail(api, "snapvlm 4-bit matmul: N1 and N2 must split N into outputs of multiples of 16 columns (but the last)");
+	}
 	if (st) {
 		free(k);
 		return st;
@@ -483,13 +527,16 @@ static status q4_compute(void* kp, void* ctx) {
 		M *= d[0][i];
 		odims[i] = d[0][i];
 	}
-	odims[nd[0] - 1] = N;
-	void *out, *y;
-	if ((st = FN(api, iKernelContext_GetOutput, get_output_fn)(ctx, 0, odims, nd[0], &out)) ||
-	    (st = FN(api, iGetTensorMutableData, mutable_data_fn)(out, &y)))
-		return st;
+	q4job j = {.b = data[1], .s = data[2], .a = data[0], .M = M, .K = K, .N = N, .nblk = nblk, .kp = nblk * 32, .groups = groups, .nout = k->nout};
+	for (int o = 0, g0 = 0; o < k->nout; g0 += (int)(k->ny[o] / 16), o++) {
+		void *out, *y;
+		odims[nd[0] - 1] = k->ny[o];
+		if ((st = FN(api, iKernelContext_GetOutput, get_output_fn)(ctx, (size_t)o, odims, nd[0], &out)) ||
+		    (st = FN(api, iGetTensorMutableData, mutable_data_fn)(out, &y)))
+			return st;
+		j.y[o] = y, j.ny[o] = k->ny[o], j.g0[o] = g0;
+	}
 	if (M == 0) return NULL;
-	q4job j = {.b = data[1], .s = data[2], .a = data[0], .y = y, .M = M, .K = K, .N = N, .nblk = nblk, .kp = nblk * 32, .groups = groups};
 	j.tiles = (M + TILE_ROWS - 1) / TILE_ROWS;
 	j.vnni = k->vnni;
 	j.amx = k->amx && M > ROWS_VNNI;
@@ -523,7 +570,7 @@ const custom_op snapvlm_matmul_q4_op = {
 	.KernelCompute = q4_compute_v1,
 	.KernelDestroy = q4_destroy,
 	.GetInputCharacteristic = q4_required,
-	.GetOutputCharacteristic = q4_required,
+	.GetOutputCharacteristic = q4_output_kind,
 	.GetInputMemoryType = q4_mem_default,
 	.GetVariadicInputMinArity = q4_one,
 	.GetVariadicInputHomogeneity = q4_one,

@@ -37,12 +37,31 @@ func rawInitializer(name string, elem int, dims []int64, raw []byte) []byte {
 // com.microsoft MatMulNBits, with extra attributes.
 func writeQ4Model(t testing.TB, domain string, k, n int, packed []byte, scales []float32, extra ...[]byte) string {
 	t.Helper()
+	return writeQ4SplitModel(t, domain, k, n, nil, packed, scales, extra...)
+}
+
+// writeQ4SplitModel is writeQ4Model with the node's N columns cut into
+// outputs y0, y1, ... of the given widths (attributes N1 and N2), or into
+// the one output y when widths is nil.
+func writeQ4SplitModel(t testing.TB, domain string, k, n int, widths []int, packed []byte, scales []float32, extra ...[]byte) string {
+	t.Helper()
 	blocks := (k + 31) / 32
+	outs, infos := []string{"y"}, [][]byte{valueInfo("y", 1, "b", "m", n)}
+	if widths != nil {
+		outs, infos = nil, nil
+		for i, w := range widths {
+			name := fmt.Sprintf("y%d", i)
+			outs, infos = append(outs, name), append(infos, valueInfo(name, 1, "b", "m", w))
+			if i > 0 {
+				extra = append(extra, attr(fmt.Sprintf("N%d", i), int64(w), 0, 2))
+			}
+		}
+	}
 	op := MatMulQ4Op
 	if domain == "com.microsoft" {
 		op = "MatMulNBits"
 	}
-	nd := node(op, []string{"x", "w", "s"}, []string{"y"})
+	nd := node(op, []string{"x", "w", "s"}, outs)
 	attrs := [][]byte{attr("K", int64(k), 0, 2), attr("N", int64(n), 0, 2)}
 	if domain == "com.microsoft" {
 		attrs = append(attrs, attr("bits", 4, 0, 2), attr("block_size", 32, 0, 2))
@@ -56,7 +75,7 @@ func writeQ4Model(t testing.TB, domain string, k, n int, packed []byte, scales [
 	nd = protowire.AppendString(nd, domain)
 	path := writeModel(t, [][]byte{nd},
 		[][]byte{valueInfo("x", 1, "b", "m", "k")}, // symbolic: the kernel checks it
-		[][]byte{valueInfo("y", 1, "b", "m", n)})
+		infos)
 	m, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -309,6 +328,91 @@ func TestMatMulQ4RowsAlone(t *testing.T) {
 		if r < 5 && !slices.Equal(alone, five[r*n:(r+1)*n]) {
 			t.Fatalf("row %d alone differs from the row among 5", r)
 		}
+	}
+}
+
+// TestMatMulQ4Splits: a node whose columns go to two or three outputs (a
+// fused query/key/value or gate/up matmul without its Split) writes each
+// the same bits as the columns of the one-output node, on every path and
+// for rows that take the vector path and the tiles (where the CPU has them).
+func TestMatMulQ4Splits(t *testing.T) {
+	env := testEnv(t)
+	if ok, err := env.Attention(); !ok {
+		t.Fatalf("snapvlm's operators not registered: %v", err)
+	}
+	const k = 96
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, widths := range [][]int{{32, 16, 32}, {48, 24}, {16, 16, 8}} {
+		n := 0
+		for _, w := range widths {
+			n += w
+		}
+		packed := make([]byte, n*(k/32)*16)
+		for i := range packed {
+			packed[i] = byte(rng.IntN(256))
+		}
+		scales := make([]float32, n*(k/32))
+		for i := range scales {
+			scales[i] = 0.001 + rng.Float32()*0.01
+		}
+		for _, path := range []int64{0, 1} {
+			p := attr("path", path, 0, 2)
+			one, err := env.NewSession(writeQ4Model(t, AttentionDomain, k, n, packed, scales, p), SessionOptions{IntraOpThreads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			split, err := env.NewSession(writeQ4SplitModel(t, AttentionDomain, k, n, widths, packed, scales, p), SessionOptions{IntraOpThreads: 2})
+			if err != nil {
+				t.Fatalf("widths %v: %v", widths, err)
+			}
+			for _, m := range []int{1, 4, 17, 40} {
+				x := make([]float32, m*k)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				xt, _ := NewFloat32([]int64{1, int64(m), k}, x)
+				y := make([]float32, m*n)
+				yt, _ := NewFloat32([]int64{1, int64(m), int64(n)}, y)
+				if err := one.Run(context.Background(), []*Tensor{xt}, []*Tensor{yt}); err != nil {
+					t.Fatal(err)
+				}
+				var outs []*Tensor
+				var ys [][]float32
+				for _, w := range widths {
+					yw := make([]float32, m*w)
+					ot, _ := NewFloat32([]int64{1, int64(m), int64(w)}, yw)
+					outs, ys = append(outs, ot), append(ys, yw)
+				}
+				if err := split.Run(context.Background(), []*Tensor{xt}, outs); err != nil {
+					t.Fatalf("widths %v, path %d, %d rows: %v", widths, path, m, err)
+				}
+				for r := range m {
+					c := 0
+					for o, w := range widths {
+						if !slices.Equal(ys[o][r*w:(r+1)*w], y[r*n+c:r*n+c+w]) {
+							t.Fatalf("widths %v, path %d, %d rows: output %d of row %d differs from columns %d..%d", widths, path, m, o, r, c, c+w)
+						}
+						c += w
+					}
+				}
+				xt.Close()
+				yt.Close()
+				for _, o := range outs {
+					o.Close()
+				}
+			}
+			one.Close()
+			split.Close()
+		}
+	}
+	// Widths that would cut a group of 16 columns are refused at load.
+	packed := make([]byte, 40*(k/32)*16)
+	scales := make([]float32, 40*(k/32))
+	if s, err := env.NewSession(writeQ4SplitModel(t, AttentionDomain, k, 40, []int{24, 16}, packed, scales), SessionOptions{}); err == nil {
+		s.Close()
+		t.Error("outputs of 24 and 16 columns: loaded, want an error")
+	} else if !strings.Contains(err.Error(), "multiples of 16") {
+		t.Errorf("outputs of 24 and 16 columns: %v, want the widths named", err)
 	}
 }
 

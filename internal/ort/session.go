@@ -194,7 +194,7 @@ func (e *Env) newRewrittenSession(path string, o SessionOptions) (*Session, erro
 	}
 	what := fmt.Sprintf("matmulnbits-accuracy-%d", o.MatMulNBitsAccuracy)
 	if useQ4 {
-		what = "matmulq4-v3-" + what
+		what = "matmulq4-v4-" + what
 	}
 	cached, err := rewrittenFile(path, what, rewrite)
 	if errors.Is(err, errNothingToRewrite) {

@@ -18,9 +18,9 @@ import (
 // kernel computes their product with the activations quantized to int8 per
 // row and block of 32 (ort.MatMulQ4Op); other MatMulNBits nodes are left
 // as they are. A Split that cuts a replaced node's output into outputs of
-// multiples of 16 columns (FuseMatMulNBits' Split) goes into the node, which
-// writes them itself (attributes N1, N2). The domain is imported at version 1. It returns the new
-// model and the number of nodes replaced.
+// multiples of 16 columns (FuseMatMulNBits' Split) goes into the node,
+// which writes them itself (attributes N1, N2). The domain is imported at
+// version 1. It returns the new model and the number of nodes replaced.
 //
 // dir, when not empty, is the directory of the model's file: weights in
 // external data files are read from there (the new ones are inline).
@@ -93,7 +93,7 @@ nodes:
 // MatMulNBits (FuseMatMulNBits' fused query/key/value or gate/up), when it
 // cuts them along the last axis into 2 or 3 outputs all but the last of
 // which are a multiple of 16 columns wide: snapvlm's kernel writes such
-// outputs itself, one node fewer a layer and no copy. It returns the
+// outputs itself: a node and a copy fewer. It returns the
 // Split's index and the widths.
 func (g *gqaGraph) splitAfter(value string, nn int64) (int, []int64, bool) {
 	if g.readers[value] != 1 || slices.Contains(g.outputs, value) {

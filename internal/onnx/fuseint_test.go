@@ -89,11 +89,7 @@ func TestFuseIntegerMatMuls(t *testing.T) {
 			if n != 1 {
 				t.Fatalf("%d DynamicQuantizeMatMul nodes written, want 1", n)
 			}
-			ops, err := onnx.ReadOpTypes(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			delete(ops, "Identity") // onnxbuild's output names
+			ops := graphOps(t, dst)
 			if ops["com.microsoft:DynamicQuantizeMatMul"] != 1 || ops["Split"] != 1 || len(ops) != 2 {
 				t.Errorf("rewritten graph's nodes %v, want one DynamicQuantizeMatMul and one Split", ops)
 			}
@@ -116,6 +112,18 @@ func TestFuseIntegerMatMuls(t *testing.T) {
 	if _, n, err := onnx.FuseIntegerMatMuls(src); err != nil || n != 0 {
 		t.Errorf("x_scale read elsewhere: %d nodes written, err %v; want the graph kept", n, err)
 	}
+}
+
+// graphOps counts a model's nodes by op type, without the Identity nodes
+// onnxbuild names its outputs with.
+func graphOps(t *testing.T, model []byte) map[string]int {
+	t.Helper()
+	ops, err := onnx.ReadOpTypes(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(ops, "Identity")
+	return ops
 }
 
 // nbitsGraph is x [B, S, 64] read by three 4-bit MatMulNBits of widths 12,
@@ -172,11 +180,7 @@ func TestFuseMatMulNBits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ops, err := onnx.ReadOpTypes(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			delete(ops, "Identity")
+			ops := graphOps(t, dst)
 			if n != 1 || ops["com.microsoft:MatMulNBits"] != 1 || ops["Split"] != 1 || len(ops) != 2 {
 				t.Fatalf("%d fused, nodes %v; want one MatMulNBits and one Split", n, ops)
 			}
@@ -210,11 +214,7 @@ func TestUseMatMulQ4Split(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ops, err := onnx.ReadOpTypes(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			delete(ops, "Identity")
+			ops := graphOps(t, dst)
 			if n != 1 || ops["ai.test:Q4"] != 1 || ops["Split"] != c.split || len(ops) != 1+c.split {
 				t.Fatalf("%d replaced, nodes %v; want one Q4 and %d Split", n, ops, c.split)
 			}
@@ -242,10 +242,7 @@ func TestUseMatMulQ4(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ops, err := onnx.ReadOpTypes(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ops := graphOps(t, dst)
 			if n != c.want || ops["ai.test:Q4"] != c.want || ops["com.microsoft:MatMulNBits"] != 3-c.want {
 				t.Fatalf("%d replaced, nodes %v; want %d", n, ops, c.want)
 			}

@@ -289,14 +289,7 @@ func TestMatMulQ4RowsAlone(t *testing.T) {
 	}
 	const m, k, n = 40, 960, 48
 	rng := rand.New(rand.NewPCG(3, 4))
-	packed := make([]byte, n*(k/32)*16)
-	for i := range packed {
-		packed[i] = byte(rng.IntN(256))
-	}
-	scales := make([]float32, n*(k/32))
-	for i := range scales {
-		scales[i] = 0.001 + rng.Float32()*0.01
-	}
+	packed, scales := randomQ4(rng, k, n)
 	x := make([]float32, m*k)
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
@@ -331,6 +324,21 @@ func TestMatMulQ4RowsAlone(t *testing.T) {
 	}
 }
 
+// randomQ4 returns random MatMulNBits weights for k × n (4 bits, blocks of
+// 32, as writeQ4Model takes them) and their block scales.
+func randomQ4(rng *rand.Rand, k, n int) ([]byte, []float32) {
+	blocks := (k + 31) / 32
+	packed := make([]byte, n*blocks*16)
+	for i := range packed {
+		packed[i] = byte(rng.IntN(256))
+	}
+	scales := make([]float32, n*blocks)
+	for i := range scales {
+		scales[i] = 0.001 + rng.Float32()*0.01
+	}
+	return packed, scales
+}
+
 // TestMatMulQ4Splits: a node whose columns go to two or three outputs (a
 // fused query/key/value or gate/up matmul without its Split) writes each
 // the same bits as the columns of the one-output node, on every path and
@@ -347,14 +355,7 @@ func TestMatMulQ4Splits(t *testing.T) {
 		for _, w := range widths {
 			n += w
 		}
-		packed := make([]byte, n*(k/32)*16)
-		for i := range packed {
-			packed[i] = byte(rng.IntN(256))
-		}
-		scales := make([]float32, n*(k/32))
-		for i := range scales {
-			scales[i] = 0.001 + rng.Float32()*0.01
-		}
+		packed, scales := randomQ4(rng, k, n)
 		for _, path := range []int64{0, 1} {
 			p := attr("path", path, 0, 2)
 			one, err := env.NewSession(writeQ4Model(t, AttentionDomain, k, n, packed, scales, p), SessionOptions{IntraOpThreads: 2})
